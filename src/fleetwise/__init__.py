@@ -1,0 +1,30 @@
+"""fleetwise: plan and predict training and serving of AI models on the chips you have, with evidence."""
+
+from fleetwise.api import compare_training, explain_training, match_training, plan_training, training_setup
+from fleetwise.catalog import Catalog, load_catalog
+from fleetwise.errors import FleetwiseError, InfeasibleError, SpecError, UnknownIdError
+from fleetwise.plan import TrainingJob, TrainingPlan
+from fleetwise.search.evaluate import PlanResult, TrainingSearch
+from fleetwise.validate.runner import Report, validate_files
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Catalog",
+    "FleetwiseError",
+    "InfeasibleError",
+    "PlanResult",
+    "Report",
+    "SpecError",
+    "TrainingJob",
+    "TrainingPlan",
+    "TrainingSearch",
+    "UnknownIdError",
+    "compare_training",
+    "explain_training",
+    "load_catalog",
+    "match_training",
+    "plan_training",
+    "training_setup",
+    "validate_files",
+]

@@ -1,0 +1,168 @@
+"""Render API results as terminal tables or JSON (stable key order, plain floats)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from fleetwise.catalog.loader import Catalog
+from fleetwise.errors import InfeasibleError, UnknownIdError
+from fleetwise.search.evaluate import PlanResult, TrainingSearch
+
+GB = 1e9
+
+
+def _dump(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=False))
+
+
+def plan_dict(r: PlanResult) -> dict[str, Any]:
+    return {
+        "plan": r.plan.model_dump(),
+        "chips": r.chips,
+        "step_time_s": round(r.step_time_s, 6),
+        "tokens_per_s_per_chip": round(r.tokens_per_s_per_chip, 3),
+        "mfu": round(r.mfu, 5),
+        "model_tflops_per_chip": round(r.model_tflops_per_chip, 3),
+        "memory_per_device_gb": round(r.memory_total_bytes / GB, 3),
+        "memory_capacity_gb": round(r.memory_capacity_bytes / GB, 3),
+        "days": None if r.days is None else round(r.days, 4),
+        "breakdown_s": {k: round(v, 6) for k, v in r.breakdown_s.items()},
+        "memory_gb": {k: round(v / GB, 4) for k, v in r.memory_bytes.items()},
+    }
+
+
+def search_dict(s: TrainingSearch) -> dict[str, Any]:
+    return {
+        "candidates_evaluated": s.candidates_evaluated,
+        "feasible": s.feasible,
+        "search_seconds": round(s.search_seconds, 4),
+        "rejected_by": s.rejected_by,
+        "best": [plan_dict(r) for r in s.best],
+        "pareto": [plan_dict(r) for r in s.pareto],
+        "assumptions": list(s.assumptions),
+    }
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = "  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))
+    body = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join([line, "-" * len(line), *body])
+
+
+def _plan_row(r: PlanResult, with_days: bool) -> list[str]:
+    p = r.plan
+    row = [str(p.tp), str(p.pp), str(p.dp), str(p.cp), str(p.ep), str(p.micro_batch), str(p.vpp),
+           p.recompute + (f"({p.recompute_layers_frac:.2f})" if p.recompute == "full" and p.recompute_layers_frac < 1
+                          else ""),
+           str(p.zero), "y" if p.sequence_parallel else "n", f"{r.step_time_s:.3f}", f"{r.tokens_per_s_per_chip:,.0f}",
+           f"{100 * r.mfu:.1f}%", f"{r.memory_total_bytes / GB:.1f}"]
+    if with_days:
+        row.append("-" if r.days is None else f"{r.days:.1f}")
+    return row
+
+
+HEADERS = ["tp", "pp", "dp", "cp", "ep", "mbs", "vpp", "recompute", "zero", "sp", "step s", "tok/s/chip", "MFU",
+           "mem GB"]
+
+
+def training_search(s: TrainingSearch, as_json: bool, with_days: bool) -> None:
+    if as_json:
+        _dump(search_dict(s))
+        return
+    headers = HEADERS + (["days"] if with_days else [])
+    print(_table(headers, [_plan_row(r, with_days) for r in s.best]))
+    rate = s.candidates_evaluated / max(s.search_seconds, 1e-9)
+    print(f"\n{s.candidates_evaluated:,} candidates evaluated in {s.search_seconds:.2f} s ({rate:,.0f}/s); "
+          f"{s.feasible:,} feasible; Pareto front (time vs memory headroom): {len(s.pareto)} plans")
+
+
+def plan_result(r: PlanResult, as_json: bool) -> None:
+    if as_json:
+        _dump(plan_dict(r))
+        return
+    print(f"plan: {r.plan.label()}  recompute={r.plan.recompute} zero={r.plan.zero} "
+          f"sp={r.plan.sequence_parallel}  ({r.chips} chips)")
+    print(f"step time {r.step_time_s:.4f} s   tokens/s/chip {r.tokens_per_s_per_chip:,.1f}   MFU {100 * r.mfu:.1f}%")
+    print("\nstep time breakdown (s):")
+    for k, v in r.breakdown_s.items():
+        share = 100 * v / r.step_time_s if r.step_time_s else 0.0
+        print(f"  {k:<14} {v:10.4f}  {share:5.1f}%")
+    print(f"\nmemory per device (GB), {r.memory_total_bytes / GB:.1f} of {r.memory_capacity_bytes / GB:.0f}:")
+    for k, v in r.memory_bytes.items():
+        print(f"  {k:<14} {v / GB:10.2f}")
+
+
+def comparison(results: dict[str, TrainingSearch | InfeasibleError], as_json: bool) -> None:
+    if as_json:
+        _dump({hw: (search_dict(r) if isinstance(r, TrainingSearch) else {"error": str(r)})
+               for hw, r in results.items()})
+        return
+    rows = []
+    for hw, r in results.items():
+        if isinstance(r, TrainingSearch):
+            b = r.best[0]
+            rows.append([hw, b.plan.label(), f"{b.step_time_s:.3f}", f"{b.tokens_per_s_per_chip:,.0f}",
+                         f"{100 * b.mfu:.1f}%", f"{b.memory_total_bytes / GB:.1f}"])
+        else:
+            rows.append([hw, f"infeasible: {r}"[:60], "-", "-", "-", "-"])
+    print(_table(["hardware", "best plan", "step s", "tok/s/chip", "MFU", "mem GB"], rows))
+
+
+def match(m: Any, as_json: bool) -> None:
+    if as_json:
+        _dump({"ours": m.ours, "theirs": m.theirs, "their_chips": m.their_chips,
+               "their_step_time_s": m.their_step_time_s, "our_chips": m.our_chips,
+               "our_step_time_s": m.our_step_time_s, "tried": m.tried})
+        return
+    print(f"{m.their_chips} x {m.theirs}: best step {m.their_step_time_s:.3f} s")
+    if m.our_chips is None:
+        print(f"no count of {m.ours} up to {m.tried[-1][0] if m.tried else '?'} chips reaches it")
+    else:
+        print(f"{m.our_chips} x {m.ours} reach it: step {m.our_step_time_s:.3f} s "
+              f"({m.our_chips / m.their_chips:.2f} of ours per one of theirs)")
+
+
+def validation(report: Any, as_json: bool) -> None:
+    data = report.to_json()
+    if as_json:
+        _dump(data)
+        return
+    rows = []
+    for c in data["cases"]:
+        for metric, v in c["metrics"].items():
+            loso = c.get("loso_errors", {}).get(metric)
+            rows.append([c["id"], metric, f"{v['measured']:.4g}", f"{v['predicted']:.4g}", f"{100 * v['error']:+.1f}%"]
+                        + ([f"{100 * loso:+.1f}%" if loso is not None else "-"] if "loso_errors" in c else []))
+    headers = ["case", "metric", "measured", "predicted", "error"] + (["loso error"] if report.loso_errors else [])
+    print(_table(headers, rows))
+    for title, key in (("summary (in-sample)", "summary"), ("leave one source out", "summary_leave_one_source_out")):
+        if key not in data:
+            continue
+        print(f"\n{title}:")
+        for g, s in data[key].items():
+            print(f"  {g:<10} n={s['count']:3d}  median |err| {100 * s['median_ape']:.1f}%  mean {100 * s['mean_ape']:.1f}%"
+                  f"  within 10% {100 * s['within_10']:.0f}%  within 25% {100 * s['within_25']:.0f}%"
+                  f"  worst {s['worst']['id']} ({100 * s['worst']['error']:+.0f}%)")
+    for e in data["errors"]:
+        print(f"  not predicted: {e['id']}: {e['message']}")
+
+
+def catalog(cat: Catalog, args: argparse.Namespace) -> None:
+    if args.action == "list":
+        kinds = [args.kind] if args.kind else ["accelerators", "systems", "fabrics", "models"]
+        for kind in kinds:
+            print(f"{kind}:")
+            for id_, spec in sorted(cat.kind(kind).items()):
+                print(f"  {id_:<36} {getattr(spec, 'name', '')}")
+        return
+    for kind in ("accelerators", "systems", "fabrics", "models"):
+        spec = cat.kind(kind).get(args.id)
+        if spec is not None:
+            print(f"# {kind}/{args.id}  (from {cat.origin[f'{kind}/{args.id}']})")
+            print(json.dumps(spec.model_dump(exclude_none=True), indent=2))
+            return
+    known = sorted(k for kind in ("accelerators", "systems", "fabrics", "models") for k in cat.kind(kind))
+    raise UnknownIdError("catalog", args.id, known)

@@ -1,0 +1,1 @@
+"""Pure, column-wise cost models: FLOPs, efficiency, memory, training step time."""

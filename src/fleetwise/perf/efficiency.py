@@ -1,0 +1,209 @@
+"""Achieved-efficiency models fitted on micro-benchmarks (GEMM, attention, HBM, collectives).
+
+Entry points: ``load_efficiency()`` returns ``EfficiencyTable``; ``ChipEfficiency.gemm_time_s`` times
+GEMM shapes column-wise. Parameters live in ``perf/data/efficiency.yaml`` (fitted by
+``scripts/fit_efficiency.py`` on ``reference/measured-efficiency.yaml`` only, never on end-to-end runs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from fleetwise.catalog.loader import load_yaml_file
+from fleetwise.errors import SpecError
+
+FloatArray = npt.NDArray[np.float64]
+DATA_FILE = Path(__file__).parent / "data" / "efficiency.yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class GemmEfficiency:
+    """``eff = e_max * t / (t + t0)`` with ``t`` the GEMM's time at ``e_max`` (measured-efficiency notes)."""
+
+    e_max: float
+    t0_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class CollectiveEfficiency:
+    """Bus bandwidth ``B_max * S / (S + S_half)`` plus a latency floor ``alpha_s`` (nccl-tests convention)."""
+
+    busbw_frac: float
+    s_half_bytes: float
+    alpha_s: float
+    by_group_size: dict[int, float] = field(default_factory=dict)
+    applies_to: tuple[str, ...] = ()
+    tier: str = "any"
+    fabric_kind: str | None = None  # scale-out entries: "infiniband" | "roce" | None (any)
+    basis_bytes_per_s: float | None = None  # when the fraction is of a fixed link rate, not the chip's tier
+
+    def frac(self, group_size: npt.NDArray[np.int64] | FloatArray) -> FloatArray:
+        """Fraction of link bandwidth reached as bus bandwidth, by group size (full meshes scale with peers)."""
+        g = np.asarray(group_size, dtype=np.float64)
+        if not self.by_group_size:
+            return np.full_like(g, self.busbw_frac)
+        sizes = np.array(sorted(self.by_group_size), dtype=np.float64)
+        fracs = np.array([self.by_group_size[int(s)] for s in sizes])
+        return np.asarray(np.interp(g, sizes, fracs), dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class ChipEfficiency:
+    """Every fitted efficiency of one chip."""
+
+    chip_id: str
+    gemm: dict[str, GemmEfficiency]
+    attn_fwd: float
+    attn_bwd: float
+    attn_s_half: float
+    hbm: float
+    is_default: bool
+    borrowed_from: str | None = None
+    k_half: float = 176.0
+
+    def gemm_params(self, precision: str) -> GemmEfficiency:
+        for p in (precision, "bf16", "fp16"):
+            if p in self.gemm:
+                g = self.gemm[p]
+                if p != precision and precision == "fp8":
+                    # fp8 sits 5-10 points below bf16 relative to its own peak on Hopper (notes, GEMM ceiling)
+                    return GemmEfficiency(g.e_max * 0.9, g.t0_s)
+                return g
+        return next(iter(self.gemm.values()))
+
+    def gemm_time_s(
+        self, flops: FloatArray, peak_flops: float, precision: str, k: FloatArray | None = None
+    ) -> FloatArray:
+        """Time of GEMMs of ``flops`` each (column-wise) at achieved efficiency.
+
+        Args:
+            flops: FLOPs of one GEMM (2·M·N·K), any shape.
+            peak_flops: dense peak FLOP/s of the chip at this precision.
+            precision: compute precision.
+            k: reduction dimension; small K (<= 512) costs efficiency (notes, GEMM size).
+        """
+        g = self.gemm_params(precision)
+        t = flops / (peak_flops * g.e_max) + g.t0_s
+        if k is not None:
+            t = t * (1.0 + self.k_half / np.maximum(k, 1.0))  # eff *= K/(K + k_half)
+        return np.asarray(t, dtype=np.float64)
+
+    def attention_eff(self, seq: FloatArray, backward: bool = False) -> FloatArray:
+        e = self.attn_bwd if backward else self.attn_fwd
+        return np.asarray(e * seq / (seq + self.attn_s_half), dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class EfficiencyTable:
+    """Fitted efficiencies for every chip with data, defaults for the rest."""
+
+    chips: dict[str, ChipEfficiency]
+    defaults: ChipEfficiency
+    collectives: dict[str, CollectiveEfficiency]
+    alltoall: dict[str, CollectiveEfficiency]
+
+    def chip(self, chip_id: str) -> ChipEfficiency:
+        return self.chips.get(chip_id, self.defaults)
+
+    def collective(self, chip_id: str, tier: str, fabric_id: str | None = None) -> CollectiveEfficiency:
+        """The fitted ring-collective model for a chip's tier ('scaleup' | 'scaleout').
+
+        Scale-out entries are matched by fabric family (InfiniBand, RoCE) first, then by chip.
+        """
+        if tier == "scaleout" and fabric_id:
+            for c in self.collectives.values():
+                if c.tier == tier and c.fabric_kind and fabric_id.startswith(c.fabric_kind):
+                    return c
+        for c in self.collectives.values():
+            if c.tier == tier and chip_id in c.applies_to:
+                return c
+        for c in self.collectives.values():
+            if c.tier == tier and c.fabric_kind == "infiniband":
+                return c
+        key = "scaleout_default" if tier == "scaleout" else "scaleup_default"
+        return self.collectives[key]
+
+    def all_to_all(self, chip_id: str, tier: str) -> CollectiveEfficiency:
+        for c in self.alltoall.values():
+            if chip_id in c.applies_to and c.tier in (tier, "any"):
+                return c
+        return self.collective(chip_id, tier)
+
+
+def _chip(chip_id: str, raw: dict[str, Any], defaults: dict[str, Any], is_default: bool) -> ChipEfficiency:
+    gemm_raw = raw.get("gemm") or defaults["gemm_by_precision"]
+    gemm = {p: GemmEfficiency(float(v["e_max"]), float(v["t0_s"])) for p, v in gemm_raw.items()}
+    attn = raw.get("attention") or defaults["attention"]
+    hbm = raw.get("hbm") or defaults["hbm"]
+    return ChipEfficiency(
+        chip_id=chip_id,
+        gemm=gemm,
+        attn_fwd=float(attn["fwd"]),
+        attn_bwd=float(attn["bwd"]),
+        attn_s_half=float(attn.get("s_half", 1024)),
+        hbm=float(hbm["e"]),
+        is_default=is_default,
+        borrowed_from=raw.get("borrowed_from"),
+    )
+
+
+def _size_frac(v: Any) -> float:
+    """A group size's fraction: ring ``busbw_frac``, or the mean of all-to-all dispatch and combine."""
+    if not isinstance(v, dict):
+        return float(v)
+    if "busbw_frac" in v:
+        return float(v["busbw_frac"])
+    return 0.5 * (float(v["dispatch_frac"]) + float(v["combine_frac"]))
+
+
+def _collective(raw: dict[str, Any]) -> CollectiveEfficiency:
+    by_size = {int(k): _size_frac(v) for k, v in (raw.get("by_group_size") or {}).items()}
+    frac = raw.get("busbw_frac")
+    if frac is None and by_size:
+        frac = by_size[max(by_size)]
+    applies = raw.get("applies_to") or ()
+    fabric_kind = None
+    if isinstance(applies, str):  # "any chip on InfiniBand" / "any chip on RoCE"
+        fabric_kind = "infiniband" if "infiniband" in applies.lower() else "roce" if "roce" in applies.lower() else None
+        applies = ()
+    basis = None
+    bw_basis = str(raw.get("bw_basis") or "")
+    if bw_basis.startswith("ici_link_"):
+        # fraction of one ICI link; a ring on one torus axis drives a link in each direction
+        basis = 2.0 * float(bw_basis.removeprefix("ici_link_").removesuffix("GBps")) * 1e9
+    return CollectiveEfficiency(
+        busbw_frac=float(frac if frac is not None else 0.7),
+        s_half_bytes=float(raw.get("s_half_bytes", 16e6)),
+        alpha_s=float(raw.get("alpha_s", 30e-6)),
+        by_group_size=by_size,
+        applies_to=tuple(applies),
+        tier=str(raw.get("tier", "any")),
+        fabric_kind=fabric_kind,
+        basis_bytes_per_s=basis,
+    )
+
+
+def load_efficiency(path: Path = DATA_FILE) -> EfficiencyTable:
+    """Read the fitted efficiency file."""
+    data = load_yaml_file(path)
+    if not isinstance(data, dict) or "chips" not in data:
+        raise SpecError(f"{path}: expected top-level keys defaults, chips, collectives")
+    d = data.get("defaults", {})
+    defaults_raw = {
+        "gemm_by_precision": {"bf16": d.get("gemm", {"e_max": 0.6, "t0_s": 5e-6})},
+        "attention": d.get("attention", {"fwd": 0.45, "bwd": 0.35, "s_half": 1024}),
+        "hbm": d.get("hbm", {"e": 0.75}),
+    }
+    chips = {cid: _chip(cid, raw or {}, defaults_raw, False) for cid, raw in data["chips"].items()}
+    defaults = _chip("default", {}, defaults_raw, True)
+    collectives = {name: _collective(raw) for name, raw in (data.get("collectives") or {}).items()}
+    collectives.setdefault("scaleup_default", CollectiveEfficiency(0.7, 16e6, 30e-6, tier="scaleup"))
+    collectives.setdefault("scaleout_default", CollectiveEfficiency(0.7, 32e6, 40e-6, tier="scaleout"))
+    alltoall = {name: _collective(raw) for name, raw in (data.get("alltoall") or {}).items()
+                if raw.get("bw_basis")}  # latency-only entries (small-batch kernels) are not bandwidth models
+    return EfficiencyTable(chips, defaults, collectives, alltoall)

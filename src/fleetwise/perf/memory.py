@@ -1,0 +1,138 @@
+"""Memory per device of a training plan: weights, gradients, optimiser states, activations, buffers.
+
+Entry point: ``training_memory(c, setup)`` returns ``MemoryColumns``. Activation sizes follow
+Korthikanti et al. 2022 ("Reducing Activation Recomputation", Sec. 4 and Table 2), generalised to
+GQA/MLA attention, gated MLPs and MoE, with flash attention (no s² score matrix kept).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from fleetwise.perf.candidates import Candidates
+from fleetwise.perf.model_math import attention_dims
+
+if TYPE_CHECKING:
+    from fleetwise.perf.training import TrainingSetup
+
+FloatArray = npt.NDArray[np.float64]
+
+# Bytes per parameter (mixed precision with Adam; Rajbhandari et al. 2020, Sec. 3.1): 16-bit weights,
+# fp32 gradient accumulation buffer (Megatron main_grad), fp32 master weights + two Adam moments.
+WEIGHT_BYTES = 2.0
+GRAD_BYTES = 4.0
+OPTIMIZER_BYTES = 12.0
+# Framework reserve: CUDA/CANN context, communicator buffers, workspace, allocator fragmentation.
+RESERVED_BYTES = 3.0e9
+USABLE_FRACTION = 0.95
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryColumns:
+    """Bytes per device, by component (the most loaded pipeline stage)."""
+
+    weights: FloatArray
+    gradients: FloatArray
+    optimizer: FloatArray
+    activations: FloatArray
+    logits: FloatArray
+    reserved: FloatArray
+    capacity: float
+
+    @property
+    def total(self) -> FloatArray:
+        return np.asarray(
+            self.weights + self.gradients + self.optimizer + self.activations + self.logits + self.reserved
+        )
+
+    @property
+    def fits(self) -> npt.NDArray[np.bool_]:
+        return np.asarray(self.total <= self.capacity * USABLE_FRACTION)
+
+
+def _states_bytes(params: FloatArray, shard: FloatArray, zero: npt.NDArray[np.int64]) -> tuple[FloatArray, ...]:
+    """(weights, grads, optimiser) bytes of ``params`` per device under ZeRO ``zero`` sharded ``shard`` ways."""
+    w = np.where(zero >= 3, WEIGHT_BYTES * params / shard, WEIGHT_BYTES * params)
+    g = np.where(zero >= 2, GRAD_BYTES * params / shard, GRAD_BYTES * params)
+    o = np.where(zero >= 1, OPTIMIZER_BYTES * params / shard, OPTIMIZER_BYTES * params)
+    return np.asarray(w), np.asarray(g), np.asarray(o)
+
+
+def activation_bytes_per_token(c: Candidates, s: TrainingSetup, moe_layer: bool) -> FloatArray:
+    """Activation bytes kept per token for one layer, with no recomputation (16-bit activations)."""
+    m = s.model
+    tp = c.tp.astype(np.float64)
+    q, k, v = attention_dims(m)
+    h = float(m.hidden)
+    # kept outside the TP region unless sequence parallelism shards it: the two norm inputs, the
+    # attention and MLP inputs, and dropout masks (Korthikanti Table 2: the "10sbh" term)
+    outside = 4 * h + 2 * h + 2 * h + 2 * h
+    inside_attn = 2 * (q + k + v) + 2 * v + 4 * (q // max(m.heads, 1))  # q,k,v, attention out, softmax stats
+    if moe_layer and m.moe is not None:
+        mo = m.moe
+        per_expert = (6 if m.gated_mlp else 4) * mo.moe_ffn_hidden
+        inside_mlp = mo.top_k * (per_expert + 4 * h) + mo.shared_experts * per_expert + 4 * mo.experts
+    else:
+        f = float(m.ffn_hidden or 0)
+        inside_mlp = (6 if m.gated_mlp else 4) * f
+    out_sharded = np.where(c.sp, outside / tp, outside)
+    return np.asarray(out_sharded + (inside_attn + inside_mlp) / tp, dtype=np.float64)
+
+
+def training_memory(c: Candidates, s: TrainingSetup) -> MemoryColumns:
+    """Memory per device on the most loaded stage (the first stage holds the most micro-batches)."""
+    m, pc = s.model, s.params
+    tp = c.tp.astype(np.float64)
+    pp = c.pp.astype(np.float64)
+    layers_stage = np.ceil(m.layers / pp)  # the first stage holds a whole number of layers
+    dense_frac = m.n_dense_layers / m.layers
+    moe_frac = 1.0 - dense_frac
+    # params per device: layers of the stage (TP-sharded), embedding on the first stage, head on the last
+    layer_local = layers_stage * (dense_frac * pc.dense_layer + moe_frac * pc.moe_layer_local) / tp
+    experts = layers_stage * moe_frac * pc.moe_layer_experts / (c.ep * tp)
+    emb = pc.embedding / tp
+    head = np.where(pp > 1, pc.lm_head / tp, 0.0)  # with pp=1 the head sits on the same (only) stage
+    dense_params = np.asarray(layer_local + emb + head + (pc.mtp / tp) / pp)
+    shard_dense = (c.dp * c.cp).astype(np.float64)
+    shard_expert = np.maximum(shard_dense / c.ep, 1.0)
+    wd, gd, od = _states_bytes(dense_params, shard_dense, c.zero)
+    we, ge, oe = _states_bytes(np.asarray(experts), shard_expert, c.zero)
+    if s.job.lora_rank is not None:
+        # frozen base weights (fp8 when training in fp8), no base gradients or optimiser states;
+        # adapters are ~0.1-1 % of the weights, counted as 2 % with their states
+        wbytes = 1.0 if s.job.precision == "fp8" else WEIGHT_BYTES
+        base = np.where(c.zero >= 3, (dense_params / shard_dense + experts / shard_expert),
+                        dense_params + experts) * wbytes
+        wd, we = base, np.zeros_like(base)
+        gd = od = 0.02 * base * (GRAD_BYTES + OPTIMIZER_BYTES) / wbytes
+        ge = oe = np.zeros_like(base)
+
+    tokens_mb = (c.mbs * s.job.seq_len / c.cp).astype(np.float64)
+    per_tok = dense_frac * activation_bytes_per_token(c, s, False)
+    if m.moe is not None:
+        per_tok = per_tok + moe_frac * activation_bytes_per_token(c, s, True)
+    layer_input = np.where(c.sp, 2.0 * m.hidden / tp, 2.0 * m.hidden)
+    frac = np.where(c.recompute == 2, c.recompute_frac, 0.0)
+    per_layer = tokens_mb * ((1.0 - frac) * per_tok + frac * layer_input)
+    # 1F1B: the first stage holds pp micro-batches in flight; interleaving adds (pp-1)/(pp·vpp)
+    # (Korthikanti et al. 2022, Sec. 4.2.3)
+    n_micro = (s.job.global_batch / (c.dp * c.mbs)).astype(np.float64)
+    in_flight = np.minimum(pp, n_micro) * np.where(c.vpp > 1, 1.0 + (pp - 1.0) / (pp * c.vpp), 1.0)
+    working = tokens_mb * per_tok  # one layer fully materialised while it is recomputed
+    acts = per_layer * layers_stage * in_flight + np.where(frac > 0, working, 0.0)
+    # logits and their fp32 copy for the loss, on the last stage (the first when pp=1)
+    logits = tokens_mb * m.vocab / tp * 6.0
+    reserved = np.full(len(c), RESERVED_BYTES)
+    return MemoryColumns(
+        weights=np.asarray(wd + we),
+        gradients=np.asarray(gd + ge),
+        optimizer=np.asarray(od + oe),
+        activations=np.asarray(acts),
+        logits=np.asarray(logits),
+        reserved=reserved,
+        capacity=s.accel.hbm_bytes,
+    )

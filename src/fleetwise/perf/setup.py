@@ -1,0 +1,65 @@
+"""Resolve ids and overrides into a ``TrainingSetup``: the model, chip, system, network and constants.
+
+Entry point: ``make_training_setup``. A missing system is synthesised from the accelerator's own
+scale-up and scale-out figures (8-chip nodes), and says so in its name.
+"""
+
+from __future__ import annotations
+
+from fleetwise.catalog.types import Accelerator, ModelArch, System, Tier
+from fleetwise.network.collectives import build_network
+from fleetwise.perf.calibration import Calibration, load_calibration
+from fleetwise.perf.efficiency import EfficiencyTable, load_efficiency
+from fleetwise.perf.model_math import param_counts
+from fleetwise.perf.training import TrainingSetup
+from fleetwise.plan import TrainingJob
+
+
+def synthetic_system(accel: Accelerator) -> System:
+    """An 8-chip (or domain-sized, if smaller) node built from the accelerator's datasheet figures."""
+    domain = min(accel.scaleup_domain or 8, 8)
+    bw = accel.scaleup_gbps_bidir or 64.0
+    return System(
+        id=f"{accel.id}__node",
+        vendor=accel.vendor,
+        name=f"{domain}x {accel.name} (synthesised from the accelerator's figures)",
+        accelerator_id=accel.id,
+        chips_per_node=domain,
+        domain_size=domain,
+        scaleup=Tier(topology="switched", gbps_bidir_per_chip=bw),
+        scaleout_gbit_per_node=(accel.scaleout_gbit_per_chip or 100.0) * domain,
+    )
+
+
+def adapt_system(system: System, accel: Accelerator) -> System:
+    """A system built for another chip of the same node type runs at this chip's scale-up bandwidth."""
+    if system.accelerator_id == accel.id or accel.scaleup_gbps_bidir is None:
+        return system
+    return system.model_copy(update={
+        "scaleup": system.scaleup.model_copy(update={"gbps_bidir_per_chip": accel.scaleup_gbps_bidir}),
+        "accelerator_id": accel.id,
+    })
+
+
+def make_training_setup(
+    model: ModelArch,
+    accel: Accelerator,
+    system: System | None,
+    job: TrainingJob,
+    eff: EfficiencyTable | None = None,
+    calibration: Calibration | None = None,
+) -> TrainingSetup:
+    """Bundle everything the training cost model needs."""
+    eff = eff or load_efficiency()
+    calibration = calibration or load_calibration()
+    sys_ = adapt_system(system, accel) if system is not None else synthetic_system(accel)
+    return TrainingSetup(
+        model=model,
+        accel=accel,
+        system=sys_,
+        network=build_network(sys_, accel, eff),
+        eff=eff.chip(accel.id),
+        job=job,
+        constants=calibration.constants(accel.id),
+        params=param_counts(model),
+    )

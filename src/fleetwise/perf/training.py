@@ -1,0 +1,319 @@
+"""Training step time of every plan in a candidate table, with its breakdown.
+
+Entry points: ``TrainingSetup`` (model, chip, system, job and fitted constants, resolved once) and
+``training_step(c, setup)`` returning ``StepColumns``. One code path for one plan or millions.
+
+Per micro-batch and pipeline stage: weight GEMMs (shard shapes after TP/CP/EP, achieved efficiency
+by shape), attention core (flash, causal), memory-bound kernels (bytes / HBM), TP / CP / EP
+communication; then 1F1B pipelining with its bubble (Narayanan et al. 2021, Sec. 2.2), the exposed
+part of data-parallel gradient traffic, and the optimiser step. Assumptions are listed in
+``ASSUMPTIONS`` and carried into every result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from fleetwise.catalog.types import Accelerator, ModelArch, System
+from fleetwise.network.collectives import Network
+from fleetwise.perf.calibration import GroupConstants
+from fleetwise.perf.candidates import Candidates
+from fleetwise.perf.efficiency import ChipEfficiency
+from fleetwise.perf.memory import MemoryColumns, training_memory
+from fleetwise.perf.model_math import Gemm, ParamCounts, attention_dims, dense_layer_gemms, moe_layer_gemms
+from fleetwise.plan import TrainingJob
+
+FloatArray = npt.NDArray[np.float64]
+
+ACT_BYTES = 2.0  # activations and their gradients travel in 16 bit (also in fp8 training)
+KERNEL_GAP_S = 2.0e-6  # idle gap between dependent kernels (launch overhead partly hidden by queueing)
+KERNELS_PER_LAYER_FWD = 14
+BWD_OVER_FWD_ATTN_FLOPS = 2.5  # flash-attention backward does 2.5x the forward FLOPs (Dao 2023)
+
+ASSUMPTIONS: tuple[str, ...] = (
+    "weight GEMM efficiency from micro-benchmarks: e_max * t/(t + t0) by the shard's shape",
+    "attention: flash kernel, causal masking skips half the score blocks; backward 2.5x forward FLOPs",
+    "TP communication exposed unless tp_comm_overlap (then hidden behind GEMMs up to their length)",
+    "CP ring-attention KV exchange overlapped with attention compute",
+    "EP all-to-all exposed (no dispatch/compute overlap)",
+    "DP gradient reduce-scatter/all-reduce overlapped with the last micro-batch's backward",
+    "ZeRO-3 parameter all-gathers overlapped with each micro-batch's compute",
+    "pipeline: 1F1B (interleaved when vpp>1), bubble (pp-1)/vpp stage-times; last stage carries the LM head",
+    "optimizer: Adam, fp32 master weights and moments, memory-bound",
+    "group constant compute_scale (fitted on published runs of the chip family) multiplies kernel time",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingSetup:
+    """Everything a training cost evaluation needs besides the plan columns."""
+
+    model: ModelArch
+    accel: Accelerator
+    system: System
+    network: Network
+    eff: ChipEfficiency
+    job: TrainingJob
+    constants: GroupConstants
+    params: ParamCounts
+
+
+@dataclass(frozen=True, slots=True)
+class StepColumns:
+    """Per-plan step time and its parts (seconds per optimiser step), plus memory."""
+
+    compute_s: FloatArray  # GEMM + attention + memory-bound kernels on the critical stage, all micro-batches
+    recompute_s: FloatArray
+    tp_comm_s: FloatArray
+    cp_comm_s: FloatArray
+    ep_comm_s: FloatArray
+    pp_comm_s: FloatArray
+    bubble_s: FloatArray
+    dp_comm_s: FloatArray  # exposed part
+    optimizer_s: FloatArray
+    memory: MemoryColumns
+    n_micro: FloatArray
+
+    @property
+    def step_time_s(self) -> FloatArray:
+        return np.asarray(
+            self.compute_s + self.recompute_s + self.tp_comm_s + self.cp_comm_s + self.ep_comm_s
+            + self.pp_comm_s + self.bubble_s + self.dp_comm_s + self.optimizer_s
+        )
+
+    def parts(self) -> dict[str, FloatArray]:
+        return {
+            "compute_s": self.compute_s,
+            "recompute_s": self.recompute_s,
+            "tp_comm_s": self.tp_comm_s,
+            "cp_comm_s": self.cp_comm_s,
+            "ep_comm_s": self.ep_comm_s,
+            "pp_comm_s": self.pp_comm_s,
+            "bubble_s": self.bubble_s,
+            "dp_comm_s": self.dp_comm_s,
+            "optimizer_s": self.optimizer_s,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _LayerTimes:
+    """Seconds per layer per micro-batch on one device, by kind."""
+
+    gemm_fwd: FloatArray
+    gemm_bwd: FloatArray
+    attn_fwd: FloatArray
+    attn_bwd: FloatArray
+    mem_fwd: FloatArray
+    tp_comm: FloatArray  # fwd + bwd
+    ep_comm: FloatArray
+    cp_comm: FloatArray
+
+    def scaled(self, k: float) -> _LayerTimes:
+        return _LayerTimes(self.gemm_fwd * k, self.gemm_bwd * k, self.attn_fwd * k, self.attn_bwd * k,
+                           self.mem_fwd * k, self.tp_comm * k, self.ep_comm * k, self.cp_comm * k)
+
+    def __add__(self, o: _LayerTimes) -> _LayerTimes:
+        return _LayerTimes(self.gemm_fwd + o.gemm_fwd, self.gemm_bwd + o.gemm_bwd, self.attn_fwd + o.attn_fwd,
+                           self.attn_bwd + o.attn_bwd, self.mem_fwd + o.mem_fwd, self.tp_comm + o.tp_comm,
+                           self.ep_comm + o.ep_comm, self.cp_comm + o.cp_comm)
+
+
+def _gemm_times(gemms: list[Gemm], tokens: FloatArray, tp: FloatArray, s: TrainingSetup,
+                expert_tokens: FloatArray | None = None) -> tuple[FloatArray, FloatArray]:
+    """(forward, backward) seconds of a list of weight GEMMs for ``tokens`` rows per device."""
+    peak = s.accel.peak_flops(s.job.precision)
+    fwd = np.zeros_like(tokens)
+    bwd = np.zeros_like(tokens)
+    for g in gemms:
+        n = g.n / tp if g.shard == "col" else np.full_like(tp, float(g.n))
+        k = g.k / tp if g.shard == "row" else np.full_like(tp, float(g.k))
+        if g.experts > 1 and expert_tokens is not None:
+            rows = expert_tokens  # tokens per local expert; the device runs experts_local such GEMMs
+            count = tokens * g.tokens_per_token / np.maximum(rows, 1e-9)
+        else:
+            rows, count = tokens, np.ones_like(tokens)
+        flops = 2.0 * rows * n * k
+        fwd += count * s.eff.gemm_time_s(flops, peak, s.job.precision, k)
+        # backward: activation gradient (reduces over n) and weight gradient (reduces over rows);
+        # LoRA freezes the base weight, so only the activation gradient runs
+        bwd += count * s.eff.gemm_time_s(flops, peak, s.job.precision, n)
+        if s.job.lora_rank is None:
+            bwd += count * s.eff.gemm_time_s(flops, peak, s.job.precision, rows)
+    return fwd, bwd
+
+
+def _layer_times(c: Candidates, s: TrainingSetup, moe_layer: bool) -> _LayerTimes:
+    m, net = s.model, s.network
+    tp = c.tp.astype(np.float64)
+    cp = c.cp.astype(np.float64)
+    seq = float(s.job.seq_len)
+    tokens = c.mbs * seq / cp  # rows each device's GEMMs see, (n,)
+    expert_tokens = None
+    if moe_layer:
+        local, routed = moe_layer_gemms(m)
+        assert m.moe is not None
+        # balanced routing: each of the ep ranks' tokens picks top_k of `experts` experts
+        expert_tokens = c.ep * tokens * m.moe.top_k / m.moe.experts
+        gf, gb = _gemm_times(local, tokens, tp, s)
+        ef, eb = _gemm_times(routed, tokens, tp, s, expert_tokens)
+        gemm_fwd, gemm_bwd = gf + ef, gb + eb
+    else:
+        gemm_fwd, gemm_bwd = _gemm_times(dense_layer_gemms(m), tokens, tp, s)
+
+    # attention core: queries of this CP shard against the whole (causal) context, heads split by TP
+    q, _, v = attention_dims(m)
+    window = min(seq, float(m.attention.sliding_window or seq))
+    causal = 0.5 if window == seq else 1.0
+    attn_flops = 2.0 * tokens * window * (q + v) / tp * causal
+    peak16 = s.accel.peak_flops("bf16")
+    kv_ctx = np.full_like(tokens, window)
+    attn_fwd = attn_flops / (peak16 * s.eff.attention_eff(kv_ctx))
+    attn_bwd = BWD_OVER_FWD_ATTN_FLOPS * attn_flops / (peak16 * s.eff.attention_eff(kv_ctx, backward=True))
+
+    # memory-bound kernels: norms, residual adds, activation function, rotary, casts (bytes per token)
+    h = float(m.hidden)
+    f = float(m.moe.moe_ffn_hidden * m.moe.top_k if moe_layer and m.moe else (m.ffn_hidden or 0))
+    inside = ACT_BYTES * ((3.0 if m.gated_mlp else 2.0) * f + 2.0 * q)
+    outside = ACT_BYTES * 10.0 * h
+    per_token = np.where(c.sp, outside / tp, outside) + inside / tp
+    if moe_layer and m.moe is not None:
+        per_token = per_token + ACT_BYTES * 4.0 * h * m.moe.top_k / tp  # permute / unpermute copies
+    mem_fwd = tokens * per_token / (s.accel.hbm_bw_bytes_per_s * s.eff.hbm) + KERNELS_PER_LAYER_FWD * KERNEL_GAP_S
+
+    # TP: 2 all-reduces (or 2 all-gather + 2 reduce-scatter with SP) forward, the same backward
+    act_bytes = tokens * h * ACT_BYTES
+    stride1 = np.ones_like(c.tp)
+    per_collective = net.all_reduce_s(act_bytes, c.tp, stride1)
+    tp_comm = 4.0 * per_collective
+    gemm_total = gemm_fwd + gemm_bwd
+    tp_comm = np.where(c.tp_overlap, np.maximum(tp_comm - 0.8 * gemm_total, 0.1 * tp_comm), tp_comm)
+
+    # CP: ring attention passes K/V blocks around the cp ranks, overlapped with attention compute
+    _, kdim, vdim = attention_dims(m)
+    kv_bytes = tokens * (kdim + vdim) / tp * ACT_BYTES
+    ring = net.p2p_s(kv_bytes, net.spans_scaleout(c.cp, c.tp)) * (cp - 1.0)
+    cp_comm = np.where(c.cp > 1, np.maximum(ring - attn_fwd, 0.0) + np.maximum(2.0 * ring - attn_bwd, 0.0), 0.0)
+
+    ep_comm = np.zeros_like(tokens)
+    if moe_layer and m.moe is not None:
+        # dispatch + combine forward, and again backward; each rank sends top_k copies of its tokens
+        a2a_bytes = tokens / np.where(c.sp, tp, 1.0) * m.moe.top_k * h * ACT_BYTES
+        ep_comm = 4.0 * net.all_to_all_s(a2a_bytes, c.ep, c.tp * c.cp)
+    return _LayerTimes(gemm_fwd, gemm_bwd, attn_fwd, attn_bwd, mem_fwd, tp_comm, ep_comm, cp_comm)
+
+
+def _head_times(c: Candidates, s: TrainingSetup) -> FloatArray:
+    """LM head + loss forward and backward per micro-batch (on the last stage)."""
+    tp = c.tp.astype(np.float64)
+    tokens = c.mbs * float(s.job.seq_len) / c.cp
+    head = [Gemm("lm_head", s.model.vocab, s.model.hidden, "col")]
+    f, b = _gemm_times(head, tokens, tp, s)
+    softmax = 3.0 * tokens * s.model.vocab / tp * 4.0 / (s.accel.hbm_bw_bytes_per_s * s.eff.hbm)
+    return np.asarray(f + b + softmax)
+
+
+def training_step(c: Candidates, s: TrainingSetup) -> StepColumns:
+    """Step time and breakdown of every plan in ``c``."""
+    m = s.model
+    scale = s.constants.compute_scale
+    pp = c.pp.astype(np.float64)
+    n_micro = (s.job.global_batch / (c.dp * c.mbs)).astype(np.float64)
+    layers_stage = m.layers / pp  # uneven layouts balance stages when pp does not divide the layers
+    dense_share = m.n_dense_layers / m.layers
+
+    lt = _layer_times(c, s, False).scaled(dense_share) if m.n_dense_layers else None
+    if m.n_moe_layers:
+        moe = _layer_times(c, s, True).scaled(1.0 - dense_share)
+        lt = moe if lt is None else lt + moe
+    assert lt is not None
+    kernel_fwd = (lt.gemm_fwd + lt.attn_fwd + lt.mem_fwd) * scale
+    kernel_bwd = (lt.gemm_bwd + lt.attn_bwd + 2.0 * lt.mem_fwd) * scale
+    # recompute: full re-runs the layer forward (with its TP traffic) for a share of layers;
+    # selective re-runs the attention core only (Korthikanti et al. 2022, Sec. 5)
+    full_frac = np.where(c.recompute == 2, c.recompute_frac, 0.0)
+    recomp_layer = full_frac * (kernel_fwd + 0.5 * lt.tp_comm) + np.where(c.recompute == 1, lt.attn_fwd * scale, 0.0)
+    head = _head_times(c, s) * scale
+    mtp = m.mtp_modules * (kernel_fwd + kernel_bwd)
+
+    stage_compute = layers_stage * (kernel_fwd + kernel_bwd) + head + mtp  # per micro-batch, last stage
+    stage_recompute = layers_stage * recomp_layer
+    stage_tp = layers_stage * lt.tp_comm
+    stage_cp = layers_stage * lt.cp_comm
+    stage_ep = layers_stage * lt.ep_comm
+    # pipeline p2p: activations forward and gradients backward at each of the vpp chunk boundaries
+    p2p_bytes = c.mbs * float(s.job.seq_len) / c.cp * m.hidden * ACT_BYTES / np.where(c.sp, c.tp, 1)
+    crosses = s.network.spans_scaleout(c.pp, c.tp * c.cp * c.dp)
+    stage_pp = np.where(c.pp > 1, 2.0 * c.vpp * s.network.p2p_s(p2p_bytes, crosses), 0.0)
+
+    stage_total = stage_compute + stage_recompute + stage_tp + stage_cp + stage_ep + stage_pp
+    bubble = np.where(c.pp > 1, (pp - 1.0) / c.vpp * stage_total, 0.0)
+
+    dp_exposed = _dp_exposed_s(c, s, layers_stage, kernel_bwd, kernel_fwd + kernel_bwd, n_micro)
+    optimizer = _optimizer_s(c, s, layers_stage)
+    if s.job.lora_rank is not None:  # adapters only: their gradients and optimiser step are negligible
+        dp_exposed = np.zeros_like(dp_exposed)
+        optimizer = np.zeros_like(optimizer)
+    return StepColumns(
+        compute_s=np.asarray(n_micro * stage_compute),
+        recompute_s=np.asarray(n_micro * stage_recompute),
+        tp_comm_s=np.asarray(n_micro * stage_tp),
+        cp_comm_s=np.asarray(n_micro * stage_cp),
+        ep_comm_s=np.asarray(n_micro * stage_ep),
+        pp_comm_s=np.asarray(n_micro * stage_pp),
+        bubble_s=np.asarray(bubble),
+        dp_comm_s=dp_exposed,
+        optimizer_s=optimizer,
+        memory=training_memory(c, s),
+        n_micro=n_micro,
+    )
+
+
+def _stage_params(c: Candidates, s: TrainingSetup, layers_stage: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """(dense, expert) parameters held per device on the critical stage."""
+    m, pc = s.model, s.params
+    tp = c.tp.astype(np.float64)
+    dense_share = m.n_dense_layers / m.layers
+    dense = layers_stage * (dense_share * pc.dense_layer + (1 - dense_share) * pc.moe_layer_local) / tp
+    dense = dense + np.where(c.pp > 1, pc.lm_head, pc.lm_head + pc.embedding) / tp
+    experts = layers_stage * (1 - dense_share) * pc.moe_layer_experts / (c.ep * tp)
+    return np.asarray(dense), np.asarray(experts)
+
+
+def _dp_exposed_s(c: Candidates, s: TrainingSetup, layers_stage: FloatArray, bwd_layer: FloatArray,
+                  layer_total: FloatArray, n_micro: FloatArray) -> FloatArray:
+    """Exposed data-parallel traffic per step: gradient reduction (and ZeRO-3 parameter gathers)."""
+    dense, experts = _stage_params(c, s, layers_stage)
+    net = s.network
+    dps = c.dp * c.cp
+    edp = np.maximum(dps // c.ep, 1)
+    stride = c.tp
+    grad_dense = np.where(c.zero >= 1, net.all_gather_s(dense * 4.0, dps, stride),
+                          net.all_reduce_s(dense * 4.0, dps, stride))
+    grad_exp = np.where(c.zero >= 1, net.all_gather_s(experts * 4.0, edp, stride * c.ep),
+                        net.all_reduce_s(experts * 4.0, edp, stride * c.ep))
+    # distributed optimiser: updated 16-bit parameters all-gathered after the step (overlapped with
+    # the next forward in current Megatron-LM, counted half-exposed here)
+    gather = np.where(c.zero >= 1, 0.5 * (net.all_gather_s(dense * 2.0, dps, stride)
+                                          + net.all_gather_s(experts * 2.0, edp, stride * c.ep)), 0.0)
+    # gradients of a stage are ready chunk by chunk during the cool-down of 1F1B, whose backward
+    # passes (up to pp of them) hide the bucketed reduction
+    window = layers_stage * bwd_layer * np.minimum(n_micro, c.pp)
+    grads = grad_dense + grad_exp
+    exposed = np.maximum(grads - window, 0.05 * grads) + gather
+    # ZeRO-3: parameters gathered for forward and backward of every micro-batch, hidden behind compute
+    z3 = n_micro * 2.0 * (net.all_gather_s(dense * 2.0, dps, stride) + net.all_gather_s(experts * 2.0, edp, stride))
+    z3_exposed = np.maximum(z3 - n_micro * layers_stage * layer_total, 0.05 * z3)
+    return np.asarray(np.where(c.zero >= 3, exposed + z3_exposed, exposed), dtype=np.float64)
+
+
+def _optimizer_s(c: Candidates, s: TrainingSetup, layers_stage: FloatArray) -> FloatArray:
+    """Adam step: reads grads, master weights and moments, writes them and the 16-bit weights."""
+    dense, experts = _stage_params(c, s, layers_stage)
+    dps = (c.dp * c.cp).astype(np.float64)
+    edp = np.maximum(dps / c.ep, 1.0)
+    params = np.where(c.zero >= 1, dense / dps + experts / edp, dense + experts)
+    bytes_ = params * 30.0
+    return np.asarray(bytes_ / (s.accel.hbm_bw_bytes_per_s * s.eff.hbm))

@@ -1,0 +1,1 @@
+"""Candidate spaces, vectorised evaluation, Pareto fronts."""

@@ -1,0 +1,140 @@
+"""The candidate space of training plans for N chips, as numpy columns, with named feasibility masks.
+
+Entry points: ``SearchSpace`` (the axis values, with ``pinned`` fixed fields), ``generate(space, ...)``
+yielding ``Candidates`` blocks, and ``structural_masks`` (the divisibility and model-shape rules, each
+named so ``explain`` can say which one rejects a plan).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from fleetwise.catalog.types import ModelArch
+from fleetwise.perf.candidates import Candidates
+from fleetwise.plan import RECOMPUTE, TrainingJob
+
+BoolArray = npt.NDArray[np.bool_]
+
+RECOMPUTE_FRACS = (0.25, 0.5, 0.75, 1.0)
+
+
+def divisors(n: int) -> list[int]:
+    small = [d for d in range(1, int(n**0.5) + 1) if n % d == 0]
+    return sorted(set(small + [n // d for d in small]))
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSpace:
+    """Axis values to combine. ``pinned`` fixes fields to one value (``TrainingPlan`` field names)."""
+
+    chips: int
+    max_micro_batch: int = 128
+    vpp_values: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 12, 16)
+    zero_values: tuple[int, ...] = (0, 1, 2, 3)
+    pinned: Mapping[str, Any] = field(default_factory=dict)
+
+    def axis(self, name: str, default: list[Any]) -> list[Any]:
+        v = self.pinned.get(name)
+        return [v] if v is not None else default
+
+
+def _triples(space: SearchSpace, m: ModelArch, job: TrainingJob) -> npt.NDArray[np.int64]:
+    """(tp, pp, cp, dp, ep) combinations whose product uses every chip, as rows."""
+    n = space.chips
+    rows = []
+    for tp in space.axis("tp", divisors(n)):
+        for pp in space.axis("pp", [d for d in divisors(n // tp) if d <= m.layers] if n % tp == 0 else []):
+            rest = n // (tp * pp) if n % (tp * pp) == 0 else 0
+            for cp in space.axis("cp", divisors(rest) if rest else []):
+                if rest % cp:
+                    continue
+                dp = rest // cp
+                if space.pinned.get("dp") not in (None, dp):
+                    continue
+                eps = [1] if m.moe is None else [e for e in divisors(dp * cp) if m.moe.experts % e == 0]
+                for ep in space.axis("ep", eps):
+                    rows.append((tp, pp, cp, dp, ep))
+    return np.array(rows, dtype=np.int64).reshape(-1, 5)
+
+
+def _micro_batches(space: SearchSpace, job: TrainingJob) -> list[int]:
+    out, b = [], 1
+    while b <= min(space.max_micro_batch, job.global_batch):
+        out.append(b)
+        b *= 2
+    return space.axis("micro_batch", out)
+
+
+def _knob_grid(space: SearchSpace, job: TrainingJob) -> npt.NDArray[np.float64]:
+    """Rows of (mbs, vpp, recompute, recompute_frac, zero, sp, tp_overlap)."""
+    recomputes: list[tuple[int, float]] = []
+    for r in space.axis("recompute", list(RECOMPUTE)):
+        code = RECOMPUTE.index(r)
+        fracs = space.axis("recompute_layers_frac", list(RECOMPUTE_FRACS)) if code == 2 else [1.0]
+        recomputes += [(code, f) for f in fracs]
+    grids = np.meshgrid(
+        np.array(_micro_batches(space, job)),
+        np.array(space.axis("vpp", list(space.vpp_values))),
+        np.arange(len(recomputes)),
+        np.array(space.axis("zero", list(space.zero_values))),
+        np.array(space.axis("sequence_parallel", [True, False]), dtype=np.int64),
+        np.array(space.axis("tp_comm_overlap", [False, True]), dtype=np.int64),
+        indexing="ij",
+    )
+    flat = [g.ravel() for g in grids]
+    rc = np.array(recomputes, dtype=np.float64)[flat[2]]
+    return np.stack([flat[0], flat[1], rc[:, 0], rc[:, 1], flat[3], flat[4], flat[5]], axis=1).astype(np.float64)
+
+
+def space_size(space: SearchSpace, m: ModelArch, job: TrainingJob) -> int:
+    return len(_triples(space, m, job)) * len(_knob_grid(space, job))
+
+
+def generate(space: SearchSpace, m: ModelArch, job: TrainingJob, block: int = 262_144) -> Iterator[Candidates]:
+    """Yield the full product of parallel layouts and knobs in blocks of about ``block`` rows."""
+    layouts = _triples(space, m, job)
+    knobs = _knob_grid(space, job)
+    if len(layouts) == 0 or len(knobs) == 0:
+        return
+    per_block = max(1, block // len(knobs))
+    for start in range(0, len(layouts), per_block):
+        lay = layouts[start:start + per_block]
+        li = np.repeat(np.arange(len(lay)), len(knobs))
+        ki = np.tile(np.arange(len(knobs)), len(lay))
+        lk = lay[li]
+        kn = knobs[ki]
+        yield Candidates(
+            tp=lk[:, 0].copy(), pp=lk[:, 1].copy(), cp=lk[:, 2].copy(), dp=lk[:, 3].copy(), ep=lk[:, 4].copy(),
+            mbs=kn[:, 0].astype(np.int64), vpp=kn[:, 1].astype(np.int64), recompute=kn[:, 2].astype(np.int64),
+            recompute_frac=kn[:, 3].copy(), zero=kn[:, 4].astype(np.int64), sp=kn[:, 5].astype(np.bool_),
+            tp_overlap=kn[:, 6].astype(np.bool_),
+        )
+
+
+def structural_masks(c: Candidates, m: ModelArch, job: TrainingJob, domain_size: int) -> dict[str, BoolArray]:
+    """Named rules a plan must satisfy whatever its cost. ``True`` = allowed."""
+    kv = m.n_kv_heads if m.attention.type != "MLA" else m.heads
+    layers_per_pp = m.layers / c.pp
+    masks: dict[str, BoolArray] = {
+        "tp_divides_heads": (m.heads % c.tp == 0) & ((kv % c.tp == 0) | (c.tp % kv == 0)),
+        "tp_within_scaleup_domain": c.tp <= max(domain_size, 1),
+        "pp_at_most_layers": c.pp <= m.layers,
+        "global_batch_divides_into_micro_batches": job.global_batch % (c.dp * c.mbs) == 0,
+        "vpp_needs_pipeline_and_layers": (c.vpp == 1) | ((c.pp > 1) & (m.layers >= c.pp * c.vpp)),
+        "interleaving_needs_micro_batches_multiple_of_pp": (c.vpp == 1)
+        | ((job.global_batch // np.maximum(c.dp * c.mbs, 1)) % c.pp == 0),
+        "cp_divides_sequence": job.seq_len % (2 * c.cp) == 0,
+        "sequence_parallel_needs_tp": ~c.sp | (c.tp > 1),
+        "tp_overlap_needs_sequence_parallel": ~c.tp_overlap | c.sp,
+        "recompute_fraction_only_with_full": (c.recompute == 2) | (c.recompute_frac == 1.0),
+    }
+    if m.moe is not None:
+        masks["ep_divides_experts"] = (m.moe.experts % c.ep == 0) & ((c.dp * c.cp) % c.ep == 0)
+    else:
+        masks["ep_divides_experts"] = c.ep == 1
+    return {k: np.asarray(v, dtype=np.bool_) for k, v in masks.items()}

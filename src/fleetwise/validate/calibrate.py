@@ -1,0 +1,150 @@
+"""Fit group constants on published runs, and measure error the way a new case would see it.
+
+Entry points: ``scale_curves`` (each case's predictions over a grid of ``compute_scale``),
+``fit_groups`` (one constant per chip family, from whole groups, never one case), and
+``leave_one_source_out`` (refit without a source's cases, then predict them).
+Run ``python -m fleetwise.validate.calibrate`` to rewrite ``perf/data/calibration.yaml``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import yaml
+
+from fleetwise.catalog.loader import Catalog, load_catalog
+from fleetwise.errors import FleetwiseError
+from fleetwise.perf.calibration import DATA_FILE, Calibration, GroupConstants, family_of
+from fleetwise.perf.efficiency import EfficiencyTable, load_efficiency
+from fleetwise.validate.cases import ENERGY_METRICS, Case, load_cases
+from fleetwise.validate.runner import CasePrediction, bundled_case_files, predict_case
+
+FloatArray = npt.NDArray[np.float64]
+GRID = np.geomspace(0.6, 2.4, 13)
+
+
+@dataclass(frozen=True, slots=True)
+class Curve:
+    """A case's predicted metrics at each grid scale: ``preds[metric]`` has one value per grid point."""
+
+    case: Case
+    preds: dict[str, FloatArray]
+
+    def abs_log_error(self, scale: float) -> float:
+        """Mean |log(predicted/measured)| over the case's metrics at ``scale`` (log-linear interpolation)."""
+        errs = []
+        for metric, series in self.preds.items():
+            p = np.exp(np.interp(np.log(scale), np.log(GRID), np.log(series)))
+            errs.append(abs(np.log(p / self.case.measured[metric])))
+        return float(np.mean(errs))
+
+    def errors(self, scale: float) -> dict[str, float]:
+        out = {}
+        for metric, series in self.preds.items():
+            p = float(np.exp(np.interp(np.log(scale), np.log(GRID), np.log(series))))
+            out[metric] = (p - self.case.measured[metric]) / self.case.measured[metric]
+        return out
+
+
+def scale_curves(cases: Iterable[Case], catalog: Catalog, eff: EfficiencyTable) -> list[Curve]:
+    curves = []
+    calib = Calibration({})
+    for case in cases:
+        metrics = [k for k in case.measured if k not in ENERGY_METRICS]
+        if case.kind != "training" or not metrics:
+            continue
+        series: dict[str, list[float]] = {k: [] for k in metrics}
+        try:
+            for scale in GRID:
+                p = predict_case(case, catalog, eff, calib, GroupConstants(float(scale)))
+                for k in metrics:
+                    series[k].append(p.predicted[k])
+        except FleetwiseError:
+            continue
+        curves.append(Curve(case, {k: np.array(v) for k, v in series.items() if len(v) == len(GRID)}))
+    return curves
+
+
+def fit_scale(curves: Sequence[Curve]) -> float:
+    """The scale minimising the mean |log error| over the curves (grid search, then a fine grid)."""
+    if not curves:
+        return 1.0
+    fine = np.geomspace(GRID[0], GRID[-1], 400)
+    cost = [np.mean([c.abs_log_error(float(s)) for c in curves]) for s in fine]
+    return float(fine[int(np.argmin(cost))])
+
+
+def fit_groups(curves: Sequence[Curve]) -> dict[str, GroupConstants]:
+    groups: dict[str, list[Curve]] = {}
+    for c in curves:
+        groups.setdefault(family_of(c.case.hardware), []).append(c)
+    out = {"global": GroupConstants(fit_scale(curves), "global", tuple(c.case.id for c in curves))}
+    for fam, cs in groups.items():
+        out[fam] = GroupConstants(fit_scale(cs), fam, tuple(c.case.id for c in cs))
+    return out
+
+
+def loso_curve_errors(curves: Sequence[Curve]) -> dict[str, dict[str, float]]:
+    """Errors of each case when its whole source is left out of the fit of its family's constant."""
+    out: dict[str, dict[str, float]] = {}
+    for source in sorted({c.case.source_key for c in curves}):
+        held = [c for c in curves if c.case.source_key == source]
+        rest = [c for c in curves if c.case.source_key != source]
+        for c in held:
+            fam = family_of(c.case.hardware)
+            same = [r for r in rest if family_of(r.case.hardware) == fam]
+            scale = fit_scale(same if same else rest)
+            out[c.case.id] = c.errors(scale)
+    return out
+
+
+def leave_one_source_out(preds: Sequence[CasePrediction], catalog: Catalog, eff: EfficiencyTable,
+                         calib: Calibration) -> dict[str, dict[str, float]]:
+    del calib  # refitted from scratch
+    curves = scale_curves([p.case for p in preds], catalog, eff)
+    return loso_curve_errors(curves)
+
+
+def _median_ape(errs: Iterable[dict[str, float]]) -> float:
+    per_case = [float(np.mean([abs(e) for e in d.values()])) for d in errs if d]
+    return round(float(np.median(per_case)), 4) if per_case else float("nan")
+
+
+def write_calibration(paths: Sequence[Path], out: Path = DATA_FILE) -> dict[str, object]:
+    catalog = load_catalog()
+    eff = load_efficiency()
+    cases: list[Case] = []
+    for p in paths:
+        cases += load_cases(p)[0]
+    curves = scale_curves(cases, catalog, eff)
+    groups = fit_groups(curves)
+    loso = loso_curve_errors(curves)
+    doc: dict[str, object] = {"groups": {}}
+    for name, g in groups.items():
+        members = [c for c in curves if name == "global" or family_of(c.case.hardware) == name]
+        doc["groups"][name] = {  # type: ignore[index]
+            "compute_scale": round(g.compute_scale, 4),
+            "fitted_on": list(g.fitted_on),
+            "in_sample_median_ape": _median_ape(c.errors(g.compute_scale) for c in members),
+            "leave_one_source_out_median_ape": _median_ape(loso[c.case.id] for c in members),
+        }
+    header = ("# Group constants fitted by `python -m fleetwise.validate.calibrate` on the shipped validation\n"
+              "# cases (training kind). compute_scale multiplies kernel time of every chip of the family.\n"
+              "# Fitted per chip family on whole groups of published runs, never on a single case.\n")
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(header + yaml.safe_dump(doc, sort_keys=False, width=100), encoding="utf-8")
+    tmp.replace(out)
+    return doc
+
+
+if __name__ == "__main__":
+    files = [Path(a) for a in sys.argv[1:]] or bundled_case_files()
+    result = write_calibration(files)
+    for name, g in result["groups"].items():  # type: ignore[attr-defined]
+        print(f"{name:22s} scale={g['compute_scale']:.3f} n={len(g['fitted_on']):3d} "
+              f"in-sample={g['in_sample_median_ape']:.3f} loso={g['leave_one_source_out_median_ape']:.3f}")

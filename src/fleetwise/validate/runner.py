@@ -1,0 +1,245 @@
+"""Predict every measured metric of every case and report the errors (``validation/FORMAT.md``).
+
+Entry points: ``predict_case(case, catalog, ...)`` → ``CasePrediction``; ``validate_files(paths)`` →
+``Report`` (``Report.to_json()`` is exactly the published report layout).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from fleetwise.catalog.loader import Catalog, format_validation_error, load_catalog
+from fleetwise.catalog.types import Accelerator, ModelArch, System
+from fleetwise.errors import FleetwiseError, InfeasibleError, SpecError
+from fleetwise.perf.calibration import Calibration, GroupConstants, load_calibration
+from fleetwise.perf.efficiency import EfficiencyTable, load_efficiency
+from fleetwise.perf.setup import make_training_setup
+from fleetwise.plan import TrainingJob, TrainingPlan
+from fleetwise.search.evaluate import PlanResult, evaluate_plan, search_training
+from fleetwise.search.space import SearchSpace
+from fleetwise.units import DAY
+from fleetwise.validate.cases import ENERGY_METRICS, Case, load_cases
+
+PLAN_FIELDS = ("tp", "pp", "dp", "cp", "ep", "micro_batch", "vpp", "sequence_parallel", "recompute", "zero")
+# Sequences per step when a source does not publish its global batch: ~16M tokens, the order of
+# magnitude of frontier pre-training batches (Llama 3: 16M; DeepSeek-V3: 63M after warm-up).
+DEFAULT_TOKENS_PER_STEP = 16 * 2**20
+BUNDLED_CASES = Path(__file__).parent / "data"
+
+
+@dataclass(frozen=True, slots=True)
+class CasePrediction:
+    case: Case
+    chosen: dict[str, Any]
+    predicted: dict[str, float]
+    notes: tuple[str, ...] = ()
+
+    def errors(self) -> dict[str, float]:
+        return {k: (self.predicted[k] - v) / v for k, v in self.case.measured.items() if k in self.predicted}
+
+
+def _apply(spec: Any, overrides: dict[str, Any] | None, where: str, field_name: str) -> Any:
+    if not overrides:
+        return spec
+    data = spec.model_dump()
+    for k, v in overrides.items():
+        if k.endswith("_tflops") or k == "int8_tops":
+            data.setdefault("peak_tflops", {})[k.split("_")[0]] = v
+        else:
+            data[k] = v
+    try:
+        return type(spec).model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(f"{where}: {field_name}", exc)) from None
+
+
+def resolve_specs(case: Case, catalog: Catalog) -> tuple[ModelArch, Accelerator, System | None]:
+    where = f"case {case.id}"
+    model = _apply(catalog.model(case.model, "model"), case.model_overrides, where, "model_overrides")
+    accel = _apply(catalog.accelerator(case.hardware, "hardware"), case.hardware_overrides, where, "hardware_overrides")
+    system = None
+    if case.system is not None:
+        system = _apply(catalog.system(case.system, "system"), case.system_overrides, where, "system_overrides")
+    return model, accel, system
+
+
+def _training_job(case: Case, chips: int) -> tuple[TrainingJob, list[str]]:
+    t = case.training
+    assert t is not None
+    notes = []
+    gbs = t.global_batch
+    if gbs is None:
+        dp = t.dp or 1
+        gbs = max(dp, round(DEFAULT_TOKENS_PER_STEP / t.seq_len / dp) * dp)
+        notes.append(f"global_batch not published: assumed {gbs} sequences (~16M tokens per step)")
+    precision = case.precision or "bf16"
+    lora = None
+    if t.fine_tune:
+        if str(t.fine_tune.get("method", "")).lower() != "lora":
+            raise SpecError(f"case {case.id}: training.fine_tune.method: only 'lora' is modelled "
+                            f"(got {t.fine_tune.get('method')!r})")
+        lora = int(t.fine_tune.get("rank", 16))
+    job = TrainingJob(seq_len=t.seq_len, global_batch=gbs, precision=precision, tokens=t.tokens, lora_rank=lora)
+    return job, notes
+
+
+def _training_metrics(case: Case, r: PlanResult, job: TrainingJob) -> dict[str, float]:
+    out = {
+        "step_time_s": r.step_time_s,
+        "mfu": r.mfu,
+        "tokens_per_s_per_chip": r.tokens_per_s_per_chip,
+        "tflops_per_chip": r.hardware_tflops_per_chip if case.flops_convention == "hardware"
+        else r.model_tflops_per_chip,
+    }
+    if job.tokens:
+        days = job.tokens / job.tokens_per_step * r.step_time_s / DAY
+        out["time_to_train_days"] = days
+        out["chip_hours"] = days * 24.0 * case.chips
+    return out
+
+
+def predict_training(case: Case, catalog: Catalog, eff: EfficiencyTable, calib: Calibration,
+                     constants: GroupConstants | None = None) -> CasePrediction:
+    """Predict a training case: its plan as published, with unknown fields chosen by the search."""
+    model, accel, system = resolve_specs(case, catalog)
+    job, notes = _training_job(case, case.chips)
+    setup = make_training_setup(model, accel, system, job, eff, calib)
+    if constants is not None:
+        setup = replace(setup, constants=constants)
+    t = case.training
+    assert t is not None
+    pinned = {k: getattr(t, k) for k in PLAN_FIELDS if getattr(t, k) is not None}
+    if "sequence_parallel" in pinned and pinned.get("tp", 0) == 1:
+        pinned["sequence_parallel"] = False
+    missing = [k for k in PLAN_FIELDS if k not in pinned]
+    if not missing:
+        plan = TrainingPlan(**pinned, tp_comm_overlap=False)
+        r = evaluate_plan(setup, plan, allow_over_memory=True)
+        if not r.fits_memory:
+            notes.append("the published plan exceeds memory in our model")
+    else:
+        result = search_training(setup, SearchSpace(chips=case.chips, pinned=pinned), top=1)
+        if not result.best:
+            # the published run did fit: take the fastest plan that breaks only our memory estimate
+            result = search_training(setup, SearchSpace(chips=case.chips, pinned=pinned), top=1,
+                                     ignore_memory=True)
+            notes.append("every plan with the published fields exceeds memory in our model")
+        if not result.best:
+            worst = max(result.rejected_by, key=lambda k: result.rejected_by[k])
+            raise InfeasibleError(f"case {case.id}: no feasible plan with the published fields "
+                                  f"({result.candidates_evaluated} tried; most rejected by {worst})")
+        r = result.best[0]
+        notes.append(f"chosen by search: {', '.join(missing)}")
+    chosen = r.plan.model_dump()
+    return CasePrediction(case, chosen, _training_metrics(case, r, job), tuple(notes))
+
+
+def predict_case(case: Case, catalog: Catalog, eff: EfficiencyTable, calib: Calibration,
+                 constants: GroupConstants | None = None) -> CasePrediction:
+    if case.kind == "training":
+        if case.training is None:
+            raise SpecError(f"case {case.id}: training: required for kind 'training'")
+        return predict_training(case, catalog, eff, calib, constants)
+    raise FleetwiseError(f"case {case.id}: kind 'inference' is not predicted yet (serving model pending)")
+
+
+def _group_of(metric: str, case: Case) -> str:
+    return "energy" if metric in ENERGY_METRICS else case.kind
+
+
+def summarise(preds: Iterable[CasePrediction], error_of: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
+    """Per group: count, median/mean |error|, share within 10 % and 25 %, worst case (FORMAT.md)."""
+    by_group: dict[str, list[tuple[str, float, str, float]]] = {}
+    for p in preds:
+        errs = error_of[p.case.id] if error_of is not None else p.errors()
+        groups: dict[str, list[tuple[str, float]]] = {}
+        for metric, e in errs.items():
+            groups.setdefault(_group_of(metric, p.case), []).append((metric, e))
+        for g, items in groups.items():
+            mean_abs = float(np.mean([abs(e) for _, e in items]))
+            worst_metric, worst_err = max(items, key=lambda x: abs(x[1]))
+            by_group.setdefault(g, []).append((p.case.id, mean_abs, worst_metric, worst_err))
+    summary: dict[str, Any] = {}
+    for g, rows in by_group.items():
+        abs_err = np.array([r[1] for r in rows])
+        w = max(rows, key=lambda r: r[1])
+        summary[g] = {
+            "count": len(rows),
+            "median_ape": round(float(np.median(abs_err)), 4),
+            "mean_ape": round(float(np.mean(abs_err)), 4),
+            "within_10": round(float(np.mean(abs_err <= 0.10)), 4),
+            "within_25": round(float(np.mean(abs_err <= 0.25)), 4),
+            "worst": {"id": w[0], "metric": w[2], "error": round(w[3], 4)},
+        }
+    return summary
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    predictions: list[CasePrediction]
+    errors: list[dict[str, str]]
+    loso_errors: dict[str, dict[str, float]] | None = field(default=None)
+
+    def to_json(self) -> dict[str, Any]:
+        cases = []
+        for p in self.predictions:
+            entry: dict[str, Any] = {
+                "id": p.case.id,
+                "kind": p.case.kind,
+                "chosen": p.chosen,
+                "metrics": {
+                    k: {"predicted": _r(p.predicted[k]), "measured": v, "error": _r(e)}
+                    for k, v in p.case.measured.items() if k in p.predicted for e in [p.errors()[k]]
+                },
+            }
+            if p.notes:
+                entry["notes"] = list(p.notes)
+            if self.loso_errors is not None:
+                entry["loso_errors"] = {k: _r(v) for k, v in self.loso_errors.get(p.case.id, {}).items()}
+            cases.append(entry)
+        out: dict[str, Any] = {"summary": summarise(self.predictions), "cases": cases, "errors": self.errors}
+        if self.loso_errors is not None:
+            out["summary_leave_one_source_out"] = summarise(self.predictions, self.loso_errors)
+        return out
+
+
+def _r(x: float) -> float:
+    return float(f"{x:.6g}")
+
+
+def bundled_case_files() -> list[Path]:
+    return sorted(BUNDLED_CASES.glob("*.yaml"))
+
+
+def validate_files(paths: Iterable[Path], catalog: Catalog | None = None, loso: bool = False) -> Report:
+    """Predict every case of every file; cases that cannot be predicted become errors naming why."""
+    catalog = catalog or load_catalog()
+    eff = load_efficiency()
+    calib = load_calibration()
+    preds: list[CasePrediction] = []
+    errors: list[dict[str, str]] = []
+    cases: list[Case] = []
+    for path in paths:
+        file_cases, file_errors = load_cases(Path(path))
+        cases += file_cases
+        errors += file_errors
+    for case in cases:
+        measured = [k for k in case.measured if k not in ENERGY_METRICS]
+        try:
+            if not measured:
+                raise FleetwiseError(f"case {case.id}: only energy metrics, which are not predicted yet")
+            preds.append(predict_case(case, catalog, eff, calib))
+        except FleetwiseError as exc:
+            errors.append({"id": case.id, "message": str(exc)})
+    loso_errors = None
+    if loso:
+        from fleetwise.validate.calibrate import leave_one_source_out
+
+        loso_errors = leave_one_source_out(preds, catalog, eff, calib)
+    return Report(preds, errors, loso_errors)
