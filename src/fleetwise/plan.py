@@ -53,6 +53,9 @@ class TrainingPlan(BaseModel):
     zero: int = Field(default=1, ge=0, le=3)
     sequence_parallel: bool = True
     tp_comm_overlap: bool = False
+    ep_comm_overlap: bool = Field(
+        default=False, description="MoE all-to-all overlapped with another micro-batch's compute (DualPipe-style)"
+    )
 
     @model_validator(mode="after")
     def _ep_in_dp(self) -> TrainingPlan:

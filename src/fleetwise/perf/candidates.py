@@ -35,6 +35,7 @@ class Candidates:
     zero: IntArray
     sp: BoolArray
     tp_overlap: BoolArray
+    ep_overlap: BoolArray
 
     def __len__(self) -> int:
         return int(self.tp.shape[0])
@@ -57,6 +58,7 @@ class Candidates:
             zero=col(lambda p: p.zero, np.int64),
             sp=col(lambda p: p.sequence_parallel, np.bool_),
             tp_overlap=col(lambda p: p.tp_comm_overlap, np.bool_),
+            ep_overlap=col(lambda p: p.ep_comm_overlap, np.bool_),
         )  # type: ignore[arg-type]
 
     def take(self, index: IntArray | BoolArray) -> Candidates:
@@ -76,6 +78,7 @@ class Candidates:
             zero=int(self.zero[i]),
             sequence_parallel=bool(self.sp[i]),
             tp_comm_overlap=bool(self.tp_overlap[i]),
+            ep_comm_overlap=bool(self.ep_overlap[i]),
         )
 
     @property

@@ -38,7 +38,7 @@ ASSUMPTIONS: tuple[str, ...] = (
     "attention: flash kernel, causal masking skips half the score blocks; backward 2.5x forward FLOPs",
     "TP communication exposed unless tp_comm_overlap (then hidden behind GEMMs up to their length)",
     "CP ring-attention KV exchange overlapped with attention compute",
-    "EP all-to-all exposed (no dispatch/compute overlap)",
+    "EP all-to-all exposed unless ep_comm_overlap (then hidden behind expert GEMMs up to their length)",
     "DP gradient reduce-scatter/all-reduce overlapped with the last micro-batch's backward",
     "ZeRO-3 parameter all-gathers overlapped with each micro-batch's compute",
     "pipeline: 1F1B (interleaved when vpp>1), bubble (pp-1)/vpp stage-times; last stage carries the LM head",
@@ -202,6 +202,8 @@ def _layer_times(c: Candidates, s: TrainingSetup, moe_layer: bool) -> _LayerTime
         # dispatch + combine forward, and again backward; each rank sends top_k copies of its tokens
         a2a_bytes = tokens / np.where(c.sp, tp, 1.0) * m.moe.top_k * h * ACT_BYTES
         ep_comm = 4.0 * net.all_to_all_s(a2a_bytes, c.ep, c.tp * c.cp)
+        # overlapped with another micro-batch's compute (DualPipe, Megatron's a2a overlap) up to its length
+        ep_comm = np.where(c.ep_overlap, np.maximum(ep_comm - 0.8 * (gemm_fwd + gemm_bwd), 0.1 * ep_comm), ep_comm)
     return _LayerTimes(gemm_fwd, gemm_bwd, attn_fwd, attn_bwd, mem_fwd, tp_comm, ep_comm, cp_comm)
 
 

@@ -70,8 +70,8 @@ def _micro_batches(space: SearchSpace, job: TrainingJob) -> list[int]:
     return space.axis("micro_batch", out)
 
 
-def _knob_grid(space: SearchSpace, job: TrainingJob) -> npt.NDArray[np.float64]:
-    """Rows of (mbs, vpp, recompute, recompute_frac, zero, sp, tp_overlap)."""
+def _knob_grid(space: SearchSpace, job: TrainingJob, moe: bool) -> npt.NDArray[np.float64]:
+    """Rows of (mbs, vpp, recompute, recompute_frac, zero, sp, tp_overlap, ep_overlap)."""
     recomputes: list[tuple[int, float]] = []
     for r in space.axis("recompute", list(RECOMPUTE)):
         code = RECOMPUTE.index(r)
@@ -84,21 +84,23 @@ def _knob_grid(space: SearchSpace, job: TrainingJob) -> npt.NDArray[np.float64]:
         np.array(space.axis("zero", list(space.zero_values))),
         np.array(space.axis("sequence_parallel", [True, False]), dtype=np.int64),
         np.array(space.axis("tp_comm_overlap", [False, True]), dtype=np.int64),
+        np.array(space.axis("ep_comm_overlap", [False, True] if moe else [False]), dtype=np.int64),
         indexing="ij",
     )
     flat = [g.ravel() for g in grids]
     rc = np.array(recomputes, dtype=np.float64)[flat[2]]
-    return np.stack([flat[0], flat[1], rc[:, 0], rc[:, 1], flat[3], flat[4], flat[5]], axis=1).astype(np.float64)
+    cols = [flat[0], flat[1], rc[:, 0], rc[:, 1], flat[3], flat[4], flat[5], flat[6]]
+    return np.stack(cols, axis=1).astype(np.float64)
 
 
 def space_size(space: SearchSpace, m: ModelArch, job: TrainingJob) -> int:
-    return len(_triples(space, m, job)) * len(_knob_grid(space, job))
+    return len(_triples(space, m, job)) * len(_knob_grid(space, job, m.moe is not None))
 
 
 def generate(space: SearchSpace, m: ModelArch, job: TrainingJob, block: int = 262_144) -> Iterator[Candidates]:
     """Yield the full product of parallel layouts and knobs in blocks of about ``block`` rows."""
     layouts = _triples(space, m, job)
-    knobs = _knob_grid(space, job)
+    knobs = _knob_grid(space, job, m.moe is not None)
     if len(layouts) == 0 or len(knobs) == 0:
         return
     per_block = max(1, block // len(knobs))
@@ -112,7 +114,7 @@ def generate(space: SearchSpace, m: ModelArch, job: TrainingJob, block: int = 26
             tp=lk[:, 0].copy(), pp=lk[:, 1].copy(), cp=lk[:, 2].copy(), dp=lk[:, 3].copy(), ep=lk[:, 4].copy(),
             mbs=kn[:, 0].astype(np.int64), vpp=kn[:, 1].astype(np.int64), recompute=kn[:, 2].astype(np.int64),
             recompute_frac=kn[:, 3].copy(), zero=kn[:, 4].astype(np.int64), sp=kn[:, 5].astype(np.bool_),
-            tp_overlap=kn[:, 6].astype(np.bool_),
+            tp_overlap=kn[:, 6].astype(np.bool_), ep_overlap=kn[:, 7].astype(np.bool_),
         )
 
 
@@ -131,6 +133,7 @@ def structural_masks(c: Candidates, m: ModelArch, job: TrainingJob, domain_size:
         "cp_divides_sequence": job.seq_len % (2 * c.cp) == 0,
         "sequence_parallel_needs_tp": ~c.sp | (c.tp > 1),
         "tp_overlap_needs_sequence_parallel": ~c.tp_overlap | c.sp,
+        "ep_overlap_needs_expert_parallel": ~c.ep_overlap | (c.ep > 1),
         "recompute_fraction_only_with_full": (c.recompute == 2) | (c.recompute_frac == 1.0),
     }
     if m.moe is not None:

@@ -117,13 +117,11 @@ def predict_training(case: Case, catalog: Catalog, eff: EfficiencyTable, calib: 
     pinned = {k: getattr(t, k) for k in PLAN_FIELDS if getattr(t, k) is not None}
     if "sequence_parallel" in pinned and pinned.get("tp", 0) == 1:
         pinned["sequence_parallel"] = False
+    if pinned.get("recompute") is not None:
+        pinned["recompute_layers_frac"] = 1.0  # a published "full" means every layer
     missing = [k for k in PLAN_FIELDS if k not in pinned]
-    if not missing:
-        plan = TrainingPlan(**pinned, tp_comm_overlap=False)
-        r = evaluate_plan(setup, plan, allow_over_memory=True)
-        if not r.fits_memory:
-            notes.append("the published plan exceeds memory in our model")
-    else:
+    # tp/ep communication overlap is never published in the case format: it is always chosen
+    if True:
         result = search_training(setup, SearchSpace(chips=case.chips, pinned=pinned), top=1)
         if not result.best:
             # the published run did fit: take the fastest plan that breaks only our memory estimate
