@@ -57,6 +57,14 @@ class TrainingPlan(BaseModel):
         default=False, description="MoE all-to-all overlapped with another micro-batch's compute (DualPipe-style)"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _sp_default(cls, data: object) -> object:
+        """Sequence parallelism defaults to on exactly when there is tensor parallelism."""
+        if isinstance(data, dict) and data.get("sequence_parallel") is None:
+            data = {**data, "sequence_parallel": int(data.get("tp", 1)) > 1}
+        return data
+
     @model_validator(mode="after")
     def _ep_in_dp(self) -> TrainingPlan:
         if (self.dp * self.cp) % self.ep:
@@ -76,4 +84,62 @@ class TrainingPlan(BaseModel):
         parts.append(f"mbs{self.micro_batch}")
         if self.vpp > 1:
             parts.append(f"vpp{self.vpp}")
+        return " ".join(parts)
+
+
+WeightPrecision = Literal["bf16", "fp16", "fp8", "int8", "int4", "fp4"]
+KvPrecision = Literal["bf16", "fp16", "fp8", "int8", "int4"]
+
+
+class ServingPlan(BaseModel):
+    """One deployment of a model for serving: engines (replicas) of ``tp·pp·dp`` chips each.
+
+    ``dp`` is attention data parallelism inside one engine (each rank batches its own requests; MoE
+    experts are spread over ``ep`` of the engine's ranks). ``prefill_replicas > 0`` disaggregates:
+    that many engines of the same shape only prefill and hand the KV cache to the ``replicas``
+    decode engines (P:D = prefill_replicas:replicas).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    replicas: int = Field(default=1, ge=1, le=100_000)
+    tp: int = Field(default=1, ge=1, le=1024)
+    pp: int = Field(default=1, ge=1, le=1024)
+    dp: int = Field(default=1, ge=1, le=100_000)
+    ep: int = Field(default=1, ge=1, le=100_000)
+    max_batch: int = Field(default=256, ge=1, le=1_000_000, description="concurrent sequences per attention rank")
+    token_budget: int = Field(default=8192, ge=16, le=10_000_000, description="tokens per step (chunked prefill)")
+    weight_precision: WeightPrecision = "bf16"
+    kv_precision: KvPrecision = "bf16"
+    prefill_replicas: int = Field(default=0, ge=0, le=100_000, description="0: prefill and decode co-located")
+
+    @model_validator(mode="after")
+    def _ep_in_engine(self) -> ServingPlan:
+        if (self.tp * self.dp) % self.ep:
+            raise ValueError(f"ep ({self.ep}) must divide tp*dp ({self.tp * self.dp}): experts live in one engine")
+        return self
+
+    @property
+    def chips_per_replica(self) -> int:
+        return self.tp * self.pp * self.dp
+
+    @property
+    def chips(self) -> int:
+        return (self.replicas + self.prefill_replicas) * self.chips_per_replica
+
+    @property
+    def is_disaggregated(self) -> bool:
+        return self.prefill_replicas > 0
+
+    def label(self) -> str:
+        parts = [f"{self.replicas}x", f"tp{self.tp}"]
+        if self.pp > 1:
+            parts.append(f"pp{self.pp}")
+        if self.dp > 1:
+            parts.append(f"dp{self.dp}")
+        if self.ep > 1:
+            parts.append(f"ep{self.ep}")
+        parts += [f"b{self.max_batch}", f"w{self.weight_precision}", f"kv{self.kv_precision}"]
+        if self.prefill_replicas:
+            parts.append(f"P:D={self.prefill_replicas}:{self.replicas}")
         return " ".join(parts)

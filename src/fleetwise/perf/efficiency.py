@@ -64,7 +64,8 @@ class ChipEfficiency:
     hbm: float
     is_default: bool
     borrowed_from: str | None = None
-    k_half: float = 176.0
+    k_half: float = 208.0
+    k_ref: float = 1024.0
 
     def gemm_params(self, precision: str) -> GemmEfficiency:
         for p in (precision, "bf16", "fp16"):
@@ -90,7 +91,8 @@ class ChipEfficiency:
         g = self.gemm_params(precision)
         t = flops / (peak_flops * g.e_max) + g.t0_s
         if k is not None:
-            t = t * (1.0 + self.k_half / np.maximum(k, 1.0))  # eff *= K/(K + k_half)
+            # eff *= min(1, K/(K + k_half) · (k_ref + k_half)/k_ref): small reduction dims cost efficiency
+            t = t * np.maximum(1.0, (1.0 + self.k_half / np.maximum(k, 1.0)) / (1.0 + self.k_half / self.k_ref))
         return np.asarray(t, dtype=np.float64)
 
     def attention_eff(self, seq: FloatArray, backward: bool = False) -> FloatArray:
@@ -135,7 +137,8 @@ class EfficiencyTable:
         return self.collective(chip_id, tier)
 
 
-def _chip(chip_id: str, raw: dict[str, Any], defaults: dict[str, Any], is_default: bool) -> ChipEfficiency:
+def _chip(chip_id: str, raw: dict[str, Any], defaults: dict[str, Any], is_default: bool,
+          small_k: dict[str, Any]) -> ChipEfficiency:
     gemm_raw = raw.get("gemm") or defaults["gemm_by_precision"]
     gemm = {p: GemmEfficiency(float(v["e_max"]), float(v["t0_s"])) for p, v in gemm_raw.items()}
     attn = raw.get("attention") or defaults["attention"]
@@ -148,7 +151,9 @@ def _chip(chip_id: str, raw: dict[str, Any], defaults: dict[str, Any], is_defaul
         attn_s_half=float(attn.get("s_half", 1024)),
         hbm=float(hbm["e"]),
         is_default=is_default,
-        borrowed_from=raw.get("borrowed_from"),
+        borrowed_from=str(raw.get("borrowed_from")) if raw.get("borrowed_from") else None,
+        k_half=float(small_k.get("k_half", 208.0)),
+        k_ref=float(small_k.get("k_ref", 1024.0)),
     )
 
 
@@ -161,15 +166,16 @@ def _size_frac(v: Any) -> float:
     return 0.5 * (float(v["dispatch_frac"]) + float(v["combine_frac"]))
 
 
-def _collective(raw: dict[str, Any]) -> CollectiveEfficiency:
+def _collective(raw: dict[str, Any], name: str = "") -> CollectiveEfficiency:
     by_size = {int(k): _size_frac(v) for k, v in (raw.get("by_group_size") or {}).items()}
     frac = raw.get("busbw_frac")
     if frac is None and by_size:
         frac = by_size[max(by_size)]
     applies = raw.get("applies_to") or ()
     fabric_kind = None
-    if isinstance(applies, str):  # "any chip on InfiniBand" / "any chip on RoCE"
-        fabric_kind = "infiniband" if "infiniband" in applies.lower() else "roce" if "roce" in applies.lower() else None
+    if isinstance(applies, str) or list(applies) == ["any"]:
+        # scale-out entries that apply to any chip on a fabric family, named ib_* / roce_*
+        fabric_kind = "infiniband" if name.startswith("ib") else "roce" if name.startswith("roce") else None
         applies = ()
     basis = None
     bw_basis = str(raw.get("bw_basis") or "")
@@ -199,11 +205,12 @@ def load_efficiency(path: Path = DATA_FILE) -> EfficiencyTable:
         "attention": d.get("attention", {"fwd": 0.45, "bwd": 0.35, "s_half": 1024}),
         "hbm": d.get("hbm", {"e": 0.75}),
     }
-    chips = {cid: _chip(cid, raw or {}, defaults_raw, False) for cid, raw in data["chips"].items()}
-    defaults = _chip("default", {}, defaults_raw, True)
-    collectives = {name: _collective(raw) for name, raw in (data.get("collectives") or {}).items()}
+    small_k = data.get("gemm_small_k") or {}
+    chips = {cid: _chip(cid, raw or {}, defaults_raw, False, small_k) for cid, raw in data["chips"].items()}
+    defaults = _chip("default", {}, defaults_raw, True, small_k)
+    collectives = {name: _collective(raw, name) for name, raw in (data.get("collectives") or {}).items()}
     collectives.setdefault("scaleup_default", CollectiveEfficiency(0.7, 16e6, 30e-6, tier="scaleup"))
     collectives.setdefault("scaleout_default", CollectiveEfficiency(0.7, 32e6, 40e-6, tier="scaleout"))
-    alltoall = {name: _collective(raw) for name, raw in (data.get("alltoall") or {}).items()
+    alltoall = {name: _collective(raw, name) for name, raw in (data.get("alltoall") or {}).items()
                 if raw.get("bw_basis")}  # latency-only entries (small-batch kernels) are not bandwidth models
     return EfficiencyTable(chips, defaults, collectives, alltoall)

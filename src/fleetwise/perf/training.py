@@ -76,6 +76,10 @@ class StepColumns:
     optimizer_s: FloatArray
     memory: MemoryColumns
     n_micro: FloatArray
+    # for the energy model (fleetwise.energy): parts of compute_s + recompute_s that are memory-bound
+    # kernels, and the LM head (+ MTP) work only the last pipeline stage does. None = not split.
+    membound_s: FloatArray | None = None
+    head_s: FloatArray | None = None
 
     @property
     def step_time_s(self) -> FloatArray:
@@ -270,6 +274,8 @@ def training_step(c: Candidates, s: TrainingSetup) -> StepColumns:
         optimizer_s=optimizer,
         memory=training_memory(c, s),
         n_micro=n_micro,
+        membound_s=np.asarray(n_micro * layers_stage * (3.0 + full_frac) * lt.mem_fwd * scale),
+        head_s=np.asarray(n_micro * (head + mtp)),
     )
 
 

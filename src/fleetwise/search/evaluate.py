@@ -163,7 +163,7 @@ def search_training(s: TrainingSetup, space: SearchSpace, top: int = 10,
             if key not in seen:
                 seen.add(key)
                 results.append(r)
-    results.sort(key=lambda r: r.step_time_s)
+    results.sort(key=lambda r: (round(r.step_time_s, 9), r.memory_total_bytes))  # ties: more headroom first
     times = np.array([r.step_time_s for r in results])
     free = np.array([r.memory_capacity_bytes - r.memory_total_bytes for r in results])
     pareto = [results[i] for i in pareto_front(times, -free)] if results else []

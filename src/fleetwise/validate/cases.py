@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fleetwise.catalog.loader import format_validation_error, load_yaml_file
 from fleetwise.catalog.types import Precision
@@ -74,7 +74,7 @@ class Case(_Strict):
     hardware_overrides: dict[str, Any] | None = None
     system: str | None = None
     system_overrides: dict[str, Any] | None = None
-    chips: int = Field(ge=1)
+    chips: int | None = Field(default=None, ge=1, description="null: not published (inference only)")
     precision: Precision | None = None
     pue: float | None = Field(default=None, ge=1.0, le=3.0)
     power_boundary: Literal["chip", "node"] | None = None
@@ -84,6 +84,12 @@ class Case(_Strict):
     measured: dict[str, float]
     notes: str | None = None
     complete: bool | None = None
+
+    @model_validator(mode="after")
+    def _training_needs_chips(self) -> Case:
+        if self.kind == "training" and self.chips is None:
+            raise ValueError("chips is required for kind 'training'")
+        return self
 
     @property
     def source_key(self) -> str:

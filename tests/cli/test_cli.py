@@ -1,0 +1,85 @@
+"""The command line: one clear line and exit 2 on bad input; JSON carries the search statistics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fleetwise.cli.main import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse usage errors
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_plan_train_json_reports_candidates_and_time(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "plan", "train", "--model", "llama2-7b", "--hardware", "huawei_ascend_910b",
+                       "--chips", "64", "--tokens", "1e11", "--json", "--top", "3")
+    assert code == 0
+    data = json.loads(out)
+    assert data["candidates_evaluated"] > 10_000 and data["search_seconds"] > 0
+    best = data["best"][0]
+    assert best["days"] > 0 and best["memory_per_device_gb"] <= best["memory_capacity_gb"]
+    assert best["plan"]["tp"] * best["plan"]["pp"] * best["plan"]["dp"] * best["plan"]["cp"] == 64
+
+
+def test_unknown_model_id_is_one_line_with_suggestion(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "plan", "train", "--model", "llama3.1-70", "--hardware", "nvidia_h100_sxm",
+                         "--chips", "8")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "unknown model id 'llama3.1-70'" in err and "llama3.1-70b" in err
+
+
+def test_negative_chip_count_is_rejected(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "plan", "train", "--model", "llama2-7b", "--hardware", "nvidia_h100_sxm",
+                       "--chips", "-8")
+    assert code == 2 and "positive integer" in err and "Traceback" not in err
+
+
+def test_impossible_plan_is_explained(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "explain", "train", "--model", "llama3.1-405b", "--hardware", "nvidia_h100_sxm",
+                       "--tp", "1", "--pp", "1", "--dp", "8", "--zero", "0")
+    assert code == 2 and "fits_memory" in err and "GB" in err
+
+
+def test_explain_prints_the_breakdown(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "explain", "train", "--model", "llama3-70b", "--hardware", "nvidia_h100_sxm",
+                       "--tp", "8", "--pp", "4", "--dp", "2", "--vpp", "5", "--json")
+    data = json.loads(out)
+    assert code == 0 and set(data["breakdown_s"]) >= {"compute_s", "tp_comm_s", "bubble_s", "dp_comm_s"}
+
+
+def test_malformed_case_file_is_one_clear_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- id: x\n  kind: [oops\n")
+    code, _, err = run(capsys, "validate", str(bad))
+    assert code == 2 and "bad.yaml" in err and "line" in err
+
+
+def test_malformed_hf_config_is_one_clear_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    cfg = tmp_path / "config.json"
+    cfg.write_text('{"model_type": "llama", "hidden_size": 4096,')
+    code, _, err = run(capsys, "plan", "train", "--model", str(cfg), "--hardware", "nvidia_h100_sxm", "--chips", "8")
+    assert code == 2 and "config.json" in err and "Traceback" not in err
+
+
+def test_catalog_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "catalog", "list", "accelerators")
+    assert code == 0 and "huawei_ascend_910b" in out
+    code, out, _ = run(capsys, "catalog", "show", "huawei_cloudmatrix_384")
+    assert code == 0 and '"domain_size": 384' in out
+
+
+def test_match_finds_how_many_of_ours_equal_theirs(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "match", "train", "--model", "llama2-7b", "--ours", "huawei_ascend_910b",
+                       "--theirs", "nvidia_h100_sxm:16", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["our_chips"] is not None
+    assert data["our_chips"] > 16 and data["our_step_time_s"] <= data["their_step_time_s"]

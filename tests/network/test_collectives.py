@@ -1,0 +1,68 @@
+"""Collective costs: monotone in bandwidth and size; a group inside one domain never uses scale-out."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fleetwise.catalog import Catalog
+from fleetwise.network.collectives import build_network
+from fleetwise.perf.efficiency import EfficiencyTable
+
+
+def test_group_inside_domain_does_not_touch_scaleout(catalog: Catalog, eff: EfficiencyTable) -> None:
+    sys_ = catalog.system("nvidia_dgx_h100_h200")
+    net = build_network(sys_, catalog.accelerator("nvidia_h100_sxm"), eff)
+    slow_out = build_network(sys_.model_copy(update={"scaleout_gbit_per_node": 1.0}),
+                             catalog.accelerator("nvidia_h100_sxm"), eff)
+    g = np.array([2, 4, 8])
+    stride = np.ones(3, dtype=np.int64)
+    b = np.full(3, 64e6)
+    assert not net.spans_scaleout(g, stride).any()
+    assert np.allclose(net.all_reduce_s(b, g, stride), slow_out.all_reduce_s(b, g, stride))
+
+
+def test_group_across_nodes_is_slower_than_inside(catalog: Catalog, eff: EfficiencyTable) -> None:
+    net = build_network(catalog.system("nvidia_dgx_h100_h200"), catalog.accelerator("nvidia_h100_sxm"), eff)
+    b = np.array([256e6, 256e6])
+    t = net.all_reduce_s(b, np.array([8, 8]), np.array([1, 8]))
+    assert t[1] > 2 * t[0]
+
+
+def test_hccs_mesh_two_ranks_get_a_fraction_of_the_bandwidth(catalog: Catalog, eff: EfficiencyTable) -> None:
+    net = build_network(catalog.system("huawei_atlas_800t_a2"), catalog.accelerator("huawei_ascend_910b"), eff)
+    b = np.array([1e9, 1e9])
+    t = net.all_gather_s(b, np.array([2, 8]), np.array([1, 1]))
+    # per byte moved, a 2-rank group on a full mesh is several times slower than 8 ranks
+    moved = np.array([0.5, 7 / 8]) * b
+    assert (t[0] / moved[0]) > 3 * (t[1] / moved[1])
+
+
+@settings(max_examples=40, deadline=None)
+@given(size=st.floats(1e3, 1e10), group=st.sampled_from([2, 4, 8, 16, 64, 256]),
+       stride=st.sampled_from([1, 2, 8, 16]), factor=st.floats(1.01, 10.0))
+def test_more_bandwidth_never_slows_a_collective(size: float, group: int, stride: int, factor: float) -> None:
+    from fleetwise.catalog import load_catalog
+    from fleetwise.perf.efficiency import load_efficiency
+
+    catalog, eff = load_catalog([]), load_efficiency()
+    sys_ = catalog.system("nvidia_dgx_h100_h200")
+    accel = catalog.accelerator("nvidia_h100_sxm")
+    faster = sys_.model_copy(update={
+        "scaleout_gbit_per_node": sys_.scaleout_gbit_per_node * factor,
+        "scaleup": sys_.scaleup.model_copy(update={"gbps_bidir_per_chip": sys_.scaleup.gbps_bidir_per_chip * factor}),
+    })
+    a, b = build_network(sys_, accel, eff), build_network(faster, accel, eff)
+    args = (np.array([size]), np.array([group]), np.array([stride]))
+    for op in ("all_reduce_s", "all_gather_s", "all_to_all_s"):
+        assert getattr(b, op)(*args)[0] <= getattr(a, op)(*args)[0] + 1e-15
+
+
+def test_halving_oversubscription_never_slows(catalog: Catalog, eff: EfficiencyTable) -> None:
+    sys_ = catalog.system("nvidia_dgx_h100_h200")
+    accel = catalog.accelerator("nvidia_h100_sxm")
+    over = build_network(sys_.model_copy(update={"scaleout_oversubscription": 4.0}), accel, eff)
+    half = build_network(sys_.model_copy(update={"scaleout_oversubscription": 2.0}), accel, eff)
+    args = (np.array([1e8]), np.array([64]), np.array([8]))
+    assert half.all_reduce_s(*args)[0] < over.all_reduce_s(*args)[0]

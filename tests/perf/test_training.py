@@ -1,0 +1,90 @@
+"""Physical invariants of the training cost model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fleetwise.catalog import Catalog
+from fleetwise.errors import InfeasibleError
+from fleetwise.perf.candidates import Candidates
+from fleetwise.perf.efficiency import EfficiencyTable
+from fleetwise.perf.setup import make_training_setup
+from fleetwise.perf.training import TrainingSetup, training_step
+from fleetwise.plan import TrainingJob, TrainingPlan
+from fleetwise.search.evaluate import evaluate_plan
+
+
+def setup_for(catalog: Catalog, eff: EfficiencyTable, model: str = "llama3-70b", hw: str = "nvidia_h100_sxm",
+              system: str | None = "nvidia_dgx_h100_h200", gbs: int = 256, seq: int = 4096) -> TrainingSetup:
+    sys_ = catalog.system(system) if system else None
+    return make_training_setup(catalog.model(model), catalog.accelerator(hw), sys_,
+                               TrainingJob(seq_len=seq, global_batch=gbs), eff)
+
+
+def test_breakdown_sums_to_step_time(catalog: Catalog, eff: EfficiencyTable) -> None:
+    s = setup_for(catalog, eff)
+    r = evaluate_plan(s, TrainingPlan(tp=8, pp=4, dp=2, micro_batch=1, vpp=5, recompute="selective"))
+    assert sum(r.breakdown_s.values()) == pytest.approx(r.step_time_s, rel=1e-12)
+    assert all(v >= 0 for v in r.breakdown_s.values())
+
+
+def test_memory_per_device_falls_as_tp_grows(catalog: Catalog, eff: EfficiencyTable) -> None:
+    s = setup_for(catalog, eff)
+    plans = [TrainingPlan(tp=tp, pp=4, dp=16 // tp, micro_batch=1) for tp in (1, 2, 4, 8)]
+    cols = training_step(Candidates.from_plans(plans), s)
+    assert np.all(np.diff(cols.memory.total) < 0)
+
+
+def test_each_zero_stage_lowers_memory(catalog: Catalog, eff: EfficiencyTable) -> None:
+    s = setup_for(catalog, eff)
+    plans = [TrainingPlan(tp=8, pp=1, dp=8, zero=z) for z in (0, 1, 2, 3)]
+    cols = training_step(Candidates.from_plans(plans), s)
+    assert np.all(np.diff(cols.memory.weights + cols.memory.gradients + cols.memory.optimizer) < 0)
+
+
+def test_full_recompute_trades_memory_for_time(catalog: Catalog, eff: EfficiencyTable) -> None:
+    s = setup_for(catalog, eff)
+    plans = [TrainingPlan(tp=8, pp=4, dp=2, recompute=r) for r in ("none", "full")]
+    cols = training_step(Candidates.from_plans(plans), s)
+    assert cols.memory.activations[1] < 0.25 * cols.memory.activations[0]
+    assert cols.step_time_s[1] > cols.step_time_s[0]
+
+
+def test_more_micro_batches_shrink_the_bubble_share(catalog: Catalog, eff: EfficiencyTable) -> None:
+    small = setup_for(catalog, eff, gbs=16)
+    large = setup_for(catalog, eff, gbs=256)
+    plan = TrainingPlan(tp=8, pp=4, dp=2)
+    a, b = evaluate_plan(small, plan, True), evaluate_plan(large, plan, True)
+    assert b.breakdown_s["bubble_s"] / b.step_time_s < a.breakdown_s["bubble_s"] / a.step_time_s
+
+
+def test_plan_too_big_for_memory_is_rejected_with_the_reason(catalog: Catalog, eff: EfficiencyTable) -> None:
+    s = setup_for(catalog, eff, model="llama3.1-405b")
+    with pytest.raises(InfeasibleError, match="fits_memory"):
+        evaluate_plan(s, TrainingPlan(tp=1, pp=1, dp=16, zero=0))
+
+
+def test_rule_breaking_plan_names_the_rule(catalog: Catalog, eff: EfficiencyTable) -> None:
+    s = setup_for(catalog, eff)
+    with pytest.raises(InfeasibleError, match="tp_divides_heads"):
+        evaluate_plan(s, TrainingPlan(tp=3, pp=1, dp=1))
+
+
+@settings(max_examples=25, deadline=None)
+@given(factor=st.floats(min_value=1.05, max_value=8.0))
+def test_more_scaleout_bandwidth_never_slows_a_plan(factor: float) -> None:
+    from fleetwise.catalog import load_catalog
+    from fleetwise.perf.efficiency import load_efficiency
+
+    catalog, eff = load_catalog([]), load_efficiency()
+    sys_ = catalog.system("nvidia_dgx_h100_h200")
+    faster = sys_.model_copy(update={"scaleout_gbit_per_node": sys_.scaleout_gbit_per_node * factor})
+    job = TrainingJob(seq_len=4096, global_batch=64)
+    plan = Candidates.from_plans([TrainingPlan(tp=8, pp=2, dp=4, zero=1), TrainingPlan(tp=4, pp=1, dp=16, zero=3)])
+    m, a = catalog.model("llama3-70b"), catalog.accelerator("nvidia_h100_sxm")
+    slow = training_step(plan, make_training_setup(m, a, sys_, job, eff)).step_time_s
+    fast = training_step(plan, make_training_setup(m, a, faster, job, eff)).step_time_s
+    assert np.all(fast <= slow + 1e-12)

@@ -1,0 +1,57 @@
+"""Case files: bad cases become errors that name the field; the other cases still run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fleetwise.catalog import Catalog
+from fleetwise.errors import SpecError
+from fleetwise.validate.cases import load_cases
+from fleetwise.validate.runner import validate_files
+
+GOOD = """
+- id: good
+  kind: training
+  source: test
+  model: llama2-7b
+  hardware: nvidia_h100_sxm
+  system: nvidia_dgx_h100_h200
+  chips: 8
+  precision: bf16
+  flops_convention: model
+  training: {seq_len: 4096, global_batch: 128, tp: 1, pp: 1, dp: 8, cp: 1, ep: 1, micro_batch: 1, vpp: 1,
+             sequence_parallel: false, recompute: none, zero: 1}
+  measured: {tokens_per_s_per_chip: 10000}
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "cases.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_unknown_hardware_is_an_error_naming_the_field(tmp_path: Path, catalog: Catalog) -> None:
+    bad = GOOD.replace("id: good", "id: bad").replace("nvidia_h100_sxm", "nvidia_h999")
+    report = validate_files([_write(tmp_path, GOOD + bad)], catalog).to_json()
+    assert [c["id"] for c in report["cases"]] == ["good"]
+    assert report["errors"][0]["id"] == "bad"
+    assert "field: hardware" in report["errors"][0]["message"]
+
+
+def test_out_of_range_field_is_an_error_naming_it(tmp_path: Path) -> None:
+    cases, errors = load_cases(_write(tmp_path, GOOD.replace("chips: 8", "chips: -8")))
+    assert cases == []
+    assert "chips" in errors[0]["message"] and "-8" in errors[0]["message"]
+
+
+def test_unknown_metric_is_rejected(tmp_path: Path) -> None:
+    _, errors = load_cases(_write(tmp_path, GOOD.replace("tokens_per_s_per_chip", "tokens_per_fortnight")))
+    assert "tokens_per_fortnight" in errors[0]["message"]
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=r"cases.yaml: line \d+"):
+        load_cases(_write(tmp_path, GOOD + "\n  - : [unclosed\n"))
