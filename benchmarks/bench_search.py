@@ -39,7 +39,7 @@ def main() -> None:
     loop_rate = len(idx) / (time.perf_counter() - t1)
 
     best = result.best[0]
-    print(f"model gpt3-175b on 1024 x nvidia_a100_80gb_sxm, gbs 1536, seq 2048")
+    print("model gpt3-175b on 1024 x nvidia_a100_80gb_sxm, gbs 1536, seq 2048")
     print(f"candidates evaluated : {result.candidates_evaluated:,}")
     print(f"feasible             : {result.feasible:,}")
     print(f"search wall time     : {wall:.2f} s")

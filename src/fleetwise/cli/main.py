@@ -7,7 +7,6 @@ Commands: ``plan train``, ``explain train``, ``compare train``, ``match train``,
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence

@@ -18,7 +18,6 @@ from fleetwise.perf.inference import (
     ServingShape,
     StepTimes,
     kv_bytes_per_sequence,
-    kv_bytes_per_token,
     kv_capacity,
     step_time,
 )

@@ -26,7 +26,14 @@ from fleetwise.errors import SpecError
 from fleetwise.network.collectives import Network, build_network
 from fleetwise.perf.calibration import family_of
 from fleetwise.perf.efficiency import ChipEfficiency, EfficiencyTable, load_efficiency
-from fleetwise.perf.model_math import Gemm, ParamCounts, attention_dims, attention_gemms, mlp_gemms, param_counts
+from fleetwise.perf.model_math import (
+    Gemm,
+    ParamCounts,
+    attention_dims,
+    attention_gemms,
+    mlp_gemms,
+    param_counts,
+)
 from fleetwise.perf.setup import adapt_system, synthetic_system
 
 FloatArray = npt.NDArray[np.float64]

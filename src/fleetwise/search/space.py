@@ -121,7 +121,6 @@ def generate(space: SearchSpace, m: ModelArch, job: TrainingJob, block: int = 26
 def structural_masks(c: Candidates, m: ModelArch, job: TrainingJob, domain_size: int) -> dict[str, BoolArray]:
     """Named rules a plan must satisfy whatever its cost. ``True`` = allowed."""
     kv = m.n_kv_heads if m.attention.type != "MLA" else m.heads
-    layers_per_pp = m.layers / c.pp
     masks: dict[str, BoolArray] = {
         "tp_divides_heads": (m.heads % c.tp == 0) & ((kv % c.tp == 0) | (c.tp % kv == 0)),
         "tp_within_scaleup_domain": c.tp <= max(domain_size, 1),

@@ -20,8 +20,8 @@ from fleetwise.errors import FleetwiseError, InfeasibleError, SpecError
 from fleetwise.perf.calibration import Calibration, GroupConstants, load_calibration
 from fleetwise.perf.efficiency import EfficiencyTable, load_efficiency
 from fleetwise.perf.setup import make_training_setup
-from fleetwise.plan import TrainingJob, TrainingPlan
-from fleetwise.search.evaluate import PlanResult, evaluate_plan, search_training
+from fleetwise.plan import TrainingJob
+from fleetwise.search.evaluate import PlanResult, search_training
 from fleetwise.search.space import SearchSpace
 from fleetwise.units import DAY
 from fleetwise.validate.cases import ENERGY_METRICS, Case, load_cases
@@ -75,8 +75,8 @@ def _training_job(case: Case, chips: int) -> tuple[TrainingJob, list[str]]:
     notes = []
     gbs = t.global_batch
     if gbs is None:
-        dp = t.dp or 1
-        gbs = max(dp, round(DEFAULT_TOKENS_PER_STEP / t.seq_len / dp) * dp)
+        # a multiple of the chip count, so that every data-parallel width divides it
+        gbs = max(1, round(DEFAULT_TOKENS_PER_STEP / t.seq_len / chips)) * chips
         notes.append(f"global_batch not published: assumed {gbs} sequences (~16M tokens per step)")
     precision = case.precision or "bf16"
     lora = None
@@ -108,6 +108,8 @@ def predict_training(case: Case, catalog: Catalog, eff: EfficiencyTable, calib: 
                      constants: GroupConstants | None = None) -> CasePrediction:
     """Predict a training case: its plan as published, with unknown fields chosen by the search."""
     model, accel, system = resolve_specs(case, catalog)
+    if case.chips is None:
+        raise SpecError(f"case {case.id}: chips: not published, and a training prediction needs a chip count")
     job, notes = _training_job(case, case.chips)
     setup = make_training_setup(model, accel, system, job, eff, calib)
     if constants is not None:
@@ -144,7 +146,11 @@ def predict_case(case: Case, catalog: Catalog, eff: EfficiencyTable, calib: Cali
         if case.training is None:
             raise SpecError(f"case {case.id}: training: required for kind 'training'")
         return predict_training(case, catalog, eff, calib, constants)
-    raise FleetwiseError(f"case {case.id}: kind 'inference' is not predicted yet (serving model pending)")
+    if case.kind == "inference":
+        from fleetwise.validate.inference_cases import predict_inference  # imports this module
+
+        return predict_inference(case, catalog, eff)
+    raise FleetwiseError(f"case {case.id}: kind {case.kind!r} is not predicted")
 
 
 def _group_of(metric: str, case: Case) -> str:

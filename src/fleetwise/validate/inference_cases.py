@@ -1,0 +1,237 @@
+"""Predict inference cases (offline throughput, server latency, prefill-only, decode-only) from the serving model.
+
+Entry point: ``predict_inference(case, catalog, eff, constants=None)`` → ``CasePrediction``. Fields a
+case leaves null are chosen the way the planner chooses them for a user, and the prediction's notes
+say which and how. ``fit_serving_constants`` and ``serving_leave_one_source_out`` fit the serving group
+constants on whole chip families and measure error on sources left out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fleetwise.catalog.loader import Catalog
+from fleetwise.errors import SpecError
+from fleetwise.perf.batching import (
+    concurrency_under_rate,
+    decode_rates,
+    kv_transfer_s,
+    max_batch_by_kv,
+    prefill_rate,
+    ttft_s,
+)
+from fleetwise.perf.efficiency import EfficiencyTable
+from fleetwise.perf.inference import (
+    ServingConstants,
+    ServingSetup,
+    ServingShape,
+    make_serving_setup,
+    with_constants,
+)
+from fleetwise.validate.cases import Case
+from fleetwise.validate.runner import CasePrediction, resolve_specs
+
+# Planner defaults for what a deployment leaves open (each is stated in the prediction's notes).
+DEFAULT_TOKEN_BUDGET = 8192  # tokens per continuous-batching step (TRT-LLM / vLLM max_num_batched_tokens order)
+DEFAULT_PREFILL_TOKENS = 16384  # tokens per rank per step of a prefill-only engine
+DEFAULT_MAX_BATCH = 2048  # engine cap on concurrent sequences per rank (TRT-LLM's default max_batch_size)
+DEFAULT_PROMPT_TOKENS = 2048.0  # prompt length when neither prompt nor KV length is published
+EP_CHOICES = (8, 16, 32, 64, 128, 256)
+
+
+@dataclass(frozen=True, slots=True)
+class _Deployment:
+    shape: ServingShape
+    replicas: int
+    chips: int
+    chosen: dict[str, Any]
+
+
+def _precisions(case: Case, s: ServingSetup, notes: list[str]) -> tuple[str, str]:
+    inf = case.inference
+    assert inf is not None
+    w = inf.weight_precision or case.precision or "bf16"
+    if w not in ("bf16", "fp16", "fp8", "int8", "int4", "fp4"):
+        w = "bf16"
+    kv = inf.kv_precision
+    if kv is None:
+        # planner rule: an 8-bit-or-narrower deployment keeps its KV cache in 8 bit where the chip runs fp8/int8
+        narrow = w in ("fp8", "int8", "int4", "fp4")
+        kv = "fp8" if narrow and s.accel.supports("fp8") else "int8" if narrow and s.accel.supports("int8") else "bf16"
+        notes.append(f"kv_precision not published: {kv} (planner rule for {w} weights)")
+    return w, kv
+
+
+def _deployment(case: Case, s: ServingSetup, ep_dp: int | None, notes: list[str]) -> _Deployment:
+    inf = case.inference
+    assert inf is not None
+    tp, pp = inf.tp or 1, inf.pp or 1
+    w, kv = _precisions(case, s, notes)
+    ep = inf.ep if inf.ep is not None else ep_dp
+    dp = inf.dp if inf.dp is not None else ep_dp
+    if ep is not None and ep > 1:
+        dp = dp or ep
+        replicas = max(1, (case.chips or tp * pp * dp) // (tp * pp * dp))
+    else:
+        ep = 1
+        replicas = dp or max(1, (case.chips or tp * pp) // (tp * pp))
+        dp = 1
+    chips = replicas * tp * pp * dp
+    shape = ServingShape.of(tp, pp, dp, ep, w, kv)
+    chosen = {"replicas": replicas, "tp": tp, "pp": pp, "dp": dp, "ep": ep, "weight_precision": w,
+              "kv_precision": kv, "chips": chips}
+    return _Deployment(shape, replicas, chips, chosen)
+
+
+def _offline(case: Case, s: ServingSetup, d: _Deployment, notes: list[str]) -> dict[str, float]:
+    inf = case.inference
+    assert inf is not None and inf.output_tokens is not None
+    o = inf.output_tokens
+    i = inf.input_tokens
+    if i is None:
+        i = o
+        notes.append(f"input_tokens not published: assumed equal to output_tokens ({o:g})")
+    budget = np.array([float(DEFAULT_TOKEN_BUDGET)])
+    kv_limit = float(max_batch_by_kv(s, d.shape, i, o, budget)[0])
+    ranks = d.replicas * int(d.shape.dp[0])
+    if inf.batch is not None:
+        limit = min(inf.batch / ranks, kv_limit)
+        notes.append(f"batch per rank {inf.batch / ranks:g} (published), KV holds {kv_limit:g}")
+    else:
+        limit = min(float(DEFAULT_MAX_BATCH), kv_limit)
+        notes.append(f"batch not published: engine fills to min(KV capacity {kv_limit:g}, cap {DEFAULT_MAX_BATCH})")
+    if limit < 1:
+        raise SpecError(f"case {case.id}: the weights leave no room for a KV cache in our memory model")
+    r = decode_rates(s, d.shape, np.array([limit]), i, o)
+    d.chosen["batch_per_rank"] = round(limit, 1)
+    return {"output_tokens_per_s": float(r.tokens_per_s_per_chip[0]) * d.chips,
+            "output_tokens_per_s_per_chip": float(r.tokens_per_s_per_chip[0]),
+            "tpot_ms": float(r.tpot_s[0]) * 1e3}
+
+
+def _server(case: Case, s: ServingSetup, d: _Deployment, notes: list[str]) -> dict[str, float]:
+    inf = case.inference
+    assert inf is not None and inf.output_tokens is not None and inf.request_rate is not None
+    o = inf.output_tokens
+    i = inf.input_tokens
+    if i is None:
+        i = o
+        notes.append(f"input_tokens not published: assumed equal to output_tokens ({o:g})")
+    budget = np.array([float(DEFAULT_TOKEN_BUDGET)])
+    ranks = d.replicas * int(d.shape.dp[0])
+    limit = min(float(DEFAULT_MAX_BATCH), float(max_batch_by_kv(s, d.shape, i, o, budget)[0]))
+    lam = np.array([inf.request_rate / ranks])
+    batch, step = concurrency_under_rate(s, d.shape, lam, i, o, np.array([limit]))
+    if not np.isfinite(step[0]):
+        r = decode_rates(s, d.shape, np.array([limit]), i, o)
+        served = float(r.tokens_per_s_per_chip[0]) * d.chips
+        notes.append("the request rate exceeds the modelled capacity: throughput capped")
+        return {"output_tokens_per_s": served, "tpot_ms": float(r.tpot_s[0]) * 1e3,
+                "ttft_ms": float("inf")}
+    d.chosen["batch_per_rank"] = round(float(batch[0]), 1)
+    d.chosen["token_budget"] = DEFAULT_TOKEN_BUDGET
+    return {"output_tokens_per_s": inf.request_rate * o, "tpot_ms": float(step[0]) * 1e3,
+            "ttft_ms": float(ttft_s(step, i, budget)[0]) * 1e3}
+
+
+def _prefill(case: Case, s: ServingSetup, d: _Deployment, notes: list[str]) -> dict[str, float]:
+    inf = case.inference
+    assert inf is not None
+    i = inf.input_tokens
+    if i is None:
+        i = DEFAULT_PROMPT_TOKENS
+        notes.append(f"input_tokens not published: assumed {i:g}")
+    tokens = max(float(DEFAULT_PREFILL_TOKENS), i)
+    notes.append(f"tokens per rank per prefill step not published: {tokens:g}")
+    d.chosen["prefill_tokens_per_rank"] = tokens
+    step, rate = prefill_rate(s, d.shape, i, np.array([tokens]))
+    return {"input_tokens_per_s_per_chip": float(rate[0]), "ttft_ms": float(step.total_s[0]) * 1e3}
+
+
+def _decode(case: Case, s: ServingSetup, d: _Deployment, notes: list[str]) -> dict[str, float]:
+    inf = case.inference
+    assert inf is not None
+    ctx = inf.input_tokens
+    if ctx is None:
+        ctx = DEFAULT_PROMPT_TOKENS
+        notes.append(f"KV length not published: assumed {ctx:g}")
+    ranks = d.replicas * int(d.shape.dp[0])
+    kv_limit = float(max_batch_by_kv(s, d.shape, ctx, 0.0, np.array([256.0]))[0])
+    if inf.batch is not None:
+        b = np.array([min(inf.batch / ranks, kv_limit)])
+    else:
+        grid = np.unique(np.round(np.geomspace(1, max(min(kv_limit, DEFAULT_MAX_BATCH), 1), 64)))
+        r = decode_rates(s, ServingShape(*(np.repeat(getattr(d.shape, f), len(grid)) for f in
+                                          ("tp", "pp", "dp", "ep", "wcode", "kvcode"))), grid, ctx, 1.0, False)
+        ok = np.ones_like(grid, dtype=bool)
+        if inf.slo and "tpot_ms" in inf.slo:
+            ok = r.tpot_s * 1e3 <= inf.slo["tpot_ms"]
+            notes.append(f"batch not published: largest meeting TPOT <= {inf.slo['tpot_ms']:g} ms")
+        else:
+            notes.append(f"batch not published: the throughput-best batch within KV capacity ({kv_limit:g})")
+        if not ok.any():
+            raise SpecError(f"case {case.id}: no batch meets the TPOT target in our model")
+        b = np.array([grid[ok][np.argmax(r.tokens_per_s_per_chip[ok])]])
+    d.chosen["batch_per_rank"] = float(b[0])
+    r = decode_rates(s, d.shape, b, ctx, 1.0, with_prefill=False)
+    return {"output_tokens_per_s_per_chip": float(r.tokens_per_s_per_chip[0]),
+            "output_tokens_per_s": float(r.tokens_per_s_per_chip[0]) * d.chips, "tpot_ms": float(r.tpot_s[0]) * 1e3}
+
+
+MODES = {"offline": _offline, "server": _server, "prefill_only": _prefill, "decode_only": _decode}
+
+
+def _best_ep(case: Case, s: ServingSetup, notes: list[str]) -> tuple[_Deployment, dict[str, float]]:
+    """Unknown EP degree: the per-chip-throughput-best among ``EP_CHOICES`` (the planner's rule)."""
+    inf = case.inference
+    assert inf is not None
+    best: tuple[float, _Deployment, dict[str, float], list[str]] | None = None
+    for ep in EP_CHOICES:
+        trial_notes: list[str] = []
+        try:
+            d = _deployment(case, s, ep, trial_notes)
+            pred = MODES[inf.mode](case, s, d, trial_notes)
+        except SpecError:
+            continue
+        key = pred.get("output_tokens_per_s_per_chip", pred.get("input_tokens_per_s_per_chip", 0.0))
+        if best is None or key > best[0] * 1.02:  # the smallest EP within 2 % of the best
+            best = (key, d, pred, trial_notes)
+    if best is None:
+        raise SpecError(f"case {case.id}: no EP degree in {EP_CHOICES} fits")
+    notes += best[3] + [f"ep/dp not published: {best[1].chosen['ep']} chosen (per-chip best of {EP_CHOICES})"]
+    return best[1], best[2]
+
+
+def predict_inference(case: Case, catalog: Catalog, eff: EfficiencyTable,
+                      constants: ServingConstants | None = None) -> CasePrediction:
+    """Predict every inference metric of ``case`` with its deployment as published (unknowns chosen)."""
+    inf = case.inference
+    if inf is None:
+        raise SpecError(f"case {case.id}: inference: required for kind 'inference'")
+    if inf.disaggregated:
+        raise SpecError(f"case {case.id}: inference.disaggregated: per-pool chip counts are predicted by "
+                        "'plan serve', not from a case yet")
+    model, accel, system = resolve_specs(case, catalog)
+    s = make_serving_setup(model, accel, system, eff)
+    if constants is not None:
+        s = with_constants(s, constants)
+    notes: list[str] = [f"serving constants of family {s.constants.family}: compute_scale "
+                        f"{s.constants.compute_scale:g}, step overhead {s.constants.step_overhead_s * 1e3:g} ms"]
+    if inf.mode in ("offline", "server") and inf.output_tokens is None:
+        raise SpecError(f"case {case.id}: inference.output_tokens: required for mode {inf.mode!r}")
+    if model.moe is not None and inf.ep is None:
+        d, pred = _best_ep(case, s, notes)
+    else:
+        d = _deployment(case, s, None, notes)
+        pred = MODES[inf.mode](case, s, d, notes)
+    pred = {k: v for k, v in pred.items() if math.isfinite(v)}
+    return CasePrediction(case, d.chosen, pred, tuple(notes))
+
+
+def disaggregated_ttft_s(s: ServingSetup, sh: ServingShape, input_tokens: float, prefill_step_s: float) -> float:
+    """TTFT of a disaggregated deployment: prefill, then the KV hand-off to the decode pool."""
+    return float(prefill_step_s + kv_transfer_s(s, sh, input_tokens)[0])
