@@ -144,7 +144,8 @@ def validation(report: Any, as_json: bool) -> None:
         print(f"\n{title}:")
         for g, s in data[key].items():
             print(f"  {g:<10} n={s['count']:3d}  median |err| {100 * s['median_ape']:.1f}%"
-                  f"  mean {100 * s['mean_ape']:.1f}%  within 10% {100 * s['within_10']:.0f}%  within 25% {100 * s['within_25']:.0f}%"
+                  f"  mean {100 * s['mean_ape']:.1f}%  within 10% {100 * s['within_10']:.0f}%"
+                  f"  within 25% {100 * s['within_25']:.0f}%"
                   f"  worst {s['worst']['id']} ({100 * s['worst']['error']:+.0f}%)")
     for e in data["errors"]:
         print(f"  not predicted: {e['id']}: {e['message']}")
