@@ -141,7 +141,8 @@ def match_training(
     gbs = global_batch or max(1, round(4 * 2**20 / seq_len / their_chips)) * their_chips
     ref = plan_training(model, theirs, their_chips, seq_len=seq_len, global_batch=gbs, precision=precision,
                         top=1, catalog=catalog).best[0]
-    node = (catalog.default_system(ours).chips_per_node if catalog.default_system(ours) else 8)
+    our_system = catalog.default_system(ours)
+    node = our_system.chips_per_node if our_system is not None else 8
     tried: list[tuple[int, float | None]] = []
     n = max(node, int(math.ceil(their_chips / node)) * node)
     while n <= their_chips * max_factor:

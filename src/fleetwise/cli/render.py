@@ -160,10 +160,10 @@ def catalog(cat: Catalog, args: argparse.Namespace) -> None:
                 print(f"  {id_:<36} {getattr(spec, 'name', '')}")
         return
     for kind in ("accelerators", "systems", "fabrics", "models"):
-        spec = cat.kind(kind).get(args.id)
-        if spec is not None:
+        found = cat.kind(kind).get(args.id)
+        if found is not None:
             print(f"# {kind}/{args.id}  (from {cat.origin[f'{kind}/{args.id}']})")
-            print(json.dumps(spec.model_dump(exclude_none=True), indent=2))
+            print(json.dumps(found.model_dump(exclude_none=True), indent=2))
             return
     known = sorted(k for kind in ("accelerators", "systems", "fabrics", "models") for k in cat.kind(kind))
     raise UnknownIdError("catalog", args.id, known)

@@ -244,6 +244,22 @@ def _moe_layer_s(s: ServingSetup, sh: ServingShape, tokens: FloatArray, wbytes: 
     return t, np.asarray(np.where(sh.ep > 1, comm, 0.0), dtype=np.float64)
 
 
+def tp_all_reduce_s(s: ServingSetup, bytes_: FloatArray, tp: IntArray) -> FloatArray:
+    """All-reduce of a step's activations over the TP group.
+
+    Serving engines use one-shot / two-shot kernels for these small messages (TRT-LLM custom all-reduce,
+    vLLM custom_all_reduce), so inside a scale-up domain the cost is the fitted latency floor plus the
+    bytes at the fitted plateau bus bandwidth (alpha-beta, no ring ramp-up); across domains, the ring model.
+    """
+    up = s.network.scaleup
+    g = np.asarray(tp, dtype=np.float64)
+    bw = up.busbw_max(g, up.eff)
+    inside = up.eff.alpha_s + 2.0 * (g - 1.0) / g * bytes_ / bw
+    across = s.network.all_reduce_s(bytes_, tp, np.ones_like(tp))
+    t = np.where(s.network.spans_scaleout(tp, np.ones_like(tp)), across, inside)
+    return np.asarray(np.where(tp > 1, t, 0.0), dtype=np.float64)
+
+
 def step_time(s: ServingSetup, sh: ServingShape, prefill_tokens: FloatArray, prefill_ctx: FloatArray,
               prefill_seqs: FloatArray, decode_seqs: FloatArray, decode_ctx: FloatArray) -> StepTimes:
     """Seconds of one continuous-batching step of one engine, per attention rank's batch.
@@ -281,7 +297,7 @@ def step_time(s: ServingSetup, sh: ServingShape, prefill_tokens: FloatArray, pre
     attn = _attention_s(s, sh, pf, prefill_ctx, ds, decode_ctx)
     h = float(m.hidden)
     elementwise = tokens * ELEMENTWISE_HIDDEN_PASSES * h * ACT_BYTES / (s.accel.hbm_bw_bytes_per_s * s.eff.hbm)
-    ar = s.network.all_reduce_s(tokens * h * ACT_BYTES, sh.tp, np.ones_like(sh.tp))
+    ar = tp_all_reduce_s(s, tokens * h * ACT_BYTES, sh.tp)
 
     gemm = m.n_dense_layers * attn_gemm
     ep_comm = np.zeros_like(tokens)

@@ -100,7 +100,7 @@ def _training_metrics(case: Case, r: PlanResult, job: TrainingJob) -> dict[str, 
     if job.tokens:
         days = job.tokens / job.tokens_per_step * r.step_time_s / DAY
         out["time_to_train_days"] = days
-        out["chip_hours"] = days * 24.0 * case.chips
+        out["chip_hours"] = days * 24.0 * r.chips
     return out
 
 
