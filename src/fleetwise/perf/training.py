@@ -119,6 +119,10 @@ class _LayerTimes:
         return _LayerTimes(self.gemm_fwd * k, self.gemm_bwd * k, self.attn_fwd * k, self.attn_bwd * k,
                            self.mem_fwd * k, self.tp_comm * k, self.ep_comm * k, self.cp_comm * k)
 
+    def take(self, index: npt.NDArray[np.int64]) -> _LayerTimes:
+        return _LayerTimes(self.gemm_fwd[index], self.gemm_bwd[index], self.attn_fwd[index], self.attn_bwd[index],
+                           self.mem_fwd[index], self.tp_comm[index], self.ep_comm[index], self.cp_comm[index])
+
     def __add__(self, o: _LayerTimes) -> _LayerTimes:
         return _LayerTimes(self.gemm_fwd + o.gemm_fwd, self.gemm_bwd + o.gemm_bwd, self.attn_fwd + o.attn_fwd,
                            self.attn_bwd + o.attn_bwd, self.mem_fwd + o.mem_fwd, self.tp_comm + o.tp_comm,
@@ -211,6 +215,25 @@ def _layer_times(c: Candidates, s: TrainingSetup, moe_layer: bool) -> _LayerTime
     return _LayerTimes(gemm_fwd, gemm_bwd, attn_fwd, attn_bwd, mem_fwd, tp_comm, ep_comm, cp_comm)
 
 
+def _unique_layer_times(c: Candidates, s: TrainingSetup, moe_layer: bool) -> _LayerTimes:
+    """``_layer_times`` on the distinct (tp, cp, ep, mbs, sp, overlaps) rows only, broadcast back.
+
+    A layer's time does not depend on pp, dp, vpp, ZeRO or recomputation, so a block of a million
+    candidates holds only a few hundred distinct layer shapes.
+    """
+    key = np.stack([c.tp, c.cp, c.ep, c.mbs, c.sp, c.tp_overlap, c.ep_overlap], axis=1).astype(np.int64)
+    uniq, inverse = np.unique(key, axis=0, return_inverse=True)
+    if 4 * len(uniq) > len(c):
+        return _layer_times(c, s, moe_layer)
+    one = np.ones(len(uniq), dtype=np.int64)
+    u = Candidates(
+        tp=uniq[:, 0], pp=one, dp=one, cp=uniq[:, 1], ep=uniq[:, 2], mbs=uniq[:, 3], vpp=one, recompute=0 * one,
+        recompute_frac=one.astype(np.float64), zero=0 * one, sp=uniq[:, 4].astype(np.bool_),
+        tp_overlap=uniq[:, 5].astype(np.bool_), ep_overlap=uniq[:, 6].astype(np.bool_),
+    )
+    return _layer_times(u, s, moe_layer).take(inverse.reshape(-1))
+
+
 def _head_times(c: Candidates, s: TrainingSetup) -> FloatArray:
     """LM head + loss forward and backward per micro-batch (on the last stage)."""
     tp = c.tp.astype(np.float64)
@@ -230,9 +253,9 @@ def training_step(c: Candidates, s: TrainingSetup) -> StepColumns:
     layers_stage = m.layers / pp  # uneven layouts balance stages when pp does not divide the layers
     dense_share = m.n_dense_layers / m.layers
 
-    lt = _layer_times(c, s, False).scaled(dense_share) if m.n_dense_layers else None
+    lt = _unique_layer_times(c, s, False).scaled(dense_share) if m.n_dense_layers else None
     if m.n_moe_layers:
-        moe = _layer_times(c, s, True).scaled(1.0 - dense_share)
+        moe = _unique_layer_times(c, s, True).scaled(1.0 - dense_share)
         lt = moe if lt is None else lt + moe
     assert lt is not None
     kernel_fwd = (lt.gemm_fwd + lt.attn_fwd + lt.mem_fwd) * scale
