@@ -83,12 +83,16 @@ def activation_bytes_per_token(c: Candidates, s: TrainingSetup, moe_layer: bool)
     return np.asarray(out_sharded + (inside_attn + inside_mlp) / tp, dtype=np.float64)
 
 
-def training_memory(c: Candidates, s: TrainingSetup) -> MemoryColumns:
-    """Memory per device on the most loaded stage (the first stage holds the most micro-batches)."""
+def training_memory(c: Candidates, s: TrainingSetup, layers_stage: FloatArray | None = None) -> MemoryColumns:
+    """Memory per device on the most loaded stage (the first stage holds the most micro-batches).
+
+    ``layers_stage`` overrides the layers held per stage (uneven splits of mixed fleets).
+    """
     m, pc = s.model, s.params
     tp = c.tp.astype(np.float64)
     pp = c.pp.astype(np.float64)
-    layers_stage = np.ceil(m.layers / pp)  # the first stage holds a whole number of layers
+    if layers_stage is None:
+        layers_stage = np.ceil(m.layers / pp)  # the first stage holds a whole number of layers
     dense_frac = m.n_dense_layers / m.layers
     moe_frac = 1.0 - dense_frac
     # params per device: layers of the stage (TP-sharded), embedding on the first stage, head on the last
