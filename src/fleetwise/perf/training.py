@@ -244,15 +244,31 @@ def _head_times(c: Candidates, s: TrainingSetup) -> FloatArray:
     return np.asarray(f + b + softmax)
 
 
-def training_step(c: Candidates, s: TrainingSetup) -> StepColumns:
-    """Step time and breakdown of every plan in ``c``."""
+@dataclass(frozen=True, slots=True)
+class LayerCosts:
+    """Seconds per average layer and per micro-batch on one device (compute scaled by the group constant)."""
+
+    kernel_fwd: FloatArray
+    kernel_bwd: FloatArray
+    recompute: FloatArray
+    tp_comm: FloatArray
+    cp_comm: FloatArray
+    ep_comm: FloatArray
+    mem_fwd: FloatArray  # memory-bound share of kernel_fwd
+    head: FloatArray  # LM head and loss, forward and backward (last stage)
+    mtp: FloatArray  # multi-token-prediction modules (last stage)
+
+    @property
+    def layer_total(self) -> FloatArray:
+        return np.asarray(self.kernel_fwd + self.kernel_bwd + self.recompute + self.tp_comm + self.cp_comm
+                          + self.ep_comm)
+
+
+def layer_costs(c: Candidates, s: TrainingSetup) -> LayerCosts:
+    """Per-layer, per-micro-batch costs of every plan (dense and MoE layers averaged by their share)."""
     m = s.model
     scale = s.constants.compute_scale
-    pp = c.pp.astype(np.float64)
-    n_micro = (s.job.global_batch / (c.dp * c.mbs)).astype(np.float64)
-    layers_stage = m.layers / pp  # uneven layouts balance stages when pp does not divide the layers
     dense_share = m.n_dense_layers / m.layers
-
     lt = _unique_layer_times(c, s, False).scaled(dense_share) if m.n_dense_layers else None
     if m.n_moe_layers:
         moe = _unique_layer_times(c, s, True).scaled(1.0 - dense_share)
@@ -263,15 +279,29 @@ def training_step(c: Candidates, s: TrainingSetup) -> StepColumns:
     # recompute: full re-runs the layer forward (with its TP traffic) for a share of layers;
     # selective re-runs the attention core only (Korthikanti et al. 2022, Sec. 5)
     full_frac = np.where(c.recompute == 2, c.recompute_frac, 0.0)
-    recomp_layer = full_frac * (kernel_fwd + 0.5 * lt.tp_comm) + np.where(c.recompute == 1, lt.attn_fwd * scale, 0.0)
-    head = _head_times(c, s) * scale
-    mtp = m.mtp_modules * (kernel_fwd + kernel_bwd)
+    recomp = full_frac * (kernel_fwd + 0.5 * lt.tp_comm) + np.where(c.recompute == 1, lt.attn_fwd * scale, 0.0)
+    return LayerCosts(
+        kernel_fwd=np.asarray(kernel_fwd), kernel_bwd=np.asarray(kernel_bwd), recompute=np.asarray(recomp),
+        tp_comm=lt.tp_comm, cp_comm=lt.cp_comm, ep_comm=lt.ep_comm, mem_fwd=np.asarray(lt.mem_fwd * scale),
+        head=np.asarray(_head_times(c, s) * scale), mtp=np.asarray(m.mtp_modules * (kernel_fwd + kernel_bwd)),
+    )
+
+
+def training_step(c: Candidates, s: TrainingSetup) -> StepColumns:
+    """Step time and breakdown of every plan in ``c``."""
+    m = s.model
+    pp = c.pp.astype(np.float64)
+    n_micro = (s.job.global_batch / (c.dp * c.mbs)).astype(np.float64)
+    layers_stage = m.layers / pp  # uneven layouts balance stages when pp does not divide the layers
+    lc = layer_costs(c, s)
+    kernel_fwd, kernel_bwd, recomp_layer, head, mtp = lc.kernel_fwd, lc.kernel_bwd, lc.recompute, lc.head, lc.mtp
+    full_frac = np.where(c.recompute == 2, c.recompute_frac, 0.0)
 
     stage_compute = layers_stage * (kernel_fwd + kernel_bwd) + head + mtp  # per micro-batch, last stage
     stage_recompute = layers_stage * recomp_layer
-    stage_tp = layers_stage * lt.tp_comm
-    stage_cp = layers_stage * lt.cp_comm
-    stage_ep = layers_stage * lt.ep_comm
+    stage_tp = layers_stage * lc.tp_comm
+    stage_cp = layers_stage * lc.cp_comm
+    stage_ep = layers_stage * lc.ep_comm
     # pipeline p2p: activations forward and gradients backward at each of the vpp chunk boundaries
     p2p_bytes = c.mbs * float(s.job.seq_len) / c.cp * m.hidden * ACT_BYTES / np.where(c.sp, c.tp, 1)
     crosses = s.network.spans_scaleout(c.pp, c.tp * c.cp * c.dp)
@@ -297,7 +327,7 @@ def training_step(c: Candidates, s: TrainingSetup) -> StepColumns:
         optimizer_s=optimizer,
         memory=training_memory(c, s),
         n_micro=n_micro,
-        membound_s=np.asarray(n_micro * layers_stage * (3.0 + full_frac) * lt.mem_fwd * scale),
+        membound_s=np.asarray(n_micro * layers_stage * (3.0 + full_frac) * lc.mem_fwd),
         head_s=np.asarray(n_micro * (head + mtp)),
     )
 
