@@ -76,12 +76,14 @@ def plan_training(
     top: int = 10,
     progress: ProgressFn | None = None,
     catalog: Catalog | None = None,
+    objective: str = "time",
 ) -> TrainingSearch:
     """Search every parallel plan of ``model`` on ``chips`` accelerators; the fastest feasible first."""
     _check_chips(chips)
     setup = training_setup(model, hardware, system=system, seq_len=seq_len, global_batch=global_batch,
                            precision=precision, tokens=tokens, chips=chips, catalog=catalog)
-    result = search_training(setup, SearchSpace(chips=chips, pinned=dict(pinned or {})), top=top, progress=progress)
+    result = search_training(setup, SearchSpace(chips=chips, pinned=dict(pinned or {})), top=top, progress=progress,
+                             objective=objective)
     if not result.best:
         worst = sorted(result.rejected_by.items(), key=lambda kv: -kv[1])[:3]
         reasons = ", ".join(f"{k} ({v} plans)" for k, v in worst if v)

@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
             _job_args(tp)
             _plan_args(tp)
             tp.add_argument("--top", type=_positive_int, default=10)
+            tp.add_argument("--objective", choices=["time", "energy", "cost", "carbon"], default="time",
+                            help="rank plans by step time, or by energy / cost / CO2 per step")
         elif verb == "explain":
             _job_args(tp, chips=False)
             _plan_args(tp)
@@ -101,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = csub.add_parser("show")
     sp.add_argument("id")
     sp.add_argument("--catalog", action="append", default=None, metavar="DIR")
+    from fleetwise.cli import power
+
+    power.add_parser(sub, _job_args, _plan_args)
     return parser
 
 
@@ -154,7 +159,8 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "plan":
         show_bar = not args.json and sys.stderr.isatty()
         result = api.plan_training(args.model, args.hardware, args.chips, system=args.system, pinned=_pinned(args),
-                                   top=args.top, progress=_progress(show_bar), catalog=catalog, **_common(args))
+                                   top=args.top, progress=_progress(show_bar), catalog=catalog,
+                                   objective=args.objective, **_common(args))
         render.training_search(result, args.json, args.tokens is not None)
         return 0
     if args.command == "explain":
@@ -167,6 +173,10 @@ def run(args: argparse.Namespace) -> int:
                                  **_common(args))
         render.plan_result(r, args.json)
         return 0
+    if args.command == "power":
+        from fleetwise.cli import power
+
+        return power.run(args, catalog, _pinned(args), _common(args))
     if args.command == "compare":
         hws = [h for h in args.hardware.split(",") if h]
         results = api.compare_training(args.model, hws, args.chips, catalog=catalog, **_common(args))

@@ -230,3 +230,69 @@ def training_energy(c: Candidates, cols: StepColumns, s: TrainingSetup, e: Energ
         gco2_per_kwh=e.site.gco2_per_kwh,
         usd_per_chip_hour=e.usd_per_chip_hour,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingEnergy:
+    """One plan's power, energy, cost and carbon with their breakdowns (per step unless named per job)."""
+
+    settings: str
+    site: str
+    pue: float
+    step_time_s: float
+    avg_power_w_per_chip: float  # accelerators only
+    avg_power_w_per_node: float  # chips + host + network share, PUE excluded
+    step_energy_j: float  # facility energy, PUE included
+    energy_j_per_token: float
+    step_cost_usd: float
+    step_co2_kg: float
+    job_energy_mwh: float | None
+    job_cost_usd: float | None
+    job_co2_t: float | None
+    energy_breakdown_j: dict[str, float]  # accelerator phases, host, network, facility overhead; sums to step
+    phases: dict[str, tuple[float, float, float]]  # name -> (chips, power W, seconds per step)
+    cost_breakdown_usd: dict[str, float]
+    derived: tuple[str, ...]
+
+    def reconcile_error(self) -> float:
+        """|Σ chips·power·time + host + network| · PUE against the total, as a fraction (should be ~0)."""
+        acc = sum(n * p * t for n, p, t in self.phases.values())
+        it = acc + self.energy_breakdown_j["host"] + self.energy_breakdown_j["network"]
+        return abs(it * self.pue - self.step_energy_j) / self.step_energy_j
+
+
+def energy_row(ec: EnergyColumns, i: int, e: EnergySetup, steps: float | None) -> TrainingEnergy:
+    """Row ``i`` of the columns as a ``TrainingEnergy``; ``steps`` = optimiser steps of the whole job."""
+    step_j = float(ec.step_energy_j[i])
+    it_j = float(ec.it_j[i])
+    breakdown = {f"accelerator.{k}": float(p.energy_j[i]) for k, p in ec.phases.items() if p.chips[i] > 0}
+    breakdown["host"] = float(ec.host_j[i])
+    breakdown["network"] = float(ec.network_j[i])
+    breakdown["facility_overhead"] = step_j - it_j
+    electricity = step_j / 3.6e6 * ec.usd_per_kwh
+    rent = float(ec.chips[i] * ec.step_time_s[i]) / HOUR * (ec.usd_per_chip_hour or 0.0)
+    cost = electricity + rent
+    co2 = float(ec.step_co2_kg[i])
+    derived = e.chip.derived + e.node.derived
+    if ec.usd_per_chip_hour is None:
+        derived += ("hardware cost: no rent or price known (counted as 0)",)
+    return TrainingEnergy(
+        settings=e.settings.label(),
+        site=e.site_id,
+        pue=ec.pue,
+        step_time_s=float(ec.step_time_s[i]),
+        avg_power_w_per_chip=float(ec.avg_power_w_per_chip[i]),
+        avg_power_w_per_node=float(ec.avg_power_w_per_node[i]),
+        step_energy_j=step_j,
+        energy_j_per_token=float(ec.energy_j_per_token[i]),
+        step_cost_usd=cost,
+        step_co2_kg=co2,
+        job_energy_mwh=None if steps is None else step_j * steps / 3.6e9,
+        job_cost_usd=None if steps is None else cost * steps,
+        job_co2_t=None if steps is None else co2 * steps / 1000.0,
+        energy_breakdown_j=breakdown,
+        phases={k: (float(p.chips[i]), float(p.power_w[i]), float(p.time_s[i]))
+                for k, p in ec.phases.items() if p.chips[i] > 0},
+        cost_breakdown_usd={"electricity": electricity, "hardware": rent},
+        derived=derived,
+    )

@@ -13,7 +13,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from fleetwise.errors import InfeasibleError
+from fleetwise.energy.training import (
+    ENERGY_ASSUMPTIONS,
+    EnergyColumns,
+    EnergySetup,
+    PowerSettings,
+    TrainingEnergy,
+    energy_row,
+    for_training,
+    training_energy,
+)
+from fleetwise.errors import InfeasibleError, SpecError
 from fleetwise.perf.candidates import Candidates
 from fleetwise.perf.model_math import model_flops_per_token
 from fleetwise.perf.training import ASSUMPTIONS, StepColumns, TrainingSetup, training_step
@@ -42,6 +52,7 @@ class PlanResult:
     hardware_tflops_per_chip: float
     days: float | None
     chips: int
+    energy: TrainingEnergy | None = None  # power, energy, cost and CO2 with breakdowns (fleetwise.energy)
 
     @property
     def memory_total_bytes(self) -> float:
@@ -58,7 +69,12 @@ class TrainingSearch:
     feasible: int
     rejected_by: dict[str, int]
     search_seconds: float
-    assumptions: tuple[str, ...] = field(default=ASSUMPTIONS)
+    assumptions: tuple[str, ...] = field(default=ASSUMPTIONS + ENERGY_ASSUMPTIONS)
+    objective: str = "time"
+    pareto_time_energy: list[PlanResult] = field(default_factory=list)
+
+
+OBJECTIVES = ("time", "energy", "cost", "carbon")
 
 
 def _metrics(c: Candidates, cols: StepColumns, s: TrainingSetup) -> dict[str, FloatArray]:
@@ -78,10 +94,15 @@ def _metrics(c: Candidates, cols: StepColumns, s: TrainingSetup) -> dict[str, Fl
     }
 
 
-def _result(c: Candidates, cols: StepColumns, s: TrainingSetup, i: int, fits: bool) -> PlanResult:
+def _result(c: Candidates, cols: StepColumns, s: TrainingSetup, i: int, fits: bool,
+            energy: tuple[EnergyColumns, EnergySetup] | None = None) -> PlanResult:
     met = _metrics(c, cols, s)
     mem = cols.memory
     step = float(cols.step_time_s[i])
+    if energy is None:
+        e = for_training(s)
+        energy = (training_energy(c, cols, s, e), e)
+    steps = s.job.tokens / s.job.tokens_per_step if s.job.tokens else None
     days = None
     if s.job.tokens:
         days = s.job.tokens / s.job.tokens_per_step * step / DAY
@@ -102,10 +123,12 @@ def _result(c: Candidates, cols: StepColumns, s: TrainingSetup, i: int, fits: bo
         hardware_tflops_per_chip=float(met["hardware_tflops_per_chip"][i]),
         days=days,
         chips=int(c.chips[i]),
+        energy=energy_row(energy[0], i, energy[1], steps),
     )
 
 
-def evaluate_plan(s: TrainingSetup, plan: TrainingPlan, allow_over_memory: bool = False) -> PlanResult:
+def evaluate_plan(s: TrainingSetup, plan: TrainingPlan, allow_over_memory: bool = False,
+                  energy: EnergySetup | None = None) -> PlanResult:
     """Predict one plan; raise ``InfeasibleError`` naming each rule it breaks."""
     c = Candidates.from_plans([plan])
     masks = structural_masks(c, s.model, s.job, s.system.domain_size)
@@ -121,17 +144,24 @@ def evaluate_plan(s: TrainingSetup, plan: TrainingPlan, allow_over_memory: bool 
             f"plan {plan.label()} is rejected by: fits_memory (needs {need:.1f} GB per device, "
             f"{cap:.0f} GB on {s.accel.id}, of which {100 * 0.95:.0f}% usable)"
         )
-    return _result(c, cols, s, 0, fits)
+    e = energy or for_training(s)
+    return _result(c, cols, s, 0, fits, (training_energy(c, cols, s, e), e))
 
 
 def search_training(s: TrainingSetup, space: SearchSpace, top: int = 10,
-                    progress: ProgressFn | None = None, ignore_memory: bool = False) -> TrainingSearch:
-    """Evaluate the whole space block by block; return the ``top`` fastest feasible plans and the Pareto front."""
+                    progress: ProgressFn | None = None, ignore_memory: bool = False,
+                    objective: str = "time", energy: EnergySetup | None = None,
+                    max_step_time_s: float | None = None) -> TrainingSearch:
+    """Evaluate the whole space block by block; return the ``top`` feasible plans by ``objective``
+    (time, energy, cost or carbon per step), the Pareto front of time vs memory headroom and of time vs energy."""
+    if objective not in OBJECTIVES:
+        raise SpecError(f"--objective must be one of {', '.join(OBJECTIVES)} (got {objective!r})")
+    e = energy or for_training(s)
     t0 = time.perf_counter()
     total = space_size(space, s.model, s.job)
     evaluated = feasible = 0
     rejected: dict[str, int] = {}
-    keep: list[tuple[Candidates, StepColumns, npt.NDArray[np.int64]]] = []
+    keep: list[tuple[Candidates, StepColumns, EnergyColumns, npt.NDArray[np.int64]]] = []
     for block in generate(space, s.model, s.job):
         masks = structural_masks(block, s.model, s.job, s.system.domain_size)
         ok = np.logical_and.reduce(list(masks.values()))
@@ -146,28 +176,40 @@ def search_training(s: TrainingSetup, space: SearchSpace, top: int = 10,
             idx = np.flatnonzero(fits)
             feasible += len(idx)
             if len(idx):
-                order = idx[np.argsort(cols.step_time_s[idx], kind="stable")]
-                keep.append((sub, cols, order[: max(top, 64)]))
-                # Pareto candidates: keep the front of this block (time vs free memory)
+                ec = training_energy(sub, cols, s, e)
+                if max_step_time_s is not None:  # a time budget under the power settings
+                    idx = idx[ec.step_time_s[idx] <= max_step_time_s]
+                    if not len(idx):
+                        continue
+                rank = ec.objective(objective)
+                order = idx[np.argsort(rank[idx], kind="stable")]
+                keep.append((sub, cols, ec, order[: max(top, 64)]))
+                # Pareto candidates: keep the fronts of this block (time vs free memory, time vs energy)
                 free = cols.memory.capacity - cols.memory.total[idx]
                 front = idx[pareto_front(cols.step_time_s[idx], -free)]
-                keep.append((sub, cols, front))
+                keep.append((sub, cols, ec, front))
+                keep.append((sub, cols, ec, idx[pareto_front(ec.step_time_s[idx], ec.step_energy_j[idx])]))
         if progress is not None:
             progress(evaluated, total)
     results: list[PlanResult] = []
     seen: set[str] = set()
-    for sub, cols, rows in keep:
+    for sub, cols, ec, rows in keep:
         for i in rows:
-            r = _result(sub, cols, s, int(i), True)
+            r = _result(sub, cols, s, int(i), True, (ec, e))
             key = r.plan.model_dump_json()
             if key not in seen:
                 seen.add(key)
                 results.append(r)
-    results.sort(key=lambda r: (round(r.step_time_s, 9), r.memory_total_bytes))  # ties: more headroom first
+    results.sort(key=lambda r: (round(_objective_of(r, objective), 9), r.memory_total_bytes))  # ties: headroom
     times = np.array([r.step_time_s for r in results])
     free = np.array([r.memory_capacity_bytes - r.memory_total_bytes for r in results])
     pareto = [results[i] for i in pareto_front(times, -free)] if results else []
+    e_times = np.array([r.energy.step_time_s if r.energy else r.step_time_s for r in results])
+    energies = np.array([r.energy.step_energy_j if r.energy else np.inf for r in results])
+    pareto_e = [results[i] for i in pareto_front(e_times, energies)] if results else []
     return TrainingSearch(
+        objective=objective,
+        pareto_time_energy=pareto_e,
         best=results[:top],
         pareto=sorted(pareto, key=lambda r: r.step_time_s),
         candidates_evaluated=evaluated,
@@ -175,3 +217,60 @@ def search_training(s: TrainingSetup, space: SearchSpace, top: int = 10,
         rejected_by=rejected,
         search_seconds=time.perf_counter() - t0,
     )
+
+
+def _objective_of(r: PlanResult, objective: str) -> float:
+    """The per-step value a search ranks ``r`` by (seconds, J, USD or kg CO2)."""
+    if objective == "time":
+        return r.step_time_s
+    if r.energy is None:
+        return float("inf")
+    return {"energy": r.energy.step_energy_j, "cost": r.energy.step_cost_usd,
+            "carbon": r.energy.step_co2_kg}[objective]
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyOptimum:
+    """The energy-optimal plan and power setting within a slowdown budget, against the time-optimal plan."""
+
+    time_optimal: PlanResult  # fastest plan at stock clocks
+    energy_optimal: PlanResult  # lowest energy per step within the budget (its ``energy`` carries the setting)
+    max_slowdown: float
+    tried: list[tuple[str, float, float]]  # (setting, best energy saving, its slowdown) per setting
+
+    @property
+    def saving(self) -> float:
+        assert self.time_optimal.energy is not None and self.energy_optimal.energy is not None
+        return 1.0 - self.energy_optimal.energy.step_energy_j / self.time_optimal.energy.step_energy_j
+
+    @property
+    def slowdown(self) -> float:
+        assert self.time_optimal.energy is not None and self.energy_optimal.energy is not None
+        return self.energy_optimal.energy.step_time_s / self.time_optimal.energy.step_time_s - 1.0
+
+
+def search_energy_optimal(s: TrainingSetup, space: SearchSpace, max_slowdown: float = 0.03,
+                          settings: list[PowerSettings] | None = None, site: str | None = None) -> EnergyOptimum:
+    """Search plans x power settings for the least energy per step at most ``max_slowdown`` slower than the
+    fastest plan at stock clocks. Settings default to the stage frequency plan at a few global clocks."""
+    ref = search_training(s, space, top=1, energy=for_training(s, site))
+    if not ref.best:
+        raise InfeasibleError(f"no feasible plan for {s.model.id} on {space.chips} x {s.accel.id}")
+    fastest = ref.best[0]
+    assert fastest.energy is not None
+    limit = fastest.step_time_s * (1.0 + max_slowdown)
+    grid = settings or [PowerSettings(clock=f, stage_plan=True) for f in (1.0, 0.98, 0.96, 0.94, 0.92, 0.9)]
+    best, tried = fastest, []
+    for st in grid:
+        r = search_training(s, space, top=1, objective="energy", energy=for_training(s, site, st),
+                            max_step_time_s=limit)
+        if not r.best or r.best[0].energy is None:
+            tried.append((st.label(), float("nan"), float("nan")))
+            continue
+        cand = r.best[0]
+        assert cand.energy is not None and best.energy is not None
+        tried.append((st.label(), 1.0 - cand.energy.step_energy_j / fastest.energy.step_energy_j,
+                      cand.energy.step_time_s / fastest.step_time_s - 1.0))
+        if cand.energy.step_energy_j < best.energy.step_energy_j:
+            best = cand
+    return EnergyOptimum(fastest, best, max_slowdown, tried)
