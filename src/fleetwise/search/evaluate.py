@@ -191,15 +191,29 @@ def search_training(s: TrainingSetup, space: SearchSpace, top: int = 10,
                 keep.append((sub, cols, ec, idx[pareto_front(ec.step_time_s[idx], ec.step_energy_j[idx])]))
         if progress is not None:
             progress(evaluated, total)
+    # choose globally on plain columns first, then build results only for the chosen rows
+    refs = [(b, int(i)) for b, (_, _, _, rows) in enumerate(keep) for i in rows]
+    refs = list(dict.fromkeys(refs))
+    if refs:
+        # the columns are computed properties: evaluate each once per kept block, then gather
+        blocks = {b for b, _ in refs}
+        arrays = {b: (keep[b][2].objective(objective), keep[b][1].step_time_s, keep[b][1].memory.total,
+                      keep[b][2].step_time_s, keep[b][2].step_energy_j) for b in blocks}
+        obj, tm, mem, etm, en = (np.array([arrays[b][k][i] for b, i in refs]) for k in range(5))
+        cap = keep[0][1].memory.capacity
+        order = np.lexsort((mem, np.round(obj, 9)))  # ties: more headroom first
+        chosen = set(order[: 4 * top].tolist()) | set(pareto_front(tm, mem - cap).tolist()) \
+            | set(pareto_front(etm, en).tolist())
+        refs = [refs[j] for j in sorted(chosen)]
     results: list[PlanResult] = []
     seen: set[str] = set()
-    for sub, cols, ec, rows in keep:
-        for i in rows:
-            r = _result(sub, cols, s, int(i), True, (ec, e))
-            key = r.plan.model_dump_json()
-            if key not in seen:
-                seen.add(key)
-                results.append(r)
+    for b, i in refs:
+        sub, cols, ec, _ = keep[b]
+        r = _result(sub, cols, s, i, True, (ec, e))
+        key = r.plan.model_dump_json()
+        if key not in seen:
+            seen.add(key)
+            results.append(r)
     results.sort(key=lambda r: (round(_objective_of(r, objective), 9), r.memory_total_bytes))  # ties: headroom
     times = np.array([r.step_time_s for r in results])
     free = np.array([r.memory_capacity_bytes - r.memory_total_bytes for r in results])
