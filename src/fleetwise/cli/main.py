@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from fleetwise.catalog.loader import format_validation_error, load_catalog
-from fleetwise.cli import render
+from fleetwise.cli import render, serve
 from fleetwise.errors import FleetwiseError, SpecError
 
 
@@ -88,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
             _job_args(tp, chips=False, hardware=False)
             tp.add_argument("--ours", required=True, help="our accelerator id")
             tp.add_argument("--theirs", required=True, help="their accelerator and count, HW:N")
+        serve.add_workload_parsers(verb, vsub)
 
+    serve.add_simulate_parser(sub)
     vp = sub.add_parser("validate", help="predict published measurements and report the error")
     vp.add_argument("files", nargs="*", type=Path, help="case files (default: the shipped cases)")
     vp.add_argument("--json", action="store_true")
@@ -147,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "catalog":
         render.catalog(catalog, args)
         return 0
+    if args.command == "simulate" or getattr(args, "workload", None) == "serve":
+        return serve.run(args, catalog)
     if args.command == "validate":
         from fleetwise.validate.runner import bundled_case_files, validate_files
 

@@ -76,7 +76,8 @@ def prefill_rate(s: ServingSetup, sh: ServingShape, input_tokens: float, tokens_
 
 
 def concurrency_under_rate(s: ServingSetup, sh: ServingShape, rate_per_rank: FloatArray, input_tokens: float,
-                           output_tokens: float, batch_limit: FloatArray, grid: int = 48) -> tuple[FloatArray, FloatArray]:
+                           output_tokens: float, batch_limit: FloatArray,
+                           grid: int = 48) -> tuple[FloatArray, FloatArray]:
     """(batch, step seconds) an arrival rate settles at on one attention rank: B = λ·O·t(B) (Little's law).
 
     Returns ``inf`` step time where the rate exceeds what ``batch_limit`` sequences can serve.

@@ -14,8 +14,10 @@ compute-bound at large batch without a switch.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +27,7 @@ from fleetwise.catalog.types import Accelerator, ModelArch, Precision, System
 from fleetwise.errors import SpecError
 from fleetwise.network.collectives import Network, build_network
 from fleetwise.perf.calibration import family_of
+from fleetwise.perf.efficiency import DATA_FILE as EFFICIENCY_FILE
 from fleetwise.perf.efficiency import ChipEfficiency, EfficiencyTable, load_efficiency
 from fleetwise.perf.model_math import (
     Gemm,
@@ -87,6 +90,7 @@ class ServingSetup:
     eff: ChipEfficiency
     params: ParamCounts
     constants: ServingConstants
+    a2a_floor: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())  # (EP sizes, dispatch+combine s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,10 +241,19 @@ def _moe_layer_s(s: ServingSetup, sh: ServingShape, tokens: FloatArray, wbytes: 
     for g in mlp_gemms(m, mo.moe_ffn_hidden, "expert"):
         t = t + _gemm_s(s, g, rows, etp, touched, wbytes, peak, sh.wcode)
     per_rank = tokens * sh.dp / ranks  # tokens each rank sends
-    a2a_bytes = per_rank * mo.top_k * m.hidden
+    # across nodes a token crosses the network once per distinct node its experts sit on, then fans out
+    # over scale-up (DeepEP normal kernels; DeepSeek-V3 limits routing to 4 nodes, arXiv:2412.19437 Sec. 2.1.2)
+    nodes = np.maximum(ep / s.system.domain_size, 1.0)
+    distinct = nodes * (1.0 - np.power(1.0 - 1.0 / nodes, mo.top_k))
+    copies = np.where(nodes > 1, np.minimum(distinct, mo.top_k), mo.top_k)
+    a2a_bytes = per_rank * copies * m.hidden
     stride = np.ones_like(sh.ep)
     comm = (s.network.all_to_all_s(a2a_bytes * DISPATCH_BYTES, sh.ep, stride)
             + s.network.all_to_all_s(a2a_bytes * COMBINE_BYTES, sh.ep, stride))
+    sizes, floors = s.a2a_floor
+    if sizes:
+        # measured low-latency dispatch + combine at small batches: the cost no batch goes under
+        comm = np.maximum(comm, np.interp(np.log2(ep), np.log2(np.array(sizes)), np.array(floors)))
     return t, np.asarray(np.where(sh.ep > 1, comm, 0.0), dtype=np.float64)
 
 
@@ -380,16 +393,26 @@ def kv_bytes_per_sequence(s: ServingSetup, sh: ServingShape, tokens: FloatArray)
     return np.asarray(blocks * BLOCK_TOKENS * layers_stage * kv_bytes_per_token(s.model, sh.tp, sh.kv_bytes))
 
 
-def load_serving_constants(chip_id: str, path: Path = CONSTANTS_FILE) -> ServingConstants:
-    """The fitted serving constants of ``chip_id``'s family (its own group, else ``global``, else none)."""
+def constants_group(chip_id: str, expert_parallel: bool) -> str:
+    """Name of the constants group: the chip family, with ``_ep`` for expert-parallel MoE deployments.
+
+    EP deployments run different kernels (grouped GEMMs, dispatch/combine, absorbed MLA) and scheduling
+    (two-batch overlap), so they get their own group.
+    """
+    return family_of(chip_id) + ("_ep" if expert_parallel else "")
+
+
+def load_serving_constants(chip_id: str, expert_parallel: bool = False,
+                           path: Path = CONSTANTS_FILE) -> ServingConstants:
+    """The fitted serving constants of ``chip_id``'s group (its own, else the global one, else none)."""
     if not path.exists():
         return ServingConstants()
     data = load_yaml_file(path)
     groups = data.get("groups") if isinstance(data, dict) else None
     if not isinstance(groups, dict):
         raise SpecError(f"{path}: expected a 'groups' mapping")
-    fam = family_of(chip_id)
-    raw = groups.get(fam) or groups.get("global")
+    fam = constants_group(chip_id, expert_parallel)
+    raw = groups.get(fam) or groups.get("global_ep" if expert_parallel else "global")
     if raw is None:
         return ServingConstants(family=fam)
     scale = float(raw.get("compute_scale", 1.0))
@@ -402,12 +425,38 @@ def load_serving_constants(chip_id: str, path: Path = CONSTANTS_FILE) -> Serving
 
 
 def make_serving_setup(model: ModelArch, accel: Accelerator, system: System | None,
-                       eff: EfficiencyTable | None = None, constants: ServingConstants | None = None) -> ServingSetup:
+                       eff: EfficiencyTable | None = None, constants: ServingConstants | None = None,
+                       expert_parallel: bool = False) -> ServingSetup:
     """Bundle everything the serving cost model needs; a missing system is synthesised from the chip."""
     eff = eff or load_efficiency()
     sys_ = adapt_system(system, accel) if system is not None else synthetic_system(accel)
     return ServingSetup(model, accel, sys_, build_network(sys_, accel, eff), eff.chip(accel.id),
-                        param_counts(model), constants or load_serving_constants(accel.id))
+                        param_counts(model), constants or load_serving_constants(accel.id, expert_parallel),
+                        a2a_latency_floor(accel.id))
+
+
+@functools.lru_cache(maxsize=4)
+def _latency_entries(path: Path) -> tuple[dict[str, Any], ...]:
+    """The latency-only all-to-all entries of the efficiency file (read once per file)."""
+    data = load_yaml_file(path)
+    return tuple(e for e in (data.get("alltoall") or {}).values()
+                 if isinstance(e, dict) and e.get("tier") == "mixed" and e.get("by_group_size"))
+
+
+def a2a_latency_floor(chip_id: str, path: Path = EFFICIENCY_FILE) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Measured low-latency EP dispatch + combine seconds by group size (DeepEP, MORI, Ascend EP kernels).
+
+    Micro-benchmarks of the chip, else of a chip of the same family (same NICs and scale-up design).
+    """
+    entries = _latency_entries(path)
+    fam = family_of(chip_id)
+    for match in (lambda ids: chip_id in ids, lambda ids: any(family_of(i) == fam != "global" for i in ids)):
+        for e in entries:
+            if match(tuple(e.get("applies_to") or ())):
+                rows = sorted((int(k), float(v["dispatch_s"]) + float(v["combine_s"]))
+                              for k, v in e["by_group_size"].items())
+                return tuple(float(r[0]) for r in rows), tuple(r[1] for r in rows)
+    return (), ()
 
 
 def with_constants(s: ServingSetup, constants: ServingConstants) -> ServingSetup:

@@ -29,6 +29,7 @@ from fleetwise.perf.inference import (
     ServingConstants,
     ServingSetup,
     ServingShape,
+    constants_group,
     make_serving_setup,
     with_constants,
 )
@@ -206,6 +207,17 @@ def _best_ep(case: Case, s: ServingSetup, notes: list[str]) -> tuple[_Deployment
     return best[1], best[2]
 
 
+def _is_ep(case: Case, catalog: Catalog) -> bool:
+    """An expert-parallel MoE deployment (EP published > 1, or left open on a MoE model)."""
+    inf = case.inference
+    if inf is None or (inf.ep is not None and inf.ep == 1):
+        return False
+    try:
+        return catalog.model(case.model).moe is not None
+    except SpecError:
+        return False
+
+
 def predict_inference(case: Case, catalog: Catalog, eff: EfficiencyTable,
                       constants: ServingConstants | None = None) -> CasePrediction:
     """Predict every inference metric of ``case`` with its deployment as published (unknowns chosen)."""
@@ -216,7 +228,7 @@ def predict_inference(case: Case, catalog: Catalog, eff: EfficiencyTable,
         raise SpecError(f"case {case.id}: inference.disaggregated: per-pool chip counts are predicted by "
                         "'plan serve', not from a case yet")
     model, accel, system = resolve_specs(case, catalog)
-    s = make_serving_setup(model, accel, system, eff)
+    s = make_serving_setup(model, accel, system, eff, expert_parallel=_is_ep(case, catalog))
     if constants is not None:
         s = with_constants(s, constants)
     notes: list[str] = [f"serving constants of family {s.constants.family}: compute_scale "
@@ -235,3 +247,112 @@ def predict_inference(case: Case, catalog: Catalog, eff: EfficiencyTable,
 def disaggregated_ttft_s(s: ServingSetup, sh: ServingShape, input_tokens: float, prefill_step_s: float) -> float:
     """TTFT of a disaggregated deployment: prefill, then the KV hand-off to the decode pool."""
     return float(prefill_step_s + kv_transfer_s(s, sh, input_tokens)[0])
+
+
+SCALE_GRID = tuple(float(x) for x in np.geomspace(0.8, 2.0, 17))
+OVERHEAD_GRID_S = (0.0, 0.001, 0.002, 0.004, 0.008)
+
+
+def _case_log_error(case: Case, catalog: Catalog, eff: EfficiencyTable, c: ServingConstants) -> float | None:
+    try:
+        p = predict_inference(case, catalog, eff, c)
+    except SpecError:
+        return None
+    errs = [abs(math.log(p.predicted[k] / v)) for k, v in case.measured.items()
+            if k in p.predicted and p.predicted[k] > 0]
+    return float(np.mean(errs)) if errs else None
+
+
+def fit_serving_constants(cases: list[Case], catalog: Catalog, eff: EfficiencyTable, family: str
+                          ) -> tuple[ServingConstants, float]:
+    """The (compute_scale, step_overhead_s) minimising the median |log error| over a group of cases."""
+    best: tuple[float, ServingConstants] | None = None
+    for scale in SCALE_GRID:
+        for over in OVERHEAD_GRID_S:
+            c = ServingConstants(scale, over, family)
+            errs = [e for case in cases if (e := _case_log_error(case, catalog, eff, c)) is not None]
+            if not errs:
+                continue
+            score = float(np.median(errs)) + 0.1 * float(np.mean(np.minimum(errs, 1.0)))
+            if best is None or score < best[0] - 1e-12:
+                best = (score, c)
+    if best is None:
+        raise SpecError(f"no case of family {family} can be predicted")
+    return best[1], best[0]
+
+
+def _groups(cases: list[Case], catalog: Catalog) -> dict[str, list[Case]]:
+    """Chip families with published serving runs from at least two sources; every case also in ``global``."""
+    by_family: dict[str, list[Case]] = {}
+    for c in cases:
+        by_family.setdefault(constants_group(c.hardware, _is_ep(c, catalog)), []).append(c)
+    groups = {"global": [c for c in cases if not _is_ep(c, catalog)],
+              "global_ep": [c for c in cases if _is_ep(c, catalog)]}
+    for fam, members in by_family.items():
+        if len({c.source_key for c in members}) >= 2:
+            groups[fam] = members
+    return groups
+
+
+def fit_all(cases: list[Case], catalog: Catalog, eff: EfficiencyTable) -> dict[str, ServingConstants]:
+    groups = _groups(cases, catalog)
+    return {fam: fit_serving_constants(members, catalog, eff, fam)[0] for fam, members in groups.items() if members}
+
+
+def _constants_for(fitted: dict[str, ServingConstants], case: Case, catalog: Catalog) -> ServingConstants:
+    ep = _is_ep(case, catalog)
+    return fitted.get(constants_group(case.hardware, ep)) or fitted["global_ep" if ep else "global"]
+
+
+def serving_leave_one_source_out(cases: list[Case], catalog: Catalog, eff: EfficiencyTable
+                                 ) -> dict[str, dict[str, float]]:
+    """Refit without each source's cases, then predict them: errors a new source would see."""
+    out: dict[str, dict[str, float]] = {}
+    for src in sorted({c.source_key for c in cases}):
+        held = [c for c in cases if c.source_key == src]
+        fitted = fit_all([c for c in cases if c.source_key != src], catalog, eff)
+        for case in held:
+            try:
+                out[case.id] = predict_inference(case, catalog, eff,
+                                                 _constants_for(fitted, case, catalog)).errors()
+            except SpecError:
+                continue
+    return out
+
+
+def main() -> None:
+    """Refit ``perf/data/serving.yaml`` on the bundled inference cases and print in-sample and LOSO error."""
+    from pathlib import Path
+
+    import yaml
+
+    from fleetwise.catalog.loader import load_catalog
+    from fleetwise.perf.efficiency import load_efficiency
+    from fleetwise.perf.inference import CONSTANTS_FILE
+    from fleetwise.validate.cases import load_cases
+    from fleetwise.validate.runner import BUNDLED_CASES
+
+    catalog, eff = load_catalog(), load_efficiency()
+    cases, _ = load_cases(Path(BUNDLED_CASES) / "inference.yaml")
+    fitted = fit_all(cases, catalog, eff)
+    loso = serving_leave_one_source_out(cases, catalog, eff)
+    groups = _groups(cases, catalog)
+    doc: dict[str, Any] = {"groups": {}}
+    for fam, c in fitted.items():
+        members = groups[fam]
+        ins = [float(np.mean([abs(e) for e in predict_inference(m, catalog, eff, _constants_for(fitted, m, catalog))
+                              .errors().values()])) for m in members]
+        lo = [float(np.mean([abs(e) for e in loso[m.id].values()])) for m in members if m.id in loso]
+        doc["groups"][fam] = {"compute_scale": round(c.compute_scale, 4), "step_overhead_s": c.step_overhead_s,
+                              "fitted_on": [m.id for m in members],
+                              "in_sample_median_ape": round(float(np.median(ins)), 4),
+                              "leave_one_source_out_median_ape": round(float(np.median(lo)), 4)}
+    header = ("# Serving group constants fitted by `python -m fleetwise.validate.inference_cases` on the bundled\n"
+              "# inference cases: per chip family with runs from >= 2 sources, else global. compute_scale multiplies\n"
+              "# kernel time; step_overhead_s is added per engine step. Never fitted on a single case.\n")
+    CONSTANTS_FILE.write_text(header + yaml.safe_dump(doc, sort_keys=False))
+    print(yaml.safe_dump(doc, sort_keys=False))
+
+
+if __name__ == "__main__":
+    main()

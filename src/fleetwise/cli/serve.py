@@ -1,0 +1,235 @@
+"""``plan serve``, ``explain serve`` and ``simulate``: thin shells over the serving search and simulator.
+
+``plan serve`` ranks SLO-meeting deployments and confirms the top ones by replaying traffic (the trace,
+or Poisson arrivals at the target rate) through the simulator. ``simulate`` replays a trace through one
+plan given by flags or by a ``plan serve --json`` file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from fleetwise.catalog.loader import Catalog, format_validation_error
+from fleetwise.errors import InfeasibleError, SpecError
+
+CONFIRM_TOP = 3
+CONFIRM_REQUESTS = 2000
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True)
+    p.add_argument("--hardware", required=True)
+    p.add_argument("--system")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--catalog", action="append", default=None, metavar="DIR")
+
+
+def _plan_knobs(p: argparse.ArgumentParser) -> None:
+    for name in ("tp", "pp", "dp", "ep", "replicas", "max-batch", "token-budget", "prefill-replicas"):
+        p.add_argument(f"--{name}", type=int)
+    p.add_argument("--weights", choices=["bf16", "fp16", "fp8", "int8", "int4", "fp4"])
+    p.add_argument("--kv", choices=["bf16", "fp16", "fp8", "int8", "int4"])
+
+
+def _traffic(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input-tokens", type=float)
+    p.add_argument("--output-tokens", type=float)
+    p.add_argument("--trace", help="trace file (Azure CSV, Mooncake JSONL) or bundled name (azure_conv, ...)")
+    p.add_argument("--ttft-ms", type=float, required=True)
+    p.add_argument("--tpot-ms", type=float, required=True)
+    p.add_argument("--percentile", type=float, default=90.0)
+
+
+def add_workload_parsers(verb: str, vsub: Any) -> None:
+    """Register ``plan serve`` / ``explain serve`` under the verb's subparsers."""
+    if verb not in ("plan", "explain"):
+        return
+    p = vsub.add_parser("serve", help=f"{verb} serving deployments")
+    _common(p)
+    _traffic(p)
+    if verb == "plan":
+        group = p.add_mutually_exclusive_group(required=True)
+        group.add_argument("--chips", type=int)
+        group.add_argument("--rate", type=float, help="requests/s to serve")
+        p.add_argument("--top", type=int, default=10)
+        p.add_argument("--no-confirm", action="store_true", help="skip the simulator confirmation")
+    else:
+        _plan_knobs(p)
+        p.add_argument("--rate", type=float)
+
+
+def add_simulate_parser(sub: Any) -> None:
+    p = sub.add_parser("simulate", help="replay a trace through a serving plan")
+    _common(p)
+    _plan_knobs(p)
+    p.add_argument("--chips", type=int)
+    p.add_argument("--plan", type=Path, help="a plan saved by 'plan serve --json' (its first plan)")
+    p.add_argument("--trace", required=True)
+    p.add_argument("--until-s", type=float, default=math.inf)
+
+
+def _plan_from_flags(args: argparse.Namespace) -> Any:
+    from fleetwise.plan import ServingPlan
+
+    fields: dict[str, Any] = {}
+    if getattr(args, "plan", None):
+        try:
+            doc = json.loads(Path(args.plan).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SpecError(f"{args.plan}: cannot read plan JSON ({exc})") from None
+        raw = doc["plans"][0]["plan"] if isinstance(doc, dict) and "plans" in doc else doc
+        fields.update(raw)
+    names = {"max_batch": "max_batch", "token_budget": "token_budget", "prefill_replicas": "prefill_replicas",
+             "weights": "weight_precision", "kv": "kv_precision"}
+    for k in ("tp", "pp", "dp", "ep", "replicas", "max_batch", "token_budget", "prefill_replicas", "weights", "kv"):
+        v = getattr(args, k, None)
+        if v is not None:
+            fields[names.get(k, k)] = v
+    chips = getattr(args, "chips", None)
+    if chips and "replicas" not in fields:
+        per = fields.get("tp", 1) * fields.get("pp", 1) * fields.get("dp", 1)
+        if chips % per:
+            raise SpecError(f"--chips ({chips}) must be a multiple of tp*pp*dp ({per})")
+        fields["replicas"] = chips // per - fields.get("prefill_replicas", 0)
+    try:
+        return ServingPlan(**fields)
+    except ValidationError as exc:
+        raise SpecError(format_validation_error("plan", exc)) from None
+
+
+def _setup(args: argparse.Namespace, catalog: Catalog, moe_ep: bool = False) -> Any:
+    from fleetwise.api import resolve_model
+    from fleetwise.perf.inference import make_serving_setup
+
+    model = resolve_model(catalog, args.model)
+    accel = catalog.accelerator(args.hardware, "hardware")
+    system = catalog.system(args.system, "system") if args.system else catalog.default_system(accel.id)
+    return make_serving_setup(model, accel, system, expert_parallel=moe_ep)
+
+
+def _lengths(args: argparse.Namespace) -> tuple[float, float, Any]:
+    from fleetwise.workload.traces import load_trace
+
+    trace = load_trace(args.trace) if args.trace else None
+    if trace is not None:
+        return float(trace.input_tokens.mean()), float(max(trace.output_tokens.mean(), 1.0)), trace
+    if args.input_tokens is None or args.output_tokens is None:
+        raise SpecError("give --input-tokens and --output-tokens, or --trace")
+    return args.input_tokens, args.output_tokens, None
+
+
+def _confirm(s: Any, plan: Any, trace: Any, rate: float, i: float, o: float, pct: float) -> dict[str, Any]:
+    from fleetwise.simulate.serving import simulate
+    from fleetwise.workload.traces import synthetic_trace
+
+    if trace is None:
+        trace = synthetic_trace(np.random.default_rng(0), CONFIRM_REQUESTS, rate, i, o)
+    elif len(trace) > CONFIRM_REQUESTS:
+        trace = trace.head(CONFIRM_REQUESTS)
+    r = simulate(s, plan, trace)
+    c = r.completed
+    return {"ttft_ms": float(np.percentile(r.ttft_s[c], pct) * 1e3), "tpot_ms": float(np.percentile(r.tpot_s[c], pct)
+            * 1e3), "requests": len(trace)}
+
+
+def _plan_serve(args: argparse.Namespace, catalog: Catalog) -> int:
+    from fleetwise.search.serving import ServingWorkload, search_serving
+
+    s = _setup(args, catalog)
+    i, o, trace = _lengths(args)
+    w = ServingWorkload(i, o, args.ttft_ms / 1e3, args.tpot_ms / 1e3, args.rate, args.chips, args.percentile)
+    result = search_serving(s, w, top=args.top)
+    if not result.best:
+        worst = max(result.rejected_by, key=lambda k: result.rejected_by[k])
+        raise InfeasibleError(f"no plan meets the targets ({result.candidates_evaluated} tried; most rejected by "
+                              f"{worst}: {result.rejected_by})")
+    rows = []
+    for k, c in enumerate(result.best):
+        row = {"plan": c.plan.model_dump(), "label": c.plan.label(), "chips": c.plan.chips,
+               "goodput_rps": round(c.goodput_rps, 4), "tokens_per_s_per_chip": round(c.tokens_per_s_per_chip, 2),
+               "ttft_ms": round(c.ttft_s * 1e3, 3), "tpot_ms": round(c.tpot_s * 1e3, 3),
+               "memory_per_device_gb": round(c.memory_per_device_bytes / 1e9, 3),
+               "chips_per_goodput": round(c.chips_per_goodput, 4)}
+        if k < CONFIRM_TOP and not args.no_confirm:
+            sim = _confirm(s, c.plan, trace, c.goodput_rps, i, o, args.percentile)
+            sim["meets_slo"] = sim["ttft_ms"] <= args.ttft_ms and sim["tpot_ms"] <= args.tpot_ms
+            row["simulated"] = {k2: (round(v, 3) if isinstance(v, float) else v) for k2, v in sim.items()}
+        rows.append(row)
+    out = {"candidates_evaluated": result.candidates_evaluated, "rejected_by": result.rejected_by, "plans": rows}
+    if args.json:
+        print(json.dumps(out, indent=2, sort_keys=True))
+    else:
+        print(f"{result.candidates_evaluated:,} candidates; SLO TTFT {args.ttft_ms:g} ms, TPOT {args.tpot_ms:g} ms "
+              f"(p{args.percentile:g} confirmed by simulation for the top {CONFIRM_TOP})")
+        for r in rows:
+            sim = r.get("simulated")
+            tail = f"  sim p{args.percentile:g} TTFT {sim['ttft_ms']:.0f} ms TPOT {sim['tpot_ms']:.1f} ms " \
+                   f"{'ok' if sim['meets_slo'] else 'MISS'}" if sim else ""
+            print(f"  {r['label']:<42} chips {r['chips']:>5}  goodput {r['goodput_rps']:>8.2f} req/s  "
+                  f"{r['tokens_per_s_per_chip']:>8.0f} tok/s/chip  TTFT {r['ttft_ms']:.0f} ms  "
+                  f"TPOT {r['tpot_ms']:.1f} ms  mem {r['memory_per_device_gb']:.1f} GB{tail}")
+    return 0
+
+
+def _explain_serve(args: argparse.Namespace, catalog: Catalog) -> int:
+    from fleetwise.perf.batching import decode_rates, max_batch_by_kv
+    from fleetwise.perf.inference import ASSUMPTIONS, kv_capacity
+    from fleetwise.simulate.serving import shape_of
+
+    plan = _plan_from_flags(args)
+    s = _setup(args, catalog, plan.ep > 1)
+    i, o, _ = _lengths(args)
+    sh = shape_of(plan)
+    budget = np.array([float(plan.token_budget)])
+    limit = min(float(plan.max_batch), float(max_batch_by_kv(s, sh, i, o, budget)[0]))
+    r = decode_rates(s, sh, np.array([max(limit, 1.0)]), i, o)
+    mem = kv_capacity(s, sh, budget)
+    out = {"plan": plan.model_dump(), "label": plan.label(), "batch_per_rank": limit,
+           "step_ms": {k: round(float(v[0]) * 1e3, 4) for k, v in r.step.parts().items()},
+           "tpot_ms": round(float(r.tpot_s[0]) * 1e3, 4),
+           "tokens_per_s_per_chip": round(float(r.tokens_per_s_per_chip[0]), 2),
+           "memory_per_device_gb": {"weights": round(float(mem.weights[0]) / 1e9, 3),
+                                    "reserved": round(float(mem.reserved[0]) / 1e9, 3),
+                                    "kv_capacity": round(float(mem.kv_capacity[0]) / 1e9, 3)},
+           "constants": {"family": s.constants.family, "compute_scale": s.constants.compute_scale,
+                         "step_overhead_s": s.constants.step_overhead_s},
+           "assumptions": list(ASSUMPTIONS)}
+    print(json.dumps(out, indent=2, sort_keys=True) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+    return 0
+
+
+def _simulate(args: argparse.Namespace, catalog: Catalog) -> int:
+    from fleetwise.simulate.serving import simulate
+    from fleetwise.workload.traces import load_trace
+
+    plan = _plan_from_flags(args)
+    s = _setup(args, catalog, plan.ep > 1)
+    trace = load_trace(args.trace)
+    t0 = time.perf_counter()
+    r = simulate(s, plan, trace, args.until_s)
+    wall = time.perf_counter() - t0
+    out = {"plan": plan.model_dump(), "trace": str(args.trace), **r.summary(), "wall_seconds": round(wall, 3)}
+    if args.json:
+        print(json.dumps(out, indent=2, sort_keys=True))
+    else:
+        print(f"{plan.label()}: {out['completed']}/{out['requests']} requests in {wall:.2f} s wall "
+              f"({out['requests'] / max(wall, 1e-9):,.0f} req/s)")
+        for k in ("ttft_ms", "tpot_ms", "e2e_ms"):
+            print(f"  {k}: " + "  ".join(f"{p} {v}" for p, v in out[k].items()))
+    return 0
+
+
+def run(args: argparse.Namespace, catalog: Catalog) -> int:
+    if args.command == "simulate":
+        return _simulate(args, catalog)
+    if args.command == "plan":
+        return _plan_serve(args, catalog)
+    return _explain_serve(args, catalog)

@@ -1,0 +1,306 @@
+"""Replay a trace through a serving plan: FCFS continuous batching with a token budget and chunked
+prefill, KV-capacity admission and preemption (recompute), co-located or disaggregated prefill/decode.
+
+Entry points: ``StepTable.build`` (step times pre-tabulated by ``perf.inference``, so the event loop
+does only lookups) and ``simulate(setup, plan, trace)`` → ``ServingResult``. Deterministic: no clock, no
+randomness; ties in the event queue break by insertion order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from fleetwise.perf.batching import kv_transfer_s
+from fleetwise.perf.inference import (
+    ServingSetup,
+    ServingShape,
+    kv_bytes_per_token,
+    kv_capacity,
+    step_time,
+)
+from fleetwise.plan import ServingPlan
+from fleetwise.simulate.kernel import EventQueue
+from fleetwise.simulate.metrics import ReplicaStats, ServingResult
+from fleetwise.workload.traces import Trace
+
+PF_STEP = 64  # prefill-token resolution of the step table
+ARRIVAL, KV_READY, STEP_END = 0, 1, 2  # event priorities at equal times: arrivals first
+
+
+def shape_of(plan: ServingPlan) -> ServingShape:
+    return ServingShape.of(plan.tp, plan.pp, plan.dp, plan.ep, plan.weight_precision, plan.kv_precision)
+
+
+@dataclass(frozen=True, slots=True)
+class StepTable:
+    """Step seconds = base[prefill tokens / PF_STEP][decode batch] + per-context-token terms.
+
+    Decode attention reads every cached token (``kv_s_per_token``); prefill attention costs
+    ``prefill_s_per_token_ctx`` per (prompt token x earlier token). Both are linear in the cost model,
+    so the table stays two-dimensional.
+    """
+
+    base: list[list[float]]
+    kv_s_per_token: float
+    prefill_s_per_token_ctx: float
+    max_batch: int
+    token_budget: int
+    kv_capacity_tokens: float
+
+    @staticmethod
+    def build(s: ServingSetup, plan: ServingPlan) -> StepTable:
+        sh = shape_of(plan)
+        pf = np.arange(0, plan.token_budget + PF_STEP, PF_STEP, dtype=np.float64)[:, None]  # (n_pf, 1)
+        b = np.arange(0, plan.max_batch + 1, dtype=np.float64)[None, :]  # (1, n_b)
+        z = np.zeros_like(pf * b)
+        base = step_time(s, sh, pf + z, z, z, b + z, z).total_s
+        one = np.ones(1)
+        kv = (step_time(s, sh, 0 * one, 0 * one, 0 * one, one, 1e5 * one).total_s
+              - step_time(s, sh, 0 * one, 0 * one, 0 * one, one, 0 * one).total_s)[0] / 1e5
+        pre = (step_time(s, sh, 1024 * one, 8192 * one, 0 * one, 0 * one, 0 * one).total_s
+               - step_time(s, sh, 1024 * one, 0 * one, 0 * one, 0 * one, 0 * one).total_s)[0] / (1024 * 8192)
+        per_token = float(kv_bytes_per_token(s.model, sh.tp, sh.kv_bytes)[0]) * math.ceil(s.model.layers / plan.pp)
+        cap = float(kv_capacity(s, sh, np.array([float(plan.token_budget)])).kv_capacity[0]) / per_token
+        return StepTable([list(map(float, row)) for row in base], float(kv), float(pre), plan.max_batch,
+                         plan.token_budget, cap)
+
+    def seconds(self, prefill_tokens: int, batch: int, kv_tokens: float, prefill_token_ctx: float) -> float:
+        i, frac = divmod(prefill_tokens, PF_STEP)
+        row = self.base[i]
+        t = row[batch]
+        if frac:
+            t += (self.base[i + 1][batch] - t) * frac / PF_STEP
+        return t + self.kv_s_per_token * kv_tokens + self.prefill_s_per_token_ctx * prefill_token_ctx
+
+
+class _Engine:
+    """One engine (replica): FCFS waiting queue, chunked prefill, running decode batch, KV accounting."""
+
+    __slots__ = ("role", "table", "waiting", "ready", "prefilled", "batch", "kv", "k", "finish", "order",
+                 "version", "busy", "busy_s", "steps", "batch_sum", "max_seen", "preemptions", "outstanding",
+                 "plan_chunks", "plan_joined")
+
+    def __init__(self, role: str, table: StepTable) -> None:
+        self.role = role
+        self.table = table
+        self.waiting: deque[int] = deque()  # requests to prefill, FCFS
+        self.ready: deque[int] = deque()  # prefilled elsewhere, waiting for a decode slot (disaggregated)
+        self.prefilled: dict[int, int] = {}
+        self.batch = 0
+        self.kv = 0.0  # tokens held in the KV cache
+        self.k = 0  # decode steps run
+        self.finish: list[tuple[int, int, int]] = []  # heap of (finish step, request, version)
+        self.order: list[int] = []  # decoding requests, admission order (for preemption)
+        self.version: dict[int, int] = {}
+        self.busy = False
+        self.busy_s = 0.0
+        self.steps = 0
+        self.batch_sum = 0
+        self.max_seen = 0
+        self.preemptions = 0
+        self.outstanding = 0
+        self.plan_chunks: list[tuple[int, int]] = []
+        self.plan_joined: list[int] = []
+
+
+@dataclass(slots=True)
+class _Run:
+    """Mutable state of one replay (requests' lengths and timestamps)."""
+
+    prompt: list[int]
+    remaining: list[int]  # decode steps still to run after the first token
+    first: list[float]
+    done: list[float]
+
+
+def _route(engines: list[_Engine]) -> _Engine:
+    """Join the engine with the fewest outstanding requests (lowest index on ties)."""
+    return min(engines, key=lambda e: e.outstanding)
+
+
+def simulate(s: ServingSetup, plan: ServingPlan, trace: Trace, until_s: float = math.inf) -> ServingResult:
+    """Replay ``trace`` through ``plan``; requests unfinished at ``until_s`` keep ``inf`` timestamps.
+
+    Args:
+        s: resolved serving setup (model, chip, network, constants).
+        plan: the deployment; ``prefill_replicas > 0`` disaggregates.
+        trace: requests sorted by arrival.
+        until_s: simulated seconds to stop at.
+
+    Returns:
+        ``ServingResult`` with per-request first-token and completion times and per-replica stats.
+    """
+    import heapq
+
+    table = StepTable.build(s, plan)
+    if table.kv_capacity_tokens < 1:
+        from fleetwise.errors import InfeasibleError
+
+        raise InfeasibleError(f"plan {plan.label()}: the weights leave no room for a KV cache")
+    dis = plan.is_disaggregated
+    dp = plan.dp
+    decode_engines = [_Engine("decode" if dis else "mixed", table) for _ in range(plan.replicas * dp)]
+    prefill_engines = [_Engine("prefill", table) for _ in range(plan.prefill_replicas * dp)]
+    entry = prefill_engines if dis else decode_engines
+    transfer = float(kv_transfer_s(s, shape_of(plan), float(np.mean(trace.input_tokens)))[0]) if dis else 0.0
+    n = len(trace)
+    run = _Run([max(int(x), 1) for x in trace.input_tokens], [max(int(x), 1) - 1 for x in trace.output_tokens],
+               [math.inf] * n, [math.inf] * n)
+    q: EventQueue[tuple[int, int, int]] = EventQueue()
+    arrivals = trace.arrival_s.tolist()
+    for r, t in enumerate(arrivals):
+        if t <= until_s:
+            q.push(t, ARRIVAL, (ARRIVAL, r, -1))
+    everyone = decode_engines + prefill_engines
+    cap = table.kv_capacity_tokens
+    budget, max_batch = table.token_budget, table.max_batch
+
+    def start(e: _Engine, now: float) -> None:
+        """Decide the next step's composition and schedule its end."""
+        # admit prefilled requests (disaggregated decode) while KV and batch allow
+        while e.ready and e.batch < max_batch and e.kv + run.prompt[e.ready[0]] + 1 <= cap:
+            r = e.ready.popleft()
+            e.kv += run.prompt[r] + 1
+            _join(e, r)
+        # growth this step: every decoding sequence adds a token; preempt the newest if the cache is full
+        while e.batch and e.kv + e.batch > cap:
+            _preempt(e)
+        left = budget - e.batch
+        chunks: list[tuple[int, int]] = []
+        pf_tokens = 0
+        pf_ctx = 0.0
+        slots = max_batch - e.batch
+        if e.role != "decode":
+            for r in e.waiting:
+                if left <= 0 or slots <= 0:
+                    break
+                done_tokens = e.prefilled.get(r, 0)
+                c = min(run.prompt[r] - done_tokens, left)
+                if e.kv + c + e.batch > cap:
+                    break  # KV admission: FCFS, no skipping ahead
+                chunks.append((r, c))
+                pf_tokens += c
+                pf_ctx += c * (done_tokens + 0.5 * c)
+                left -= c
+                slots -= 1
+        if not chunks and not e.batch:
+            e.busy = False
+            return
+        dt = table.seconds(pf_tokens, e.batch, e.kv, pf_ctx)
+        e.plan_chunks = chunks
+        e.busy = True
+        e.busy_s += dt
+        e.steps += 1
+        e.batch_sum += e.batch
+        e.max_seen = max(e.max_seen, e.batch)
+        q.push(now + dt, STEP_END, (STEP_END, id_of[id(e)], -1))
+
+    def _join(e: _Engine, r: int) -> None:
+        e.version[r] = e.version.get(r, 0) + 1
+        heapq.heappush(e.finish, (e.k + run.remaining[r], r, e.version[r]))
+        live_finish[(id(e), r)] = e.k + run.remaining[r]
+        e.order.append(r)
+        e.batch += 1
+
+    def _preempt(e: _Engine) -> None:
+        while e.order:
+            r = e.order.pop()
+            if _live(e, r):
+                break
+        else:
+            return
+        v = e.version[r]
+        e.version[r] = v + 1  # the heap entry goes stale
+        left = _remaining_steps(e, r)
+        ctx = run.prompt[r] + (run.remaining[r] - left) + 1
+        e.kv -= ctx
+        e.batch -= 1
+        e.preemptions += 1
+        # recompute: prompt and generated tokens are prefilled again, generation resumes after
+        run.prompt[r] = ctx
+        run.remaining[r] = left
+        e.prefilled[r] = 0
+        if e.role == "decode":
+            e.ready.appendleft(r)
+        else:
+            e.waiting.appendleft(r)
+
+    live_finish: dict[tuple[int, int], int] = {}
+
+    def _live(e: _Engine, r: int) -> bool:
+        return (id(e), r) in live_finish
+
+    def _remaining_steps(e: _Engine, r: int) -> int:
+        return live_finish.pop((id(e), r)) - e.k
+
+    id_of = {id(e): i for i, e in enumerate(everyone)}
+
+    def end(e: _Engine, now: float) -> None:
+        """Apply a finished step: decode tokens, prefill progress, completions."""
+        if e.batch:
+            e.k += 1
+            e.kv += e.batch
+        for r, c in e.plan_chunks:
+            got = e.prefilled.get(r, 0) + c
+            e.kv += c
+            if got < run.prompt[r]:
+                e.prefilled[r] = got
+                continue
+            e.prefilled.pop(r, None)
+            e.waiting.popleft()  # chunks follow the queue's order, so this is r
+            if run.first[r] == math.inf:
+                run.first[r] = now
+            if e.role == "prefill":
+                e.kv -= run.prompt[r]
+                e.outstanding -= 1
+                d = _route(decode_engines)
+                d.outstanding += 1
+                q.push(now + transfer, KV_READY, (KV_READY, r, id_of[id(d)]))
+            elif run.remaining[r] == 0:
+                run.done[r] = now
+                e.kv -= run.prompt[r]
+                e.outstanding -= 1
+            else:
+                e.kv += 1
+                _join(e, r)
+        e.plan_chunks = []
+        while e.finish and e.finish[0][0] <= e.k:
+            k_done, r, v = heapq.heappop(e.finish)
+            if e.version.get(r) != v:
+                continue
+            live_finish.pop((id(e), r), None)
+            run.done[r] = now
+            e.kv -= run.prompt[r] + run.remaining[r] + 1
+            e.batch -= 1
+            e.outstanding -= 1
+        start(e, now)
+
+    while len(q):
+        now, (kind, r, target) = q.pop()
+        if now > until_s:
+            break
+        if kind == ARRIVAL:
+            e = _route(entry)
+            e.outstanding += 1
+            e.waiting.append(r)
+            if not e.busy:
+                start(e, now)
+        elif kind == KV_READY:
+            e = everyone[target]
+            if run.remaining[r] == 0:
+                run.done[r] = now
+                e.outstanding -= 1
+                continue
+            e.ready.append(r)
+            if not e.busy:
+                start(e, now)
+        else:
+            end(everyone[r], now)
+    stats = tuple(ReplicaStats(e.role, e.busy_s, e.steps, e.batch_sum / max(e.steps, 1), e.max_seen,
+                               e.preemptions) for e in everyone)
+    return ServingResult(trace.arrival_s.copy(), np.array(run.first), np.array(run.done),
+                         trace.output_tokens.astype(np.float64), stats, until_s)
