@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fleetwise.catalog.loader import format_validation_error, load_yaml_file
 from fleetwise.catalog.types import Precision
@@ -29,7 +29,7 @@ class _Strict(BaseModel):
 
 
 class TrainingFields(_Strict):
-    seq_len: int = Field(ge=1)
+    seq_len: int | None = Field(default=None, ge=1)
     global_batch: int | None = Field(default=None, ge=1)
     tokens: float | None = Field(default=None, gt=0)
     tp: int | None = Field(default=None, ge=1)
@@ -85,11 +85,6 @@ class Case(_Strict):
     notes: str | None = None
     complete: bool | None = None
 
-    @model_validator(mode="after")
-    def _training_needs_chips(self) -> Case:
-        if self.kind == "training" and self.chips is None:
-            raise ValueError("chips is required for kind 'training'")
-        return self
 
     @property
     def source_key(self) -> str:

@@ -31,6 +31,21 @@ PLAN_FIELDS = ("tp", "pp", "dp", "cp", "ep", "micro_batch", "vpp", "sequence_par
 # magnitude of frontier pre-training batches (Llama 3: 16M; DeepSeek-V3: 63M after warm-up).
 DEFAULT_TOKENS_PER_STEP = 16 * 2**20
 BUNDLED_CASES = Path(__file__).parent / "data"
+# Defaults for fields a source leaves out (FORMAT.md: null = the tool chooses, and says so).
+DEFAULT_SEQ_LEN = 4096
+DEFAULT_RUN_DAYS = 60.0
+
+
+def _default_chips(case: Case, model: ModelArch, accel: Accelerator) -> int:
+    """A chip count that trains the case's tokens in about two months at 40 % MFU (power of two, 8..16384)."""
+    from fleetwise.perf.model_math import model_flops_per_token
+
+    assert case.training is not None and case.training.seq_len is not None
+    tokens = case.training.tokens or 1e12
+    flops = model_flops_per_token(model, case.training.seq_len) * tokens
+    rate = 0.4 * accel.peak_flops(case.precision or "bf16")
+    need = flops / rate / (DEFAULT_RUN_DAYS * DAY)
+    return int(min(16384, max(8, 2 ** int(np.ceil(np.log2(max(need, 1.0)))))))
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +141,20 @@ def predict_training(case: Case, catalog: Catalog, eff: EfficiencyTable, calib: 
                      constants: GroupConstants | None = None) -> CasePrediction:
     """Predict a training case: its plan as published, with unknown fields chosen by the search."""
     model, accel, system = resolve_specs(case, catalog)
+    assert case.training is not None
+    seq_notes: list[str] = []
+    if case.training.seq_len is None:
+        seq = min(model.max_seq, DEFAULT_SEQ_LEN)
+        case = case.model_copy(update={"training": case.training.model_copy(update={"seq_len": seq})})
+        seq_notes.append(f"seq_len not published: assumed {seq}")
     if case.chips is None:
-        raise SpecError(f"case {case.id}: chips: not published, and a training prediction needs a chip count")
+        chips = _default_chips(case, model, accel)
+        case = case.model_copy(update={"chips": chips})
+        seq_notes.append(f"chips not published: assumed {chips} (a ~{DEFAULT_RUN_DAYS:.0f}-day run at 40 % MFU, "
+                         f"rounded up to a power of two)")
+    assert case.chips is not None
     job, notes = _training_job(case, case.chips)
+    notes = seq_notes + notes
     setup = make_training_setup(model, accel, system, job, eff, calib)
     if constants is not None:
         setup = replace(setup, constants=constants)
