@@ -19,6 +19,7 @@ from fleetwise.perf.setup import make_training_setup
 from fleetwise.perf.training import TrainingSetup
 from fleetwise.plan import TrainingJob, TrainingPlan
 from fleetwise.search.evaluate import PlanResult, ProgressFn, TrainingSearch, evaluate_plan, search_training
+from fleetwise.search.mixed import FleetPart, MixedSearch, search_mixed_training
 from fleetwise.search.space import SearchSpace
 
 
@@ -176,3 +177,76 @@ def compare_training(
         except InfeasibleError as exc:
             out[hw] = exc
     return out
+
+
+def parse_fleet(text: str, catalog: Catalog) -> dict[str, int]:
+    """``"huawei_ascend_910b:512,nvidia_h20:256"`` → ``{id: chips}``; errors name the part that is wrong."""
+    fleet: dict[str, int] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        hw, sep, n = part.partition(":")
+        if not sep:
+            raise SpecError(f"--hardware: a mixed fleet is HW:N,HW:N (got {part!r} without a count)")
+        try:
+            count = int(n)
+        except ValueError:
+            raise SpecError(f"--hardware: chip count of {hw!r} must be a positive integer (got {n!r})") from None
+        if count < 1:
+            raise SpecError(f"--hardware: chip count of {hw!r} must be a positive integer (got {count})")
+        catalog.accelerator(hw, "hardware")
+        fleet[hw] = fleet.get(hw, 0) + count
+    return fleet
+
+
+@dataclass(frozen=True, slots=True)
+class MixedComparison:
+    """The best mixed-fleet plan next to the best single-type plans it competes with."""
+
+    mixed: MixedSearch
+    alone: dict[str, PlanResult | None]  # each type on its own chips
+    same_total: dict[str, PlanResult | None]  # each type with the fleet's total chip count
+
+    @property
+    def verdict(self) -> str:
+        if not self.mixed.best:
+            return "no mixed plan fits"
+        mixed_t = self.mixed.best[0].step_time_s
+        alone = {k: v.step_time_s for k, v in self.alone.items() if v is not None}
+        best_alone = min(alone.values()) if alone else float("inf")
+        same = {k: v.step_time_s for k, v in self.same_total.items() if v is not None}
+        parts = [f"mixed step {mixed_t:.2f} s vs best type alone {best_alone:.2f} s "
+                 f"({'mix faster' if mixed_t < best_alone else 'mix slower'} by {abs(1 - mixed_t / best_alone):.0%})"]
+        if same:
+            k = min(same, key=lambda x: same[x])
+            parts.append(f"vs {k} at the same total chips {same[k]:.2f} s "
+                         f"({'mix faster' if mixed_t < same[k] else 'mix slower'} by {abs(1 - mixed_t / same[k]):.0%})")
+        return "; ".join(parts)
+
+
+def compare_mixed_training(
+    model: str | ModelArch,
+    fleet: Mapping[str, int],
+    *,
+    seq_len: int = 4096,
+    global_batch: int | None = None,
+    precision: Precision = "bf16",
+    top: int = 5,
+    catalog: Catalog | None = None,
+) -> MixedComparison:
+    """Search a two-type mixed fleet and the single-type plans it should beat."""
+    catalog = catalog or load_catalog()
+    m = resolve_model(catalog, model)
+    total = sum(fleet.values())
+    gbs = global_batch or max(1, round(4 * 2**20 / seq_len / total)) * total
+    job = TrainingJob(seq_len=seq_len, global_batch=gbs, precision=precision)
+    parts = tuple(FleetPart(catalog.accelerator(hw), catalog.default_system(hw), n) for hw, n in fleet.items())
+    mixed = search_mixed_training(parts, m, job, top=top)  # type: ignore[arg-type]
+
+    def best(hw: str, n: int) -> PlanResult | None:
+        try:
+            return plan_training(m, hw, n, seq_len=seq_len, global_batch=gbs, precision=precision, top=1,
+                                 catalog=catalog).best[0]
+        except InfeasibleError:
+            return None
+
+    return MixedComparison(mixed, {hw: best(hw, n) for hw, n in fleet.items()},
+                           {hw: best(hw, total) for hw in fleet})

@@ -167,3 +167,36 @@ def catalog(cat: Catalog, args: argparse.Namespace) -> None:
             return
     known = sorted(k for kind in ("accelerators", "systems", "fabrics", "models") for k in cat.kind(kind))
     raise UnknownIdError("catalog", args.id, known)
+
+
+def mixed_training(cmp: Any, as_json: bool) -> None:
+    """A mixed fleet's best pipelines next to the single-type plans they compete with."""
+    from dataclasses import asdict
+
+    def single(r: PlanResult | None) -> dict[str, Any] | None:
+        return None if r is None else plan_dict(r)
+
+    if as_json:
+        _dump({
+            "mixed": [asdict(p) for p in cmp.mixed.best],
+            "candidates_evaluated": cmp.mixed.candidates_evaluated,
+            "search_seconds": round(cmp.mixed.search_seconds, 4),
+            "alone": {k: single(v) for k, v in cmp.alone.items()},
+            "same_total_chips": {k: single(v) for k, v in cmp.same_total.items()},
+            "verdict": cmp.verdict,
+        })
+        return
+    rows = []
+    for p in cmp.mixed.best:
+        rows.append([f"{p.first}->{p.second}", str(p.tp), str(p.dp),
+                     " ".join(f"{k.split('_')[-1]}:{v}st/{p.layers[k]}L" for k, v in p.stages.items()),
+                     str(p.micro_batch), p.recompute, f"{p.step_time_s:.3f}", f"{p.tokens_per_s_per_chip:,.0f}",
+                     " ".join(f"{v:.0f}" for v in p.memory_gb.values())])
+    print(_table(["pipeline", "tp", "dp", "stages/layers", "mbs", "recompute", "step s", "tok/s/chip", "mem GB"],
+                 rows))
+    print("\nsingle-type plans:")
+    for label, group in (("alone", cmp.alone), ("same total chips", cmp.same_total)):
+        for hw, r in group.items():
+            desc = "no feasible plan" if r is None else f"{r.chips} chips {r.plan.label()} step {r.step_time_s:.3f} s"
+            print(f"  {label:<17} {hw:<24} {desc}")
+    print(f"\n{cmp.verdict}")

@@ -221,10 +221,17 @@ def _unique_layer_times(c: Candidates, s: TrainingSetup, moe_layer: bool) -> _La
     A layer's time does not depend on pp, dp, vpp, ZeRO or recomputation, so a block of a million
     candidates holds only a few hundred distinct layer shapes.
     """
-    key = np.stack([c.tp, c.cp, c.ep, c.mbs, c.sp, c.tp_overlap, c.ep_overlap], axis=1).astype(np.int64)
-    uniq, inverse = np.unique(key, axis=0, return_inverse=True)
-    if 4 * len(uniq) > len(c):
+    cols = [np.asarray(x, dtype=np.int64) for x in (c.tp, c.cp, c.ep, c.mbs, c.sp, c.tp_overlap, c.ep_overlap)]
+    radix = [int(x.max()) + 1 if len(x) else 1 for x in cols]
+    if float(np.prod(np.array(radix, dtype=np.float64))) >= 2.0**62:
         return _layer_times(c, s, moe_layer)
+    code = np.zeros(len(c), dtype=np.int64)
+    for x, r in zip(cols, radix, strict=True):  # one integer per distinct layer shape (mixed radix)
+        code = code * r + x
+    _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+    if 4 * len(first) > len(c):
+        return _layer_times(c, s, moe_layer)
+    uniq = np.stack([x[first] for x in cols], axis=1)
     one = np.ones(len(uniq), dtype=np.int64)
     u = Candidates(
         tp=uniq[:, 0], pp=one, dp=one, cp=uniq[:, 1], ep=uniq[:, 2], mbs=uniq[:, 3], vpp=one, recompute=0 * one,
