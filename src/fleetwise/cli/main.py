@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from fleetwise.catalog.loader import format_validation_error, load_catalog
-from fleetwise.cli import render, serve
+from fleetwise.cli import compare, render, serve
 from fleetwise.errors import FleetwiseError, SpecError
 
 
@@ -40,13 +40,15 @@ def _positive_float(text: str) -> float:
     return v
 
 
-def _job_args(p: argparse.ArgumentParser, chips: bool = True, hardware: bool = True) -> None:
+def _job_args(p: argparse.ArgumentParser, chips: bool = True, hardware: bool = True,
+              chips_required: bool = True) -> None:
     p.add_argument("--model", required=True, help="model id (fleetwise catalog list models) or a config.json path")
     if hardware:
-        p.add_argument("--hardware", required=True, help="accelerator id")
+        p.add_argument("--hardware", required=True,
+                       help="accelerator id; for plan train also a mixed fleet HW:N,HW:N")
     p.add_argument("--system", help="system id (node and network); default: the catalog's system for the chip")
     if chips:
-        p.add_argument("--chips", type=_positive_int, required=True, help="number of accelerators")
+        p.add_argument("--chips", type=_positive_int, required=chips_required, help="number of accelerators")
     p.add_argument("--seq-len", type=_positive_int, default=4096)
     p.add_argument("--global-batch", type=_positive_int, help="sequences per step (default ~4M tokens)")
     p.add_argument("--precision", default="bf16", choices=["bf16", "fp16", "fp8", "fp32", "tf32"])
@@ -74,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         vsub = vp.add_subparsers(dest="workload", required=True)
         tp = vsub.add_parser("train", help=f"{helptext} for training")
         if verb == "plan":
-            _job_args(tp)
+            _job_args(tp, chips_required=False)
             _plan_args(tp)
             tp.add_argument("--top", type=_positive_int, default=10)
             tp.add_argument("--objective", choices=["time", "energy", "cost", "carbon"], default="time",
@@ -89,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
             tp.add_argument("--ours", required=True, help="our accelerator id")
             tp.add_argument("--theirs", required=True, help="their accelerator and count, HW:N")
         serve.add_workload_parsers(verb, vsub)
+        compare.add_parsers(verb, vsub)
 
     serve.add_simulate_parser(sub)
     vp = sub.add_parser("validate", help="predict published measurements and report the error")
@@ -149,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "catalog":
         render.catalog(catalog, args)
         return 0
+    if args.command in ("compare", "match") and getattr(args, "workload", None) == "serve":
+        return compare.run(args, catalog)
     if args.command == "simulate" or getattr(args, "workload", None) == "serve":
         return serve.run(args, catalog)
     if args.command == "validate":
@@ -160,7 +165,18 @@ def run(args: argparse.Namespace) -> int:
         report = validate_files(args.files or bundled_case_files(), catalog, loso=args.loso)
         render.validation(report, args.json)
         return 0
+    if args.command == "plan" and ":" in args.hardware:
+        fleet = api.parse_fleet(args.hardware, catalog)
+        if len(fleet) != 2:
+            raise SpecError(f"--hardware: a mixed fleet takes two chip types (got {len(fleet)}: {args.hardware})")
+        comparison = api.compare_mixed_training(args.model, fleet, seq_len=args.seq_len,
+                                                global_batch=args.global_batch, precision=args.precision,
+                                                top=args.top, catalog=catalog)
+        render.mixed_training(comparison, args.json)
+        return 0
     if args.command == "plan":
+        if args.chips is None:
+            raise SpecError("--chips is required (or give a mixed fleet as --hardware HW:N,HW:N)")
         show_bar = not args.json and sys.stderr.isatty()
         result = api.plan_training(args.model, args.hardware, args.chips, system=args.system, pinned=_pinned(args),
                                    top=args.top, progress=_progress(show_bar), catalog=catalog,
