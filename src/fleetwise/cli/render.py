@@ -30,6 +30,8 @@ def plan_dict(r: PlanResult) -> dict[str, Any]:
         "days": None if r.days is None else round(r.days, 4),
         "breakdown_s": {k: round(v, 6) for k, v in r.breakdown_s.items()},
         "memory_gb": {k: round(v / GB, 4) for k, v in r.memory_bytes.items()},
+        "comm_tiers": r.comm_tiers,
+        "constants": r.constants,
     }
 
 
@@ -87,9 +89,12 @@ def plan_result(r: PlanResult, as_json: bool) -> None:
           f"sp={r.plan.sequence_parallel}  ({r.chips} chips)")
     print(f"step time {r.step_time_s:.4f} s   tokens/s/chip {r.tokens_per_s_per_chip:,.1f}   MFU {100 * r.mfu:.1f}%")
     print("\nstep time breakdown (s):")
+    tier_of = {"tp_comm_s": "tp", "cp_comm_s": "cp", "ep_comm_s": "ep", "pp_comm_s": "pp", "dp_comm_s": "dp"}
     for k, v in r.breakdown_s.items():
         share = 100 * v / r.step_time_s if r.step_time_s else 0.0
-        print(f"  {k:<14} {v:10.4f}  {share:5.1f}%")
+        tier = r.comm_tiers.get(tier_of.get(k, ""), "")
+        print(f"  {k:<14} {v:10.4f}  {share:5.1f}%  {tier}")
+    print("\nconstants used: " + ", ".join(f"{k}={v}" for k, v in r.constants.items()))
     print(f"\nmemory per device (GB), {r.memory_total_bytes / GB:.1f} of {r.memory_capacity_bytes / GB:.0f}:")
     for k, v in r.memory_bytes.items():
         print(f"  {k:<14} {v / GB:10.2f}")

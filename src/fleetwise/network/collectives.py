@@ -34,6 +34,7 @@ class TierModel:
     eff: CollectiveEfficiency
     a2a: CollectiveEfficiency
     domain_size: int  # ranks that share this tier's fast path (scale-up domain); 0 for scale-out
+    in_switch: CollectiveEfficiency | None = None  # NVLS all-reduce, on switched NVLink domains only
 
     def busbw_max(self, g: FloatArray, eff: CollectiveEfficiency) -> FloatArray:
         """Plateau bus bandwidth (bytes/s) of a group of ``g`` ranks on this tier."""
@@ -73,9 +74,19 @@ class Network:
         return np.asarray(np.where(g > 1, t, 0.0), dtype=np.float64)
 
     def all_reduce_s(self, bytes_: FloatArray, group: IntArray, stride: IntArray) -> FloatArray:
-        """Ring all-reduce of ``bytes_`` per rank."""
+        """All-reduce of ``bytes_`` per rank: ring, or in-switch (NVLS) inside a switched domain when faster.
+
+        NCCL picks the algorithm per call; the faster of the measured curves stands in for that choice.
+        """
         g = np.asarray(group, dtype=np.float64)
-        return self._ring_s(bytes_, group, stride, 2.0 * (g - 1.0) / np.maximum(g, 1.0))
+        factor = 2.0 * (g - 1.0) / np.maximum(g, 1.0)
+        ring = self._ring_s(bytes_, group, stride, factor)
+        nvls = self.scaleup.in_switch
+        if nvls is None:
+            return ring
+        inside = ~self.spans_scaleout(group, stride)
+        t = factor * (bytes_ + nvls.s_half_bytes) / (nvls.busbw_frac * self.scaleup.tier.bw_bytes_per_s) + nvls.alpha_s
+        return np.asarray(np.where(inside & (g > 1), np.minimum(ring, t), ring), dtype=np.float64)
 
     def all_gather_s(self, bytes_: FloatArray, group: IntArray, stride: IntArray) -> FloatArray:
         """All-gather (or reduce-scatter) whose full result is ``bytes_`` per rank."""
@@ -112,7 +123,8 @@ def build_network(system: System, accel: Accelerator, table: EfficiencyTable) ->
     """Price the tiers of ``system`` with the efficiencies fitted for its accelerator."""
     up_eff = table.collective(accel.id, "scaleup")
     out_eff = table.collective(accel.id, "scaleout", system.scaleout_fabric_id)
-    up = TierModel(system.scaleup, up_eff, table.all_to_all(accel.id, "scaleup"), system.domain_size)
+    in_switch = table.in_switch_all_reduce(accel.id) if system.scaleup.topology == "switched" else None
+    up = TierModel(system.scaleup, up_eff, table.all_to_all(accel.id, "scaleup"), system.domain_size, in_switch)
     out_tier = system.scaleout_tier(accel.scaleout_gbit_per_chip)
     out = TierModel(out_tier, out_eff, table.all_to_all(accel.id, "scaleout"), 0)
     return Network(up, out, system.domain_size)

@@ -40,6 +40,7 @@ class CollectiveEfficiency:
     applies_to: tuple[str, ...] = ()
     tier: str = "any"
     fabric_kind: str | None = None  # scale-out entries: "infiniband" | "roce" | None (any)
+    algorithm: str = "ring"  # ring | nvls (NVLink SHARP, in-switch reduction) | mesh | torus | hierarchical
     basis_bytes_per_s: float | None = None  # when the fraction is of a fixed link rate, not the chip's tier
 
     def frac(self, group_size: npt.NDArray[np.int64] | FloatArray) -> FloatArray:
@@ -122,13 +123,20 @@ class EfficiencyTable:
                 if c.tier == tier and c.fabric_kind and fabric_id.startswith(c.fabric_kind):
                     return c
         for c in self.collectives.values():
-            if c.tier == tier and chip_id in c.applies_to:
+            if c.tier == tier and chip_id in c.applies_to and c.algorithm != "nvls":
                 return c
         for c in self.collectives.values():
             if c.tier == tier and c.fabric_kind == "infiniband":
                 return c
         key = "scaleout_default" if tier == "scaleout" else "scaleup_default"
         return self.collectives[key]
+
+    def in_switch_all_reduce(self, chip_id: str) -> CollectiveEfficiency | None:
+        """The NVLink-SHARP (in-switch reduction) all-reduce model of a chip, where one was measured."""
+        for c in self.collectives.values():
+            if c.tier == "scaleup" and chip_id in c.applies_to and c.algorithm == "nvls":
+                return c
+        return None
 
     def all_to_all(self, chip_id: str, tier: str) -> CollectiveEfficiency:
         for c in self.alltoall.values():
@@ -191,6 +199,7 @@ def _collective(raw: dict[str, Any], name: str = "") -> CollectiveEfficiency:
         tier=str(raw.get("tier", "any")),
         fabric_kind=fabric_kind,
         basis_bytes_per_s=basis,
+        algorithm=str(raw.get("algorithm") or "ring"),
     )
 
 

@@ -53,6 +53,8 @@ class PlanResult:
     days: float | None
     chips: int
     energy: TrainingEnergy | None = None  # power, energy, cost and CO2 with breakdowns (fleetwise.energy)
+    comm_tiers: dict[str, str] = field(default_factory=dict)  # parallel group -> network tier it crosses
+    constants: dict[str, float | str] = field(default_factory=dict)  # efficiencies and group constants used
 
     @property
     def memory_total_bytes(self) -> float:
@@ -124,7 +126,43 @@ def _result(c: Candidates, cols: StepColumns, s: TrainingSetup, i: int, fits: bo
         days=days,
         chips=int(c.chips[i]),
         energy=energy_row(energy[0], i, energy[1], steps),
+        comm_tiers=comm_tiers(c, s, i),
+        constants=constants_used(s),
     )
+
+
+def comm_tiers(c: Candidates, s: TrainingSetup, i: int) -> dict[str, str]:
+    """Which tier each parallel group of plan ``i`` uses (rank order tp, cp, ep/dp, pp; Megatron's default)."""
+    one = np.ones(1, dtype=np.int64)
+    groups = {
+        "tp": (c.tp[i], 1), "cp": (c.cp[i], c.tp[i]), "ep": (c.ep[i], c.tp[i] * c.cp[i]),
+        "dp": (c.dp[i], c.tp[i] * c.cp[i]), "pp": (c.pp[i], c.tp[i] * c.cp[i] * c.dp[i]),
+    }
+    out = {}
+    for name, (size, stride) in groups.items():
+        if size > 1:
+            crosses = bool(s.network.spans_scaleout(one * size, one * stride)[0])
+            out[name] = "scale-out" if crosses else "scale-up"
+    return out
+
+
+def constants_used(s: TrainingSetup) -> dict[str, float | str]:
+    """The fitted efficiencies and group constant behind a prediction, and where they come from."""
+    g = s.eff.gemm_params(s.job.precision)
+    source = "default prior (no micro-benchmarks for this chip)" if s.eff.is_default else (
+        f"micro-benchmarks of {s.eff.borrowed_from}" if s.eff.borrowed_from else "micro-benchmarks of this chip")
+    return {
+        "chip_family": s.constants.family,
+        "compute_scale": round(s.constants.compute_scale, 4),
+        "gemm_e_max": g.e_max,
+        "gemm_t0_s": g.t0_s,
+        "attention_fwd_eff": s.eff.attn_fwd,
+        "hbm_eff": s.eff.hbm,
+        "efficiency_source": source,
+        "scaleup_busbw_frac": s.network.scaleup.eff.busbw_frac,
+        "scaleout_busbw_frac": s.network.scaleout.eff.busbw_frac,
+        "system": s.system.id,
+    }
 
 
 def evaluate_plan(s: TrainingSetup, plan: TrainingPlan, allow_over_memory: bool = False,

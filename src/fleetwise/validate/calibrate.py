@@ -143,7 +143,9 @@ def write_calibration(paths: Sequence[Path], out: Path = DATA_FILE) -> dict[str,
 
 
 if __name__ == "__main__":
-    files = [Path(a) for a in sys.argv[1:]] or bundled_case_files()
+    # default: the training cases (step-level measurements); whole-run production figures such as
+    # model-card GPU-hours include restarts and idle time and would bias a kernel-time constant
+    files = [Path(a) for a in sys.argv[1:]] or [p for p in bundled_case_files() if p.name == "training.yaml"]
     result = write_calibration(files)
     for name, g in result["groups"].items():  # type: ignore[attr-defined]
         print(f"{name:22s} scale={g['compute_scale']:.3f} n={len(g['fitted_on']):3d} "
