@@ -167,15 +167,20 @@ def _next_count(n: int, node: int, gbs: int) -> int:
 
 
 def compare_training(
-    model: str | ModelArch, hardware: Sequence[str], chips: int, **kwargs: Any
+    model: str | ModelArch, hardware: Sequence[str], chips: int, *, systems: Sequence[str] | None = None,
+    catalog: Catalog | None = None, **kwargs: Any
 ) -> dict[str, TrainingSearch | InfeasibleError]:
-    """The best plans of the same job on several accelerators (an error where none fits)."""
+    """The best plans of the same job on several accelerators, or on several systems (each with its own chip
+    and network), keyed by hardware or system id (an error where none fits)."""
+    catalog = catalog or load_catalog()
     out: dict[str, TrainingSearch | InfeasibleError] = {}
-    for hw in hardware:
+    targets = [(catalog.system(s_, "systems").accelerator_id, s_, s_) for s_ in systems] if systems else \
+        [(hw, None, hw) for hw in hardware]
+    for hw, sys_id, key in targets:
         try:
-            out[hw] = plan_training(model, hw, chips, top=3, **kwargs)
+            out[key] = plan_training(model, hw, chips, system=sys_id, top=3, catalog=catalog, **kwargs)
         except InfeasibleError as exc:
-            out[hw] = exc
+            out[key] = exc
     return out
 
 

@@ -83,3 +83,21 @@ def test_match_finds_how_many_of_ours_equal_theirs(capsys: pytest.CaptureFixture
     data = json.loads(out)
     assert code == 0 and data["our_chips"] is not None
     assert data["our_chips"] > 16 and data["our_step_time_s"] <= data["their_step_time_s"]
+
+
+def test_compare_train_across_systems_reports_power_and_throughput(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "compare", "train", "--model", "llama2-7b", "--systems",
+                       "huawei_atlas_800t_a2,nvidia_dgx_h100_h200", "--chips", "16", "--json")
+    data = json.loads(out)
+    assert code == 0 and set(data) == {"huawei_atlas_800t_a2", "nvidia_dgx_h100_h200"}
+    h100 = data["nvidia_dgx_h100_h200"]["best"][0]
+    ascend = data["huawei_atlas_800t_a2"]["best"][0]
+    assert h100["tokens_per_s_per_chip"] > ascend["tokens_per_s_per_chip"]  # 989 vs 313 dense TFLOP/s
+
+
+def test_mixed_fleet_plan_compares_with_single_types(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "plan", "train", "--model", "llama2-7b", "--hardware",
+                       "huawei_ascend_910b:32,nvidia_h20:16", "--global-batch", "96", "--json", "--top", "1")
+    data = json.loads(out)
+    assert code == 0 and data["mixed"] and "verdict" in data
+    assert set(data["same_total_chips"]) == {"huawei_ascend_910b", "nvidia_h20"}

@@ -85,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
             _job_args(tp, chips=False)
             _plan_args(tp)
         elif verb == "compare":
-            _job_args(tp)
+            _job_args(tp, hardware=False)
+            tp.add_argument("--hardware", help="accelerator ids, comma-separated")
+            tp.add_argument("--systems", help="system ids, comma-separated (each with its chip and network)")
         else:
             _job_args(tp, chips=False, hardware=False)
             tp.add_argument("--ours", required=True, help="our accelerator id")
@@ -198,8 +200,12 @@ def run(args: argparse.Namespace) -> int:
 
         return power.run(args, catalog, _pinned(args), _common(args))
     if args.command == "compare":
-        hws = [h for h in args.hardware.split(",") if h]
-        results = api.compare_training(args.model, hws, args.chips, catalog=catalog, **_common(args))
+        if not args.hardware and not args.systems:
+            raise SpecError("compare train needs --hardware A,B,... or --systems A,B,...")
+        hws = [h for h in (args.hardware or "").split(",") if h]
+        systems = [x for x in (args.systems or "").split(",") if x] or None
+        results = api.compare_training(args.model, hws, args.chips, systems=systems, catalog=catalog,
+                                       **_common(args))
         render.comparison(results, args.json)
         return 0
     if args.command == "match":

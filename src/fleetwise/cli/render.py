@@ -32,7 +32,16 @@ def plan_dict(r: PlanResult) -> dict[str, Any]:
         "memory_gb": {k: round(v / GB, 4) for k, v in r.memory_bytes.items()},
         "comm_tiers": r.comm_tiers,
         "constants": r.constants,
+        "energy": None if r.energy is None else _energy_dict(r.energy),
     }
+
+
+def _energy_dict(e: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    d = asdict(e)
+    d["phases"] = {k: {"chips": v[0], "power_w": v[1], "seconds": v[2]} for k, v in e.phases.items()}
+    return d
 
 
 def search_dict(s: TrainingSearch) -> dict[str, Any]:
@@ -100,6 +109,11 @@ def plan_result(r: PlanResult, as_json: bool) -> None:
         print(f"  {k:<14} {v / GB:10.2f}")
 
 
+def _usd_per_mtok(e: Any, b: PlanResult) -> str:
+    usd = e.step_cost_usd / (b.tokens_per_s_per_chip * b.chips * b.step_time_s) * 1e6
+    return f"{usd:.2f}" + ("" if e.cost_breakdown_usd.get("hardware") else "*")
+
+
 def comparison(results: dict[str, TrainingSearch | InfeasibleError], as_json: bool) -> None:
     if as_json:
         _dump({hw: (search_dict(r) if isinstance(r, TrainingSearch) else {"error": str(r)})
@@ -109,11 +123,20 @@ def comparison(results: dict[str, TrainingSearch | InfeasibleError], as_json: bo
     for hw, r in results.items():
         if isinstance(r, TrainingSearch):
             b = r.best[0]
+            e = b.energy
             rows.append([hw, b.plan.label(), f"{b.step_time_s:.3f}", f"{b.tokens_per_s_per_chip:,.0f}",
-                         f"{100 * b.mfu:.1f}%", f"{b.memory_total_bytes / GB:.1f}"])
+                         f"{b.tokens_per_s_per_chip * b.chips:,.0f}", f"{100 * b.mfu:.1f}%",
+                         f"{b.memory_total_bytes / GB:.1f}",
+                         "-" if e is None else f"{e.step_energy_j / e.step_time_s / 1e3:,.0f}",
+                         "-" if e is None else f"{e.energy_j_per_token:.3f}",
+                         "-" if e is None else _usd_per_mtok(e, b)])
         else:
-            rows.append([hw, f"infeasible: {r}"[:60], "-", "-", "-", "-"])
-    print(_table(["hardware", "best plan", "step s", "tok/s/chip", "MFU", "mem GB"], rows))
+            rows.append([hw, f"infeasible: {r}"[:60], "-", "-", "-", "-", "-", "-", "-", "-"])
+    print(_table(["hardware/system", "best plan", "step s", "tok/s/chip", "tok/s total", "MFU", "mem GB",
+                  "facility kW", "J/token", "$/Mtok"], rows))
+    energies = [r.best[0].energy for r in results.values() if isinstance(r, TrainingSearch)]
+    if any(e is not None and not e.cost_breakdown_usd.get("hardware") for e in energies):
+        print("* electricity only: no chip price or rent in the catalog for that accelerator")
 
 
 def match(m: Any, as_json: bool) -> None:
