@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import yaml
+
 from fleetwise.catalog import Catalog
 from fleetwise.validate.runner import BUNDLED_CASES, validate_files
 
 
-def test_metered_node_boundary_training_case_gets_energy_predictions(catalog: Catalog) -> None:
-    report = validate_files([BUNDLED_CASES / "energy.yaml"], catalog)
+def test_metered_node_boundary_training_case_gets_energy_predictions(catalog: Catalog, tmp_path: Path) -> None:
+    cases = yaml.safe_load((BUNDLED_CASES / "energy.yaml").read_text())
+    one = tmp_path / "patterson.yaml"
+    one.write_text(yaml.safe_dump([c for c in cases if c["id"] == "patterson21-gpt3-175b-v100-10000"]))
+    report = validate_files([one], catalog)
     preds = {p.case.id: p for p in report.predictions}
     p = preds["patterson21-gpt3-175b-v100-10000"]
     assert {"energy_mwh", "avg_power_w_per_chip"} <= set(p.predicted)

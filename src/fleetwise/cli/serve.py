@@ -61,6 +61,10 @@ def add_workload_parsers(verb: str, vsub: Any) -> None:
         group.add_argument("--rate", type=float, help="requests/s to serve")
         p.add_argument("--top", type=int, default=10)
         p.add_argument("--no-confirm", action="store_true", help="skip the simulator confirmation")
+        p.add_argument("--objective", choices=["time", "energy", "cost"], default="cost",
+                       help="rank by chips per goodput (cost), TPOT (time) or J per output token (energy)")
+        p.add_argument("--site", help="site id in energy/data/sites.yaml (PUE, grid, price); default: its default")
+        p.add_argument("--power-cap-w", type=float, help="per-chip power cap, W")
     else:
         _plan_knobs(p)
         p.add_argument("--rate", type=float)
@@ -141,42 +145,60 @@ def _confirm(s: Any, plan: Any, trace: Any, rate: float, i: float, o: float, pct
 
 
 def _plan_serve(args: argparse.Namespace, catalog: Catalog) -> int:
+    from fleetwise.energy.serving import serving_energy_setup
     from fleetwise.search.serving import ServingWorkload, search_serving
 
     s = _setup(args, catalog)
     i, o, trace = _lengths(args)
     w = ServingWorkload(i, o, args.ttft_ms / 1e3, args.tpot_ms / 1e3, args.rate, args.chips, args.percentile)
-    result = search_serving(s, w, top=args.top)
+    es = serving_energy_setup(s, args.site, args.power_cap_w)
+    result = search_serving(s, w, top=args.top, objective=args.objective, energy=es)
     if not result.best:
         worst = max(result.rejected_by, key=lambda k: result.rejected_by[k])
         raise InfeasibleError(f"no plan meets the targets ({result.candidates_evaluated} tried; most rejected by "
                               f"{worst}: {result.rejected_by})")
-    rows = []
+    rows: list[dict[str, Any]] = []
     for k, c in enumerate(result.best):
-        row = {"plan": c.plan.model_dump(), "label": c.plan.label(), "chips": c.plan.chips,
+        row: dict[str, Any] = {"plan": c.plan.model_dump(), "label": c.plan.label(), "chips": c.plan.chips,
                "goodput_rps": round(c.goodput_rps, 4), "tokens_per_s_per_chip": round(c.tokens_per_s_per_chip, 2),
                "ttft_ms": round(c.ttft_s * 1e3, 3), "tpot_ms": round(c.tpot_s * 1e3, 3),
                "memory_per_device_gb": round(c.memory_per_device_bytes / 1e9, 3),
                "chips_per_goodput": round(c.chips_per_goodput, 4)}
+        if c.energy is not None:
+            row["energy"] = _rounded(c.energy)
         if k < CONFIRM_TOP and not args.no_confirm:
             sim = _confirm(s, c.plan, trace, c.goodput_rps, i, o, args.percentile)
             sim["meets_slo"] = sim["ttft_ms"] <= args.ttft_ms and sim["tpot_ms"] <= args.tpot_ms
             row["simulated"] = {k2: (round(v, 3) if isinstance(v, float) else v) for k2, v in sim.items()}
         rows.append(row)
-    out = {"candidates_evaluated": result.candidates_evaluated, "rejected_by": result.rejected_by, "plans": rows}
+    out = {"candidates_evaluated": result.candidates_evaluated, "rejected_by": result.rejected_by, "plans": rows,
+           "objective": args.objective}
     if args.json:
         print(json.dumps(out, indent=2, sort_keys=True))
     else:
         print(f"{result.candidates_evaluated:,} candidates; SLO TTFT {args.ttft_ms:g} ms, TPOT {args.tpot_ms:g} ms "
               f"(p{args.percentile:g} confirmed by simulation for the top {CONFIRM_TOP})")
         for r in rows:
-            sim = r.get("simulated")
-            tail = f"  sim p{args.percentile:g} TTFT {sim['ttft_ms']:.0f} ms TPOT {sim['tpot_ms']:.1f} ms " \
-                   f"{'ok' if sim['meets_slo'] else 'MISS'}" if sim else ""
+            simd = r.get("simulated")
+            tail = f"  sim p{args.percentile:g} TTFT {simd['ttft_ms']:.0f} ms TPOT {simd['tpot_ms']:.1f} ms " \
+                   f"{'ok' if simd['meets_slo'] else 'MISS'}" if simd else ""
             print(f"  {r['label']:<42} chips {r['chips']:>5}  goodput {r['goodput_rps']:>8.2f} req/s  "
                   f"{r['tokens_per_s_per_chip']:>8.0f} tok/s/chip  TTFT {r['ttft_ms']:.0f} ms  "
                   f"TPOT {r['tpot_ms']:.1f} ms  mem {r['memory_per_device_gb']:.1f} GB{tail}")
+            e = r.get("energy")
+            if e:
+                print(f"  {'':<42} {e['j_per_token']:.3g} J/token (facility), {e['avg_power_w_per_chip']:.0f} W/chip "
+                      f"at prefill/decode clock {e['prefill_clock']:.1f}/{e['decode_clock']:.1f}: "
+                      f"{e['saving_vs_stock']:.1%} below stock clocks")
     return 0
+
+
+def _rounded(v: Any) -> Any:
+    if isinstance(v, float):
+        return float(f"{v:.6g}")
+    if isinstance(v, dict):
+        return {k: _rounded(x) for k, x in v.items()}
+    return v
 
 
 def _explain_serve(args: argparse.Namespace, catalog: Catalog) -> int:

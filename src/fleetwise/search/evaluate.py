@@ -29,7 +29,15 @@ from fleetwise.perf.model_math import model_flops_per_token
 from fleetwise.perf.training import ASSUMPTIONS, StepColumns, TrainingSetup, training_step
 from fleetwise.plan import TrainingPlan
 from fleetwise.search.pareto import pareto_front
-from fleetwise.search.space import SearchSpace, generate, space_size, structural_masks
+from fleetwise.search.space import (
+    SearchSpace,
+    generate,
+    knob_masks,
+    layout_masks,
+    space_axes,
+    space_size,
+    structural_masks,
+)
 from fleetwise.units import DAY
 
 FloatArray = npt.NDArray[np.float64]
@@ -200,8 +208,16 @@ def search_training(s: TrainingSetup, space: SearchSpace, top: int = 10,
     evaluated = feasible = 0
     rejected: dict[str, int] = {}
     keep: list[tuple[Candidates, StepColumns, EnergyColumns, npt.NDArray[np.int64]]] = []
-    for block in generate(space, s.model, s.job):
-        masks = structural_masks(block, s.model, s.job, s.system.domain_size)
+    # rules on the parallel layout alone are checked once per layout, for all its knob combinations
+    layouts, knobs = space_axes(space, s.model, s.job)
+    lm = layout_masks(layouts[:, 0], layouts[:, 1], layouts[:, 2], layouts[:, 4], layouts[:, 3], s.model, s.job,
+                      s.system.domain_size)
+    for name, m in lm.items():
+        rejected[name] = int((~m).sum()) * len(knobs)
+    good_layouts = layouts[np.logical_and.reduce(list(lm.values()))] if len(layouts) else layouts
+    evaluated = (len(layouts) - len(good_layouts)) * len(knobs)
+    for block in generate(space, s.model, s.job, layouts=good_layouts):
+        masks = knob_masks(block, s.model, s.job)
         ok = np.logical_and.reduce(list(masks.values()))
         for name, m in masks.items():
             rejected[name] = rejected.get(name, 0) + int((~m).sum())
@@ -234,9 +250,14 @@ def search_training(s: TrainingSetup, space: SearchSpace, top: int = 10,
     refs = list(dict.fromkeys(refs))
     if refs:
         # the columns are computed properties: evaluate each once per kept block, then gather
-        blocks = {b for b, _ in refs}
-        arrays = {b: (keep[b][2].objective(objective), keep[b][1].step_time_s, keep[b][1].memory.total,
-                      keep[b][2].step_time_s, keep[b][2].step_energy_j) for b in blocks}
+        by_block: dict[int, tuple[FloatArray, ...]] = {}  # keep holds each block up to three times
+        arrays = {}
+        for b in {b for b, _ in refs}:
+            key = id(keep[b][1])
+            if key not in by_block:
+                by_block[key] = (keep[b][2].objective(objective), keep[b][1].step_time_s, keep[b][1].memory.total,
+                                 keep[b][2].step_time_s, keep[b][2].step_energy_j)
+            arrays[b] = by_block[key]
         obj, tm, mem, etm, en = (np.array([arrays[b][k][i] for b, i in refs]) for k in range(5))
         cap = keep[0][1].memory.capacity
         order = np.lexsort((mem, np.round(obj, 9)))  # ties: more headroom first

@@ -1,27 +1,44 @@
-"""Search serving deployments that meet TTFT/TPOT targets, ranked by chips per unit of goodput.
+"""Search serving deployments that meet TTFT/TPOT targets, ranked by cost, time or energy.
 
 Entry points: ``serving_candidates`` (the table of shapes: tp x pp x weight/KV precision x co-located or
 disaggregated P:D), ``search_serving`` (vectorised analytic evaluation over candidates x batch limits,
-named rejection masks, ranking) returning ``ServingSearch``. The CLI confirms the top plans with the
-simulator (``simulate.serving``).
+named rejection masks, per-phase clock choice, ranking) returning ``ServingSearch``. The CLI confirms the
+top plans with the simulator (``simulate.serving``).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
+from fleetwise.energy.serving import (
+    EngineWork,
+    Pool,
+    ServingEnergy,
+    ServingEnergySetup,
+    colocated_work,
+    decode_work,
+    deployment_energy,
+    prefill_work,
+    run_step,
+)
+from fleetwise.errors import SpecError
 from fleetwise.perf.batching import decode_rates, kv_transfer_s, max_batch_by_kv, prefill_rate, ttft_s
 from fleetwise.perf.inference import PRECISION_CODES, ServingSetup, ServingShape, kv_capacity
 from fleetwise.plan import ServingPlan
 
 FloatArray = npt.NDArray[np.float64]
+_T = TypeVar("_T", bound=np.generic)
 BATCH_LIMITS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 PD_RATIOS = ((0, 1), (1, 1), (1, 2), (1, 3), (2, 1))  # (prefill, decode) engines; (0, 1) = co-located
 TOKEN_BUDGET = 8192
+CLOCK_STEPS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)  # clock shares tried per phase (prefill, decode)
+Objective = Literal["time", "energy", "cost"]
+OBJECTIVES: tuple[Objective, ...] = ("time", "energy", "cost")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +65,7 @@ class ServingCandidate:
     tpot_s: float
     memory_per_device_bytes: float
     chips_per_goodput: float
+    energy: dict[str, object] | None = None  # at the chosen clocks, with the stock-clock figures beside them
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +84,7 @@ def serving_candidates(s: ServingSetup) -> tuple[ServingShape, FloatArray, Float
     domain = max(s.system.domain_size, 1)
     rows = []
     weights = [p for p in ("bf16", "fp8", "int8", "int4") if p in ("bf16", "int4") or s.accel.supports(p)]  # type: ignore[arg-type]
-    kvs = [p for p in ("bf16", "fp8", "int8") if p == "bf16" or s.accel.supports(p)]  # type: ignore[arg-type]
+    kvs = [p for p in ("bf16", "fp8", "int8") if p == "bf16" or s.accel.supports(p)]
     for tp in _powers_of_two(min(domain, s.model.heads)):
         for pp in (1, 2, 4):
             for w in weights:
@@ -79,12 +97,175 @@ def serving_candidates(s: ServingSetup) -> tuple[ServingShape, FloatArray, Float
     return shape, a[:, 4].astype(np.float64), a[:, 5].astype(np.float64)
 
 
-def search_serving(s: ServingSetup, w: ServingWorkload, top: int = 10) -> ServingSearch:
-    """Every candidate x batch limit, evaluated at once; SLO-meeting plans ranked by chips per goodput."""
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    """SLO-meeting rows of the search table that the clock choice prices (columns)."""
+
+    sh: ServingShape
+    batch: FloatArray
+    n_pre: FloatArray
+    n_dec: FloatArray
+    units: FloatArray
+    kv_s: FloatArray
+
+
+@dataclass(frozen=True, slots=True)
+class _AtClocks:
+    """One clock pair applied to every row: latencies, goodput, J per output token (facility) and energy."""
+
+    f_prefill: float
+    f_decode: float
+    tpot_s: FloatArray
+    ttft_s: FloatArray
+    goodput_rps: FloatArray
+    meets: npt.NDArray[np.bool_]
+    energy: ServingEnergy
+
+    @property
+    def j_per_token(self) -> FloatArray:
+        return self.energy.j_per_token("facility")
+
+
+@dataclass(frozen=True, slots=True)
+class _Works:
+    """Each row's steps at the maximum clock: co-located, decode engine, prefill engine, one prompt alone."""
+
+    colocated: EngineWork
+    decode: EngineWork
+    prefill: EngineWork
+    one_prompt: EngineWork
+    prefill_tokens: FloatArray
+
+
+def _works(s: ServingSetup, r: _Rows, w: ServingWorkload) -> _Works:
+    i, o = w.input_tokens, w.output_tokens
+    pre_tokens = np.full_like(r.batch, max(float(TOKEN_BUDGET), i))
+    return _Works(colocated_work(s, r.sh, r.batch, i, o), decode_work(s, r.sh, r.batch, i + 0.5 * o),
+                  prefill_work(s, r.sh, i, pre_tokens), prefill_work(s, r.sh, i, np.full_like(r.batch, i)), pre_tokens)
+
+
+def _at_clocks(es: ServingEnergySetup, r: _Rows, wk: _Works, w: ServingWorkload, fp: float, fd: float
+               ) -> _AtClocks:
+    """Latency, goodput and energy of every row with prefill at clock ``fp`` and decode at ``fd``."""
+    i, o = w.input_tokens, w.output_tokens
+    colo = run_step(es.chip, wk.colocated, fp, fd, es.cap_w)
+    dec = run_step(es.chip, wk.decode, fp, fd, es.cap_w)
+    pre = run_step(es.chip, wk.prefill, fp, fd, es.cap_w)
+    one = run_step(es.chip, wk.one_prompt, fp, fd, es.cap_w)
+    pre_tokens = wk.prefill_tokens
+    dis = r.n_pre > 0
+    tpot = np.where(dis, dec.time_s, colo.time_s)
+    ttft = np.where(dis, one.time_s + r.kv_s, ttft_s(colo.time_s, i, np.full_like(r.batch, float(TOKEN_BUDGET))))
+    dec_rps = r.batch / (o * tpot)  # one decode (or co-located) engine
+    pre_rps = pre_tokens / i / pre.time_s  # one prefill engine
+    unit_cap = np.where(dis, np.minimum(dec_rps * r.n_dec, pre_rps * r.n_pre), dec_rps * r.n_dec)
+    meets = (tpot <= w.tpot_s) & (ttft <= w.ttft_s)
+    if w.rate_per_s is not None:
+        per_unit = w.rate_per_s / r.units
+        meets &= unit_cap >= per_unit * (1.0 - 1e-9)
+        served = np.minimum(per_unit, unit_cap)
+    else:
+        served = unit_cap
+    cpr = (r.sh.tp * r.sh.pp).astype(np.float64)
+    busy_dec = served / np.maximum(dec_rps * r.n_dec, 1e-30)
+    busy_pre = np.where(dis, served / np.maximum(pre_rps * r.n_pre, 1e-30), 0.0)
+    pools = [Pool(np.where(dis, 0.0, r.units * cpr * r.n_dec), colo, busy_dec),
+             Pool(np.where(dis, r.units * cpr * r.n_dec, 0.0), dec, busy_dec),
+             Pool(r.units * cpr * r.n_pre, pre, busy_pre)]
+    energy = deployment_energy(es, pools, served * r.units * o)
+    return _AtClocks(fp, fd, tpot, ttft, served * r.units, meets, energy)
+
+
+@dataclass(frozen=True, slots=True)
+class ClockChoice:
+    """Per plan row: the chosen (prefill, decode) clocks, their J per output token, and the stock figures."""
+
+    f_prefill: FloatArray
+    f_decode: FloatArray
+    j_per_token: FloatArray
+    stock_j_per_token: FloatArray
+    lowest_decode_clock: FloatArray  # the lowest decode clock that meets the SLOs at any prefill clock (1 if none)
+
+
+def choose_clocks(s: ServingSetup, es: ServingEnergySetup, sh: ServingShape, batch: FloatArray,
+                  n_prefill: FloatArray, n_decode: FloatArray, units: FloatArray, w: ServingWorkload) -> ClockChoice:
+    """The lowest-energy (prefill, decode) clock pair per plan that still meets TTFT/TPOT (and carries the rate).
+
+    Args:
+        s: serving setup; es: energy setup (chip power, cap, node, site).
+        sh: plan shapes; batch: batch limit per rank; n_prefill, n_decode: engines per P:D unit (0, 1 =
+            co-located); units: P:D units deployed.
+        w: traffic and SLOs.
+    """
+    r = _Rows(sh, batch, n_prefill, n_decode, units, kv_transfer_s(s, sh, w.input_tokens))
+    stock, fp, fd, j, low = _choose_clocks(s, es, r, w)
+    return ClockChoice(fp, fd, j, stock.j_per_token, low)
+
+
+def _choose_clocks(s: ServingSetup, es: ServingEnergySetup, r: _Rows, w: ServingWorkload
+                   ) -> tuple[_AtClocks, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Per row, the lowest-energy (prefill, decode) clock pair that still meets TTFT/TPOT (and carries the rate).
+
+    Returns:
+        (stock clocks, chosen prefill clock, chosen decode clock, chosen J/token, lowest allowed decode clock);
+        stock where nothing lower meets.
+    """
+    works = _works(s, r, w)
+    stock = _at_clocks(es, r, works, w, 1.0, 1.0)
+    best_j = np.where(stock.meets, stock.j_per_token, np.inf)
+    best_fp, best_fd = np.ones_like(r.batch), np.ones_like(r.batch)
+    lowest = np.ones_like(r.batch)
+    steps = [f for f in CLOCK_STEPS if f >= es.chip.f_min - 1e-9]
+    for fp in steps:
+        for fd in steps:
+            if fp == 1.0 and fd == 1.0:
+                continue
+            a = _at_clocks(es, r, works, w, fp, fd)
+            better = a.meets & (a.j_per_token < best_j - 1e-12)
+            best_j = np.where(better, a.j_per_token, best_j)
+            best_fp, best_fd = np.where(better, fp, best_fp), np.where(better, fd, best_fd)
+            lowest = np.where(a.meets, np.minimum(lowest, fd), lowest)
+    return stock, best_fp, best_fd, np.where(np.isfinite(best_j), best_j, stock.j_per_token), lowest
+
+
+def _energy_row(es: ServingEnergySetup, s: ServingSetup, r: _Rows, w: ServingWorkload, k: int, stock: _AtClocks,
+                fp: float, fd: float) -> dict[str, object]:
+    """Energy of row ``k`` at its chosen clocks, with the saving and slowdown against stock clocks."""
+    one = _Rows(r.sh.take(np.array([k])), r.batch[k:k + 1], r.n_pre[k:k + 1], r.n_dec[k:k + 1], r.units[k:k + 1],
+                r.kv_s[k:k + 1])
+    a = _at_clocks(es, one, _works(s, one, w), w, fp, fd)
+    row = a.energy.row(0, w.output_tokens)
+    j_stock = float(stock.j_per_token[k])
+    row.update({"prefill_clock": fp, "decode_clock": fd, "power_cap_w": es.cap_w, "site": es.base.site_id,
+                "stock_j_per_token": j_stock, "saving_vs_stock": 1.0 - float(a.j_per_token[0]) / j_stock,
+                "tpot_ms_at_clocks": float(a.tpot_s[0]) * 1e3, "ttft_ms_at_clocks": float(a.ttft_s[0]) * 1e3,
+                "goodput_rps_at_clocks": float(a.goodput_rps[0])})
+    return row
+
+
+def search_serving(s: ServingSetup, w: ServingWorkload, top: int = 10, objective: Objective = "cost",
+                   energy: ServingEnergySetup | None = None) -> ServingSearch:
+    """Every candidate x batch limit, evaluated at once; SLO-meeting plans ranked by ``objective``.
+
+    Args:
+        s: serving setup.
+        w: traffic and SLOs.
+        top: plans returned.
+        objective: ``cost`` (chips per unit of goodput), ``time`` (lowest TPOT, then TTFT) or ``energy``
+            (lowest facility J per output token at the plan's lowest-energy SLO-meeting clock pair).
+        energy: power, node and site setup; None = no energy figures (``energy`` objective needs it).
+    """
+    if objective not in OBJECTIVES:
+        raise SpecError(f"objective must be one of {', '.join(OBJECTIVES)} (got {objective!r})")
+    if objective == "energy" and energy is None:
+        raise SpecError("objective 'energy' needs an energy setup (fleetwise.energy.serving.serving_energy_setup)")
     shape, n_pre, n_dec = serving_candidates(s)
     n = len(n_pre)
     limits = np.array(BATCH_LIMITS, dtype=np.float64)
-    grid = lambda a: np.repeat(np.asarray(a), len(limits))  # noqa: E731 - (n*k,) rows: candidate-major
+
+    def grid(a: npt.NDArray[_T]) -> npt.NDArray[_T]:
+        return np.repeat(np.asarray(a), len(limits))  # (n*k,) rows: candidate-major
+
     sh = ServingShape(*(grid(getattr(shape, f)) for f in ("tp", "pp", "dp", "ep", "wcode", "kvcode")))
     pre, dec = grid(n_pre), grid(n_dec)
     b = np.tile(limits, n)
@@ -131,23 +312,40 @@ def search_serving(s: ServingSetup, w: ServingWorkload, top: int = 10) -> Servin
         goodput = np.minimum(goodput, w.rate_per_s)
     cost = chips_total / np.maximum(goodput, 1e-12)
     idx = np.nonzero(ok)[0]
-    order = idx[np.lexsort((tpot[idx], -goodput[idx], cost[idx]))]  # cheapest, then most goodput, then fastest
+    chosen: tuple[_AtClocks, FloatArray, FloatArray, FloatArray, FloatArray] | None = None
+    rows: _Rows | None = None
+    if energy is not None and len(idx):
+        rows = _Rows(sh.take(idx), b[idx], pre[idx], dec[idx], units[idx], kv_transfer_s(s, sh.take(idx), i))
+        chosen = _choose_clocks(s, energy, rows, w)
+    if objective == "energy":
+        assert chosen is not None or not len(idx)
+        j = chosen[3] if chosen is not None else np.zeros(0)
+        order = idx[np.lexsort((-goodput[idx], cost[idx], j))]
+    elif objective == "time":
+        order = idx[np.lexsort((cost[idx], ttft[idx], tpot[idx]))]
+    else:
+        order = idx[np.lexsort((tpot[idx], -goodput[idx], cost[idx]))]  # cheapest, then most goodput, then fastest
+    where = {int(j): n for n, j in enumerate(idx)}
     mem = kv_capacity(s, sh, budget)
     best: list[ServingCandidate] = []
     seen: set[str] = set()
     for j in order:
         plan = ServingPlan(replicas=int(units[j] * dec[j]), tp=int(sh.tp[j]), pp=int(sh.pp[j]),
                            max_batch=int(b[j]), token_budget=TOKEN_BUDGET,
-                           weight_precision=PRECISION_CODES[int(sh.wcode[j])],  # type: ignore[arg-type]
-                           kv_precision=PRECISION_CODES[int(sh.kvcode[j])],  # type: ignore[arg-type]
+                           weight_precision=PRECISION_CODES[int(sh.wcode[j])],
+                           kv_precision=PRECISION_CODES[int(sh.kvcode[j])],
                            prefill_replicas=int(units[j] * pre[j]))
         if plan.label() in seen:
             continue
         seen.add(plan.label())
         used = float(mem.weights[j] + mem.reserved[j] + min(b[j], kv_limit[j]) * mem.kv_capacity[j]
                      / max(kv_limit[j], 1.0))
+        e_row = None
+        if chosen is not None and rows is not None and energy is not None:
+            k = where[int(j)]
+            e_row = _energy_row(energy, s, rows, w, k, chosen[0], float(chosen[1][k]), float(chosen[2][k]))
         best.append(ServingCandidate(plan, float(goodput[j]), float(goodput[j] * o / chips_total[j]),
-                                     float(ttft[j]), float(tpot[j]), used, float(cost[j])))
+                                     float(ttft[j]), float(tpot[j]), used, float(cost[j]), e_row))
         if len(best) >= top:
             break
     return ServingSearch(best, int(len(b)), rejected)

@@ -97,46 +97,70 @@ def space_size(space: SearchSpace, m: ModelArch, job: TrainingJob) -> int:
     return len(_triples(space, m, job)) * len(_knob_grid(space, job, m.moe is not None))
 
 
-def generate(space: SearchSpace, m: ModelArch, job: TrainingJob, block: int = 262_144) -> Iterator[Candidates]:
-    """Yield the full product of parallel layouts and knobs in blocks of about ``block`` rows."""
-    layouts = _triples(space, m, job)
+def space_axes(space: SearchSpace, m: ModelArch,
+               job: TrainingJob) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """(layouts as rows of tp, pp, cp, dp, ep; knob rows): the space is their full product."""
+    return _triples(space, m, job), _knob_grid(space, job, m.moe is not None)
+
+
+def generate(space: SearchSpace, m: ModelArch, job: TrainingJob, block: int = 262_144,
+             layouts: npt.NDArray[np.int64] | None = None) -> Iterator[Candidates]:
+    """Yield the full product of parallel layouts and knobs in blocks of about ``block`` rows.
+
+    ``layouts`` restricts the product to those rows (layouts already rejected by ``layout_masks``).
+    """
+    if layouts is None:
+        layouts = _triples(space, m, job)
     knobs = _knob_grid(space, job, m.moe is not None)
     if len(layouts) == 0 or len(knobs) == 0:
         return
     per_block = max(1, block // len(knobs))
+    k = len(knobs)
     for start in range(0, len(layouts), per_block):
         lay = layouts[start:start + per_block]
-        li = np.repeat(np.arange(len(lay)), len(knobs))
-        ki = np.tile(np.arange(len(knobs)), len(lay))
-        lk = lay[li]
-        kn = knobs[ki]
+        rep = [np.repeat(lay[:, j], k) for j in range(5)]  # each layout once per knob row
+        kn = [np.tile(knobs[:, j], len(lay)) for j in range(8)]
         yield Candidates(
-            tp=lk[:, 0].copy(), pp=lk[:, 1].copy(), cp=lk[:, 2].copy(), dp=lk[:, 3].copy(), ep=lk[:, 4].copy(),
-            mbs=kn[:, 0].astype(np.int64), vpp=kn[:, 1].astype(np.int64), recompute=kn[:, 2].astype(np.int64),
-            recompute_frac=kn[:, 3].copy(), zero=kn[:, 4].astype(np.int64), sp=kn[:, 5].astype(np.bool_),
-            tp_overlap=kn[:, 6].astype(np.bool_), ep_overlap=kn[:, 7].astype(np.bool_),
+            tp=rep[0], pp=rep[1], cp=rep[2], dp=rep[3], ep=rep[4],
+            mbs=kn[0].astype(np.int64), vpp=kn[1].astype(np.int64), recompute=kn[2].astype(np.int64),
+            recompute_frac=kn[3], zero=kn[4].astype(np.int64), sp=kn[5].astype(np.bool_),
+            tp_overlap=kn[6].astype(np.bool_), ep_overlap=kn[7].astype(np.bool_),
         )
 
 
-def structural_masks(c: Candidates, m: ModelArch, job: TrainingJob, domain_size: int) -> dict[str, BoolArray]:
-    """Named rules a plan must satisfy whatever its cost. ``True`` = allowed."""
+def layout_masks(tp: npt.NDArray[np.int64], pp: npt.NDArray[np.int64], cp: npt.NDArray[np.int64],
+                 ep: npt.NDArray[np.int64], dp: npt.NDArray[np.int64], m: ModelArch, job: TrainingJob,
+                 domain_size: int) -> dict[str, BoolArray]:
+    """The rules that depend only on the parallel layout (not on micro-batch, recompute, ZeRO, ...)."""
     kv = m.n_kv_heads if m.attention.type != "MLA" else m.heads
     masks: dict[str, BoolArray] = {
-        "tp_divides_heads": (m.heads % c.tp == 0) & ((kv % c.tp == 0) | (c.tp % kv == 0)),
-        "tp_within_scaleup_domain": c.tp <= max(domain_size, 1),
-        "pp_at_most_layers": c.pp <= m.layers,
+        "tp_divides_heads": (m.heads % tp == 0) & ((kv % tp == 0) | (tp % kv == 0)),
+        "tp_within_scaleup_domain": tp <= max(domain_size, 1),
+        "pp_at_most_layers": pp <= m.layers,
+        "cp_divides_sequence": job.seq_len % (2 * cp) == 0,
+    }
+    if m.moe is not None:
+        masks["ep_divides_experts"] = (m.moe.experts % ep == 0) & ((dp * cp) % ep == 0)
+    else:
+        masks["ep_divides_experts"] = ep == 1
+    return {k: np.asarray(v, dtype=np.bool_) for k, v in masks.items()}
+
+
+def knob_masks(c: Candidates, m: ModelArch, job: TrainingJob) -> dict[str, BoolArray]:
+    """The rules that involve the per-plan knobs (micro-batch, vpp, recompute, SP, overlaps)."""
+    masks: dict[str, BoolArray] = {
         "global_batch_divides_into_micro_batches": job.global_batch % (c.dp * c.mbs) == 0,
         "vpp_needs_pipeline_and_layers": (c.vpp == 1) | ((c.pp > 1) & (m.layers >= c.pp * c.vpp)),
         "interleaving_needs_micro_batches_multiple_of_pp": (c.vpp == 1)
         | ((job.global_batch // np.maximum(c.dp * c.mbs, 1)) % c.pp == 0),
-        "cp_divides_sequence": job.seq_len % (2 * c.cp) == 0,
         "sequence_parallel_needs_tp": ~c.sp | (c.tp > 1),
         "tp_overlap_needs_sequence_parallel": ~c.tp_overlap | c.sp,
         "ep_overlap_needs_expert_parallel": ~c.ep_overlap | (c.ep > 1),
         "recompute_fraction_only_with_full": (c.recompute == 2) | (c.recompute_frac == 1.0),
     }
-    if m.moe is not None:
-        masks["ep_divides_experts"] = (m.moe.experts % c.ep == 0) & ((c.dp * c.cp) % c.ep == 0)
-    else:
-        masks["ep_divides_experts"] = c.ep == 1
     return {k: np.asarray(v, dtype=np.bool_) for k, v in masks.items()}
+
+
+def structural_masks(c: Candidates, m: ModelArch, job: TrainingJob, domain_size: int) -> dict[str, BoolArray]:
+    """Named rules a plan must satisfy whatever its cost. ``True`` = allowed."""
+    return {**layout_masks(c.tp, c.pp, c.cp, c.ep, c.dp, m, job, domain_size), **knob_masks(c, m, job)}

@@ -9,6 +9,7 @@ constants on whole chip families and measure error on sources left out.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +34,7 @@ from fleetwise.perf.inference import (
     make_serving_setup,
     with_constants,
 )
-from fleetwise.validate.cases import Case
+from fleetwise.validate.cases import ENERGY_METRICS, Case
 from fleetwise.validate.runner import CasePrediction, resolve_specs
 
 # Planner defaults for what a deployment leaves open (each is stated in the prediction's notes).
@@ -240,8 +241,95 @@ def predict_inference(case: Case, catalog: Catalog, eff: EfficiencyTable,
     else:
         d = _deployment(case, s, None, notes)
         pred = MODES[inf.mode](case, s, d, notes)
+    if any(k in case.measured for k in ENERGY_METRICS):
+        energy, stretch = _energy(case, s, d, notes)
+        pred = _stretched(pred, stretch, inf.mode == "server")
+        pred.update(energy)
     pred = {k: v for k, v in pred.items() if math.isfinite(v)}
     return CasePrediction(case, d.chosen, pred, tuple(notes))
+
+
+def _stretched(pred: dict[str, float], stretch: float, rate_fixed: bool) -> dict[str, float]:
+    """Metrics when every step takes ``stretch`` times longer (a power cap): latencies grow, rates fall."""
+    out = dict(pred)
+    for k in ("tpot_ms", "ttft_ms"):
+        if k in out:
+            out[k] *= stretch
+    for k in ("output_tokens_per_s", "output_tokens_per_s_per_chip", "input_tokens_per_s_per_chip"):
+        if k in out and not (rate_fixed and k == "output_tokens_per_s"):
+            out[k] /= stretch
+    return out
+
+
+# "GPU power limit 500 W", "power cap of 300 W": a cap the case's notes state (MLPerf MaxQ submissions)
+_CAP = re.compile(r"power (?:limit|cap)\D{0,20}?(\d+(?:\.\d+)?)\s*W\b", re.IGNORECASE)
+
+
+def stated_power_cap_w(case: Case) -> float | None:
+    """The per-chip power cap the case's notes state, if any."""
+    m = _CAP.search(case.notes or "")
+    return float(m.group(1)) if m else None
+
+
+def _energy(case: Case, s: ServingSetup, d: _Deployment, notes: list[str]) -> tuple[dict[str, float], float]:
+    """Energy metrics at the case's boundary (chip: accelerators; node: wall power incl. host and NICs), PUE if
+    stated. Returns the metrics and the step's stretch under a stated power cap (1.0 uncapped)."""
+    from fleetwise.energy.serving import (
+        SERVING_ENERGY_ASSUMPTIONS,
+        EngineWork,
+        Pool,
+        colocated_work,
+        decode_work,
+        deployment_energy,
+        prefill_work,
+        run_step,
+        serving_energy_setup,
+    )
+
+    inf = case.inference
+    assert inf is not None
+    cap = stated_power_cap_w(case)
+    es = serving_energy_setup(s, cap_w=cap)
+    o = inf.output_tokens or 1.0
+    i = inf.input_tokens or (o if inf.mode in ("offline", "server") else DEFAULT_PROMPT_TOKENS)
+    b = np.array([float(d.chosen.get("batch_per_rank", 1.0))])
+    work: EngineWork
+    if inf.mode == "prefill_only":
+        tokens = np.array([float(d.chosen.get("prefill_tokens_per_rank", DEFAULT_PREFILL_TOKENS))])
+        work, made = prefill_work(s, d.shape, i, tokens), tokens / i
+    elif inf.mode == "decode_only":
+        work, made = decode_work(s, d.shape, b, i), b
+    else:
+        work, made = colocated_work(s, d.shape, b, i, o), b
+    step = run_step(es.chip, work, 1.0, 1.0, cap)
+    engines = d.chips / float(d.shape.tp[0] * d.shape.pp[0] * d.shape.dp[0])
+    rate = engines * made * d.shape.dp / step.time_s  # requests (prefill) or tokens (decode) per second
+    if inf.mode == "prefill_only":
+        tokens_per_s = rate * i  # J per prompt token
+    else:
+        tokens_per_s = rate
+    busy = np.ones(1)
+    if inf.mode == "server" and inf.request_rate is not None:
+        busy = np.minimum(inf.request_rate * o / tokens_per_s, 1.0)
+        tokens_per_s = np.minimum(tokens_per_s, inf.request_rate * o)
+    e = deployment_energy(es, [Pool(np.array([float(d.chips)]), step, busy)], tokens_per_s)
+    boundary = "node" if case.power_boundary == "node" else "chip"
+    pue = case.pue or 1.0
+    per_chip = float((e.node_w if boundary == "node" else e.chip_w)[0]) / d.chips
+    # as for training: power at the boundary, energy with the stated PUE
+    out = {"avg_power_w": per_chip * d.chips, "avg_power_w_per_chip": per_chip,
+           "energy_j_per_token": float(e.j_per_token(boundary)[0]) * pue}
+    notes.append(f"energy at the {boundary} boundary ({'chips + host share + NICs' if boundary == 'node' else 'chips'}"
+                 f"), PUE {case.pue or 'not applied (none stated)'}; power parameters energy/data/power.yaml and "
+                 f"sites.yaml node defaults, none fitted on cases; " + "; ".join(SERVING_ENERGY_ASSUMPTIONS[:2]))
+    if cap is not None:
+        notes.append(f"power cap {cap:g} W per chip read from the notes: capped phases run at a lower clock, "
+                     f"throughput re-predicted under it (step {float(work.total_s[0]) * 1e3:.2f} -> "
+                     f"{float(step.time_s[0]) * 1e3:.2f} ms)")
+    else:
+        notes.append("no power cap or clock stated: stock clocks, uncapped")
+    d.chosen["power_cap_w"] = cap
+    return out, float(step.time_s[0] / work.total_s[0])
 
 
 def disaggregated_ttft_s(s: ServingSetup, sh: ServingShape, input_tokens: float, prefill_step_s: float) -> float:
