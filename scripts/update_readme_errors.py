@@ -14,20 +14,31 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 BEGIN, END = "<!-- VALIDATION:BEGIN -->", "<!-- VALIDATION:END -->"
 
 
-def render() -> str:
-    data = validate_files(bundled_case_files(), loso=True).to_json()
-    lines = ["| group | cases | median abs. error | mean | within 10 % | within 25 % | "
-             "leave-one-source-out median | LOSO within 25 % | worst |",
-             "|---|---|---|---|---|---|---|---|---|"]
+def _summary_rows(data: dict, label: str) -> list[str]:
+    rows = []
     loso = data.get("summary_leave_one_source_out", {})
     for g, s in data["summary"].items():
         lo = loso.get(g, {})
         lo_med = f"{100 * lo['median_ape']:.1f} %" if lo else "-"
         lo_25 = f"{100 * lo['within_25']:.0f} %" if lo else "-"
-        lines.append(f"| {g} | {s['count']} | {100 * s['median_ape']:.1f} % | {100 * s['mean_ape']:.1f} % | "
-                     f"{100 * s['within_10']:.0f} % | {100 * s['within_25']:.0f} % | {lo_med} | {lo_25} | "
-                     f"{s['worst']['id']} ({100 * s['worst']['error']:+.0f} %) |")
-    lines += ["", "| case | metric | measured | predicted | error | LOSO error |", "|---|---|---|---|---|---|"]
+        rows.append(f"| {label} | {g} | {s['count']} | {100 * s['median_ape']:.1f} % | {100 * s['mean_ape']:.1f} % | "
+                    f"{100 * s['within_10']:.0f} % | {100 * s['within_25']:.0f} % | {lo_med} | {lo_25} | "
+                    f"{s['worst']['id']} ({100 * s['worst']['error']:+.0f} %) |")
+    return rows
+
+
+def render() -> str:
+    files = bundled_case_files()
+    lines = ["| file | group | cases | median abs. error | mean | within 10 % | within 25 % | "
+             "leave-one-source-out median | LOSO within 25 % | worst |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for f in files:
+        lines += _summary_rows(validate_files([f], loso=f.name == "training.yaml").to_json(), f.name)
+    data = validate_files(files, loso=True).to_json()
+    lines += _summary_rows(data, "all files")
+    lines += ["", "Leave-one-source-out for serving constants is in `src/fleetwise/perf/data/serving.yaml` "
+              "(refit by `python -m fleetwise.validate.inference_cases`).",
+              "", "| case | metric | measured | predicted | error | LOSO error |", "|---|---|---|---|---|---|"]
     for c in data["cases"]:
         for metric, v in c["metrics"].items():
             lo = c.get("loso_errors", {}).get(metric)

@@ -62,9 +62,14 @@ class ServingResult:
         return float(done.max()) if done.size else 0.0
 
     def goodput(self, ttft_s: float, tpot_s: float) -> float:
-        """Requests per second that finished meeting both latency targets, over the trace's span."""
+        """Requests per second that finished meeting both latency targets, over the trace's arrival span.
+
+        The span is that of the offered load (last arrival), not of the drain after it, so goodput only moves
+        with how many requests meet their targets; an offline trace (all arrivals at 0) uses the makespan.
+        """
         ok = self.completed & (self.ttft_s <= ttft_s) & (self.tpot_s <= tpot_s)
-        span = max(self.makespan_s, float(self.arrival_s.max()) if self.arrival_s.size else 0.0, 1e-9)
+        last_arrival = float(self.arrival_s.max()) if self.arrival_s.size else 0.0
+        span = max(last_arrival if last_arrival > 0 else self.makespan_s, 1e-9)
         return float(ok.sum()) / span
 
     def summary(self) -> dict[str, Any]:

@@ -89,12 +89,21 @@ def fit_groups(curves: Sequence[Curve]) -> dict[str, GroupConstants]:
     return out
 
 
+WHOLE_RUN_METRICS = ("time_to_train_days", "chip_hours")
+
+
+def fits_constants(c: Curve) -> bool:
+    """Step-level measurements fit kernel-time constants; whole production runs (GPU-hours, days only)
+    include restarts and idle time, so they are predicted but never fitted on."""
+    return any(k not in WHOLE_RUN_METRICS for k in c.preds)
+
+
 def loso_curve_errors(curves: Sequence[Curve]) -> dict[str, dict[str, float]]:
     """Errors of each case when its whole source is left out of the fit of its family's constant."""
     out: dict[str, dict[str, float]] = {}
     for source in sorted({c.case.source_key for c in curves}):
         held = [c for c in curves if c.case.source_key == source]
-        rest = [c for c in curves if c.case.source_key != source]
+        rest = [c for c in curves if c.case.source_key != source and fits_constants(c)]
         for c in held:
             fam = family_of(c.case.hardware)
             same = [r for r in rest if family_of(r.case.hardware) == fam]
@@ -122,7 +131,7 @@ def write_calibration(paths: Sequence[Path], out: Path = DATA_FILE) -> dict[str,
     for p in paths:
         cases += load_cases(p)[0]
     curves = scale_curves(cases, catalog, eff)
-    groups = fit_groups(curves)
+    groups = fit_groups([c for c in curves if fits_constants(c)])
     loso = loso_curve_errors(curves)
     doc: dict[str, object] = {"groups": {}}
     for name, g in groups.items():

@@ -209,6 +209,8 @@ def summarise(preds: Iterable[CasePrediction], error_of: dict[str, dict[str, flo
     """Per group: count, median/mean |error|, share within 10 % and 25 %, worst case (FORMAT.md)."""
     by_group: dict[str, list[tuple[str, float, str, float]]] = {}
     for p in preds:
+        if error_of is not None and p.case.id not in error_of:
+            continue  # leave-one-source-out covers the training cases only
         errs = error_of[p.case.id] if error_of is not None else p.errors()
         groups: dict[str, list[tuple[str, float]]] = {}
         for metric, e in errs.items():
