@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from fleetwise.catalog import Catalog, load_catalog
+from fleetwise.perf.calibration import Calibration, load_calibration
+from fleetwise.perf.efficiency import EfficiencyTable, load_efficiency
+
 # Property tests explore the same examples on every run (reproducible CI); widen locally with
 # HYPOTHESIS_PROFILE=explore.
 settings.register_profile("ci", derandomize=True, deadline=None)
 settings.register_profile("explore", deadline=None, max_examples=200)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-
-from fleetwise.catalog import Catalog, load_catalog
-from fleetwise.perf.calibration import Calibration, load_calibration
-from fleetwise.perf.efficiency import EfficiencyTable, load_efficiency
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_VALIDATION = REPO.parent / "shared" / "validation"
