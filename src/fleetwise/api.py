@@ -124,6 +124,21 @@ class MatchResult:
     our_chips: int | None
     our_step_time_s: float | None
     tried: list[tuple[int, float | None]]
+    their_plan: PlanResult | None = None
+    our_plan: PlanResult | None = None
+
+    def power_and_cost(self) -> dict[str, dict[str, float | None]]:
+        """Facility power (kW, PUE included), $ per hour and J per token of each side's best plan."""
+        out: dict[str, dict[str, float | None]] = {}
+        for side, r in (("theirs", self.their_plan), ("ours", self.our_plan)):
+            e = r.energy if r is not None else None
+            out[side] = {
+                "facility_kw": None if e is None else e.step_energy_j / e.step_time_s / 1e3,
+                "usd_per_hour": None if e is None else e.step_cost_usd / e.step_time_s * 3600.0,
+                "energy_j_per_token": None if e is None else e.energy_j_per_token,
+                "hardware_cost_known": None if e is None else float(bool(e.cost_breakdown_usd.get("hardware"))),
+            }
+        return out
 
 
 def match_training(
@@ -147,23 +162,32 @@ def match_training(
     our_system = catalog.default_system(ours)
     node = our_system.chips_per_node if our_system is not None else 8
     tried: list[tuple[int, float | None]] = []
-    n = max(node, int(math.ceil(their_chips / node)) * node)
+    n = _next_count(max(node, their_chips) / 1.04, node, gbs)
     while n <= their_chips * max_factor:
         try:
             best = plan_training(model, ours, n, seq_len=seq_len, global_batch=gbs, precision=precision,
                                  top=1, catalog=catalog).best[0]
             tried.append((n, best.step_time_s))
             if best.step_time_s <= ref.step_time_s:
-                return MatchResult(ours, theirs, their_chips, ref.step_time_s, n, best.step_time_s, tried)
+                return MatchResult(ours, theirs, their_chips, ref.step_time_s, n, best.step_time_s, tried, ref, best)
         except InfeasibleError:
             tried.append((n, None))
         n = _next_count(n, node, gbs)
-    return MatchResult(ours, theirs, their_chips, ref.step_time_s, None, None, tried)
+    return MatchResult(ours, theirs, their_chips, ref.step_time_s, None, None, tried, ref, None)
 
 
 def _next_count(n: int, node: int, gbs: int) -> int:
-    """Next chip count to try: grow ~12 %, rounded up to whole nodes."""
-    return int(math.ceil(n * 1.125 / node)) * node
+    """Next chip count to try: whole nodes, a node count with no prime factor above 3 (so that data, tensor
+    and pipeline widths can divide it and the batch), at least 4 % above ``n``."""
+    k = int(math.ceil(n * 1.04 / node))
+    while True:
+        m = k
+        for p in (2, 3):
+            while m % p == 0:
+                m //= p
+        if m == 1:
+            return k * node
+        k += 1
 
 
 def compare_training(

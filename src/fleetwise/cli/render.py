@@ -140,17 +140,25 @@ def comparison(results: dict[str, TrainingSearch | InfeasibleError], as_json: bo
 
 
 def match(m: Any, as_json: bool) -> None:
+    pc = m.power_and_cost()
     if as_json:
         _dump({"ours": m.ours, "theirs": m.theirs, "their_chips": m.their_chips,
                "their_step_time_s": m.their_step_time_s, "our_chips": m.our_chips,
-               "our_step_time_s": m.our_step_time_s, "tried": m.tried})
+               "our_step_time_s": m.our_step_time_s, "tried": m.tried, "power_and_cost": pc})
         return
     print(f"{m.their_chips} x {m.theirs}: best step {m.their_step_time_s:.3f} s")
     if m.our_chips is None:
         print(f"no count of {m.ours} up to {m.tried[-1][0] if m.tried else '?'} chips reaches it")
-    else:
-        print(f"{m.our_chips} x {m.ours} reach it: step {m.our_step_time_s:.3f} s "
-              f"({m.our_chips / m.their_chips:.2f} of ours per one of theirs)")
+        return
+    print(f"{m.our_chips} x {m.ours} reach it: step {m.our_step_time_s:.3f} s "
+          f"({m.our_chips / m.their_chips:.2f} of ours per one of theirs)")
+    for side in ("theirs", "ours"):
+        v = pc[side]
+        if v["facility_kw"] is None:
+            continue
+        note = "" if v["hardware_cost_known"] else " (electricity only: no chip price)"
+        usd = f"${v['usd_per_hour']:,.0f}/h{note}"
+        print(f"  {side:<6} facility {v['facility_kw']:,.0f} kW, {v['energy_j_per_token']:.3f} J/token, {usd}")
 
 
 def validation(report: Any, as_json: bool) -> None:
