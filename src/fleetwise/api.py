@@ -13,7 +13,7 @@ from typing import Any
 
 from fleetwise.catalog.hf_import import model_from_hf_config
 from fleetwise.catalog.loader import Catalog, load_catalog
-from fleetwise.catalog.types import ModelArch, Precision
+from fleetwise.catalog.types import ModelArch, Precision, SiteLink
 from fleetwise.errors import InfeasibleError, SpecError
 from fleetwise.perf.setup import make_training_setup
 from fleetwise.perf.training import TrainingSetup
@@ -43,8 +43,13 @@ def training_setup(
     tokens: float | None = None,
     chips: int | None = None,
     catalog: Catalog | None = None,
+    sites: int = 1,
+    site_link: SiteLink | None = None,
 ) -> TrainingSetup:
-    """Resolve ids into a ``TrainingSetup``. ``global_batch`` defaults to ~4M tokens per step."""
+    """Resolve ids into a ``TrainingSetup``. ``global_batch`` defaults to ~4M tokens per step.
+
+    ``sites`` > 1 spreads the data-parallel replicas over that many data centres joined by ``site_link``.
+    """
     catalog = catalog or load_catalog()
     m = resolve_model(catalog, model)
     accel = catalog.accelerator(hardware, "hardware")
@@ -55,7 +60,7 @@ def training_setup(
         unit = chips or 1
         global_batch = max(1, round(4 * 2**20 / seq_len / unit)) * unit if chips else max(1, 4 * 2**20 // seq_len)
     job = TrainingJob(seq_len=seq_len, global_batch=global_batch, precision=precision, tokens=tokens)
-    return make_training_setup(m, accel, sys_, job)
+    return make_training_setup(m, accel, sys_, job, sites=sites, site_link=site_link)
 
 
 def _check_chips(chips: int) -> None:
@@ -78,11 +83,14 @@ def plan_training(
     progress: ProgressFn | None = None,
     catalog: Catalog | None = None,
     objective: str = "time",
+    sites: int = 1,
+    site_link: SiteLink | None = None,
 ) -> TrainingSearch:
     """Search every parallel plan of ``model`` on ``chips`` accelerators; the fastest feasible first."""
     _check_chips(chips)
     setup = training_setup(model, hardware, system=system, seq_len=seq_len, global_batch=global_batch,
-                           precision=precision, tokens=tokens, chips=chips, catalog=catalog)
+                           precision=precision, tokens=tokens, chips=chips, catalog=catalog, sites=sites,
+                           site_link=site_link)
     result = search_training(setup, SearchSpace(chips=chips, pinned=dict(pinned or {})), top=top, progress=progress,
                              objective=objective)
     if not result.best:
@@ -106,10 +114,13 @@ def explain_training(
     precision: Precision = "bf16",
     tokens: float | None = None,
     catalog: Catalog | None = None,
+    sites: int = 1,
+    site_link: SiteLink | None = None,
 ) -> PlanResult:
     """One plan's prediction with its breakdown, or ``InfeasibleError`` naming the rule that rejects it."""
     setup = training_setup(model, hardware, system=system, seq_len=seq_len, global_batch=global_batch,
-                           precision=precision, tokens=tokens, chips=plan.chips, catalog=catalog)
+                           precision=precision, tokens=tokens, chips=plan.chips, catalog=catalog, sites=sites,
+                           site_link=site_link)
     return evaluate_plan(setup, plan)
 
 

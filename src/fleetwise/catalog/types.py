@@ -161,6 +161,18 @@ class System(Spec):
         )
 
 
+class SiteLink(Spec):
+    """A link between data-centre sites (a wavelength or leased line): bandwidth, round trip, achieved share."""
+
+    gbit_per_s: float = Field(gt=0, le=1e6, description="line rate between the sites, Gbit/s")
+    rtt_ms: float = Field(default=1.0, ge=0, le=1000)
+    efficiency: float = Field(default=0.8, gt=0, le=1.0, description="achieved share of the line rate")
+
+    @property
+    def bw_bytes_per_s(self) -> float:
+        return self.gbit_per_s * GBIT * self.efficiency
+
+
 class Fabric(Spec):
     """An interconnect technology (NVLink 4, HCCS, RoCE 400G, ...)."""
 

@@ -53,6 +53,10 @@ def _job_args(p: argparse.ArgumentParser, chips: bool = True, hardware: bool = T
     p.add_argument("--global-batch", type=_positive_int, help="sequences per step (default ~4M tokens)")
     p.add_argument("--precision", default="bf16", choices=["bf16", "fp16", "fp8", "fp32", "tf32"])
     p.add_argument("--tokens", type=_positive_float, help="tokens of the whole run (for days to train)")
+    p.add_argument("--sites", type=_positive_int, default=1,
+                   help="spread the data-parallel replicas over this many data-centre sites")
+    p.add_argument("--site-link-gbit", type=_positive_float, help="line rate between sites, Gbit/s")
+    p.add_argument("--site-link-rtt-ms", type=float, default=1.0, help="round trip between sites, ms")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--catalog", action="append", default=None, metavar="DIR",
                    help="user catalog folder (repeatable); default $FLEETWISE_CATALOG")
@@ -142,8 +146,19 @@ def _pinned(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _common(args: argparse.Namespace) -> dict[str, Any]:
-    return {"seq_len": args.seq_len, "global_batch": args.global_batch, "precision": args.precision,
-            "tokens": args.tokens}
+    from fleetwise.catalog.types import SiteLink
+
+    link = None
+    if getattr(args, "site_link_gbit", None) is not None:
+        try:
+            link = SiteLink(gbit_per_s=args.site_link_gbit, rtt_ms=args.site_link_rtt_ms)
+        except ValidationError as exc:
+            raise SpecError(format_validation_error("--site-link", exc)) from None
+    out = {"seq_len": args.seq_len, "global_batch": args.global_batch, "precision": args.precision,
+           "tokens": args.tokens}
+    if getattr(args, "sites", 1) > 1 or link is not None:
+        out.update(sites=args.sites, site_link=link)
+    return out
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,7 +6,8 @@ scale-up and scale-out figures (8-chip nodes), and says so in its name.
 
 from __future__ import annotations
 
-from fleetwise.catalog.types import Accelerator, ModelArch, System, Tier
+from fleetwise.catalog.types import Accelerator, ModelArch, SiteLink, System, Tier
+from fleetwise.errors import SpecError
 from fleetwise.network.collectives import build_network
 from fleetwise.perf.calibration import Calibration, load_calibration
 from fleetwise.perf.efficiency import EfficiencyTable, load_efficiency
@@ -48,8 +49,12 @@ def make_training_setup(
     job: TrainingJob,
     eff: EfficiencyTable | None = None,
     calibration: Calibration | None = None,
+    sites: int = 1,
+    site_link: SiteLink | None = None,
 ) -> TrainingSetup:
-    """Bundle everything the training cost model needs."""
+    """Bundle everything the training cost model needs (``sites`` > 1 spreads data parallelism over sites)."""
+    if sites > 1 and site_link is None:
+        raise SpecError(f"--sites {sites} needs the link between the sites (--site-link-gbit)")
     eff = eff or load_efficiency()
     calibration = calibration or load_calibration()
     sys_ = adapt_system(system, accel) if system is not None else synthetic_system(accel)
@@ -62,4 +67,6 @@ def make_training_setup(
         job=job,
         constants=calibration.constants(accel.id),
         params=param_counts(model),
+        sites=sites,
+        site_link=site_link,
     )

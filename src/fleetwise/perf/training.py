@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from fleetwise.catalog.types import Accelerator, ModelArch, System
+from fleetwise.catalog.types import Accelerator, ModelArch, SiteLink, System
 from fleetwise.network.collectives import Network
 from fleetwise.perf.calibration import GroupConstants
 from fleetwise.perf.candidates import Candidates
@@ -43,6 +43,7 @@ ASSUMPTIONS: tuple[str, ...] = (
     "ZeRO-3 parameter all-gathers overlapped with each micro-batch's compute",
     "pipeline: 1F1B (interleaved when vpp>1), bubble (pp-1)/vpp stage-times; last stage carries the LM head",
     "optimizer: Adam, fp32 master weights and moments, memory-bound",
+    "across sites: in-site reduce-scatter, then a ring all-reduce of one fp32 gradient replica over the site link",
     "group constant compute_scale (fitted on published runs of the chip family) multiplies kernel time",
 )
 
@@ -59,6 +60,8 @@ class TrainingSetup:
     job: TrainingJob
     constants: GroupConstants
     params: ParamCounts
+    sites: int = 1  # data-parallel replicas spread evenly over this many data-centre sites
+    site_link: SiteLink | None = None  # the link between sites (required when sites > 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,7 +358,7 @@ def _dp_exposed_s(c: Candidates, s: TrainingSetup, layers_stage: FloatArray, bwd
     """Exposed data-parallel traffic per step: gradient reduction (and ZeRO-3 parameter gathers)."""
     dense, experts = _stage_params(c, s, layers_stage)
     net = s.network
-    dps = c.dp * c.cp
+    dps = c.dp * c.cp // s.sites  # the data-parallel group inside one site
     edp = np.maximum(dps // c.ep, 1)
     stride = c.tp
     grad_dense = np.where(c.zero >= 1, net.all_gather_s(dense * 4.0, dps, stride),
@@ -369,12 +372,24 @@ def _dp_exposed_s(c: Candidates, s: TrainingSetup, layers_stage: FloatArray, bwd
     # gradients of a stage are ready chunk by chunk during the cool-down of 1F1B, whose backward
     # passes (up to pp of them) hide the bucketed reduction
     window = layers_stage * bwd_layer * np.minimum(n_micro, c.pp)
-    grads = grad_dense + grad_exp
+    grads = grad_dense + grad_exp + _inter_site_s(c, s)
     exposed = np.maximum(grads - window, 0.05 * grads) + gather
     # ZeRO-3: parameters gathered for forward and backward of every micro-batch, hidden behind compute
     z3 = n_micro * 2.0 * (net.all_gather_s(dense * 2.0, dps, stride) + net.all_gather_s(experts * 2.0, edp, stride))
     z3_exposed = np.maximum(z3 - n_micro * layers_stage * layer_total, 0.05 * z3)
     return np.asarray(np.where(c.zero >= 3, exposed + z3_exposed, exposed), dtype=np.float64)
+
+
+def _inter_site_s(c: Candidates, s: TrainingSetup) -> FloatArray:
+    """Hierarchical all-reduce across sites: after the in-site reduce-scatter, each site's full gradient
+    (one model replica, fp32) crosses the site link as a ring all-reduce among the sites."""
+    if s.sites <= 1 or s.site_link is None:
+        return np.zeros(len(c))
+    pc, m = s.params, s.model
+    grad_bytes = 4.0 * (pc.total(m) - pc.embedding * int(m.tied_embeddings))
+    n = float(s.sites)
+    t = 2.0 * (n - 1.0) / n * grad_bytes / s.site_link.bw_bytes_per_s + 2.0 * (n - 1.0) * s.site_link.rtt_ms * 1e-3
+    return np.full(len(c), t)
 
 
 def _optimizer_s(c: Candidates, s: TrainingSetup, layers_stage: FloatArray) -> FloatArray:

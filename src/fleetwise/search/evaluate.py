@@ -151,6 +151,8 @@ def comm_tiers(c: Candidates, s: TrainingSetup, i: int) -> dict[str, str]:
         if size > 1:
             crosses = bool(s.network.spans_scaleout(one * size, one * stride)[0])
             out[name] = "scale-out" if crosses else "scale-up"
+    if s.sites > 1:
+        out["dp"] = out.get("dp", "scale-up") + f" + link between {s.sites} sites"
     return out
 
 
@@ -177,7 +179,7 @@ def evaluate_plan(s: TrainingSetup, plan: TrainingPlan, allow_over_memory: bool 
                   energy: EnergySetup | None = None) -> PlanResult:
     """Predict one plan; raise ``InfeasibleError`` naming each rule it breaks."""
     c = Candidates.from_plans([plan])
-    masks = structural_masks(c, s.model, s.job, s.system.domain_size)
+    masks = structural_masks(c, s.model, s.job, s.system.domain_size, s.sites)
     broken = [name for name, ok in masks.items() if not ok[0]]
     if broken:
         raise InfeasibleError(f"plan {plan.label()} is rejected by: {', '.join(broken)}")
@@ -211,7 +213,7 @@ def search_training(s: TrainingSetup, space: SearchSpace, top: int = 10,
     # rules on the parallel layout alone are checked once per layout, for all its knob combinations
     layouts, knobs = space_axes(space, s.model, s.job)
     lm = layout_masks(layouts[:, 0], layouts[:, 1], layouts[:, 2], layouts[:, 4], layouts[:, 3], s.model, s.job,
-                      s.system.domain_size)
+                      s.system.domain_size, s.sites)
     for name, m in lm.items():
         rejected[name] = int((~m).sum()) * len(knobs)
     good_layouts = layouts[np.logical_and.reduce(list(lm.values()))] if len(layouts) else layouts

@@ -130,7 +130,7 @@ def generate(space: SearchSpace, m: ModelArch, job: TrainingJob, block: int = 26
 
 def layout_masks(tp: npt.NDArray[np.int64], pp: npt.NDArray[np.int64], cp: npt.NDArray[np.int64],
                  ep: npt.NDArray[np.int64], dp: npt.NDArray[np.int64], m: ModelArch, job: TrainingJob,
-                 domain_size: int) -> dict[str, BoolArray]:
+                 domain_size: int, sites: int = 1) -> dict[str, BoolArray]:
     """The rules that depend only on the parallel layout (not on micro-batch, recompute, ZeRO, ...)."""
     kv = m.n_kv_heads if m.attention.type != "MLA" else m.heads
     masks: dict[str, BoolArray] = {
@@ -138,6 +138,7 @@ def layout_masks(tp: npt.NDArray[np.int64], pp: npt.NDArray[np.int64], cp: npt.N
         "tp_within_scaleup_domain": tp <= max(domain_size, 1),
         "pp_at_most_layers": pp <= m.layers,
         "cp_divides_sequence": job.seq_len % (2 * cp) == 0,
+        "dp_divides_into_sites": dp % sites == 0,
     }
     if m.moe is not None:
         masks["ep_divides_experts"] = (m.moe.experts % ep == 0) & ((dp * cp) % ep == 0)
@@ -161,6 +162,7 @@ def knob_masks(c: Candidates, m: ModelArch, job: TrainingJob) -> dict[str, BoolA
     return {k: np.asarray(v, dtype=np.bool_) for k, v in masks.items()}
 
 
-def structural_masks(c: Candidates, m: ModelArch, job: TrainingJob, domain_size: int) -> dict[str, BoolArray]:
+def structural_masks(c: Candidates, m: ModelArch, job: TrainingJob, domain_size: int,
+                     sites: int = 1) -> dict[str, BoolArray]:
     """Named rules a plan must satisfy whatever its cost. ``True`` = allowed."""
-    return {**layout_masks(c.tp, c.pp, c.cp, c.ep, c.dp, m, job, domain_size), **knob_masks(c, m, job)}
+    return {**layout_masks(c.tp, c.pp, c.cp, c.ep, c.dp, m, job, domain_size, sites), **knob_masks(c, m, job)}
