@@ -40,6 +40,10 @@ CLOCK_STEPS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)  # clock shares tried per phase (pr
 Objective = Literal["time", "energy", "cost"]
 OBJECTIVES: tuple[Objective, ...] = ("time", "energy", "cost")
 
+# Plans for a request rate keep this headroom: at utilisation rho an M/G/1-like queue waits ~rho/(1-rho)
+# service times, so a deployment sized to 100 % of its steady-state capacity misses TTFT under real arrivals.
+MAX_UTILISATION = 0.85
+
 
 @dataclass(frozen=True, slots=True)
 class ServingWorkload:
@@ -162,7 +166,7 @@ def _at_clocks(es: ServingEnergySetup, r: _Rows, wk: _Works, w: ServingWorkload,
     meets = (tpot <= w.tpot_s) & (ttft <= w.ttft_s)
     if w.rate_per_s is not None:
         per_unit = w.rate_per_s / r.units
-        meets &= unit_cap >= per_unit * (1.0 - 1e-9)
+        meets &= unit_cap * MAX_UTILISATION >= per_unit * (1.0 - 1e-9)
         served = np.minimum(per_unit, unit_cap)
     else:
         served = unit_cap
@@ -299,7 +303,8 @@ def search_serving(s: ServingSetup, w: ServingWorkload, top: int = 10, objective
         units = np.floor(w.chips / chips_unit)
         masks["fits_chip_count"] = units >= 1
     elif w.rate_per_s is not None:
-        units = np.ceil(w.rate_per_s / np.maximum(unit_rps, 1e-12))
+        # size for a target utilisation: queueing delay grows without bound as load nears capacity
+        units = np.ceil(w.rate_per_s / np.maximum(unit_rps * MAX_UTILISATION, 1e-12))
     ok = np.logical_and.reduce(list(masks.values()))
     rejected: dict[str, int] = {}
     alive = np.ones(len(b), dtype=bool)
