@@ -1,6 +1,14 @@
 """fleetwise: plan and predict training and serving of AI models on the chips you have, with evidence."""
 
-from fleetwise.api import compare_training, explain_training, match_training, plan_training, training_setup
+from fleetwise.api import (
+    compare_mixed_training,
+    compare_training,
+    explain_training,
+    match_training,
+    plan_serving,
+    plan_training,
+    training_setup,
+)
 from fleetwise.catalog import Catalog, load_catalog
 from fleetwise.errors import FleetwiseError, InfeasibleError, SpecError, UnknownIdError
 from fleetwise.plan import TrainingJob, TrainingPlan
@@ -20,10 +28,12 @@ __all__ = [
     "TrainingPlan",
     "TrainingSearch",
     "UnknownIdError",
+    "compare_mixed_training",
     "compare_training",
     "explain_training",
     "load_catalog",
     "match_training",
+    "plan_serving",
     "plan_training",
     "training_setup",
     "validate_files",

@@ -20,6 +20,7 @@ from fleetwise.perf.training import TrainingSetup
 from fleetwise.plan import TrainingJob, TrainingPlan
 from fleetwise.search.evaluate import PlanResult, ProgressFn, TrainingSearch, evaluate_plan, search_training
 from fleetwise.search.mixed import FleetPart, MixedSearch, search_mixed_training
+from fleetwise.search.serving import Confirmation, ServingCandidate, ServingSearch, ServingWorkload
 from fleetwise.search.space import SearchSpace
 
 
@@ -290,3 +291,74 @@ def compare_mixed_training(
 
     return MixedComparison(mixed, {hw: best(hw, n) for hw, n in fleet.items()},
                            {hw: best(hw, total) for hw in fleet})
+
+
+@dataclass(frozen=True, slots=True)
+class ServingPlans:
+    """Ranked serving plans, each with its simulator replay where one was run (confirmed plans first)."""
+
+    search: ServingSearch
+    confirmations: list[Confirmation | None]
+    workload: ServingWorkload
+
+    @property
+    def best(self) -> list[ServingCandidate]:
+        return self.search.best
+
+
+def plan_serving(
+    model: str | ModelArch,
+    hardware: str,
+    *,
+    ttft_ms: float,
+    tpot_ms: float,
+    input_tokens: float | None = None,
+    output_tokens: float | None = None,
+    trace: str | Path | None = None,
+    rate: float | None = None,
+    chips: int | None = None,
+    percentile: float = 90.0,
+    system: str | None = None,
+    top: int = 10,
+    objective: str = "cost",
+    site: str | None = None,
+    power_cap_w: float | None = None,
+    confirm: bool = True,
+    catalog: Catalog | None = None,
+) -> ServingPlans:
+    """The cheapest deployments of ``model`` on ``hardware`` that meet TTFT/TPOT, for a rate or a chip count.
+
+    Lengths come from ``input_tokens``/``output_tokens`` or a trace (a file, or a bundled name such as
+    ``azure_conv``). With ``confirm``, plans are replayed in the simulator until three meet the SLO.
+    """
+    from fleetwise.energy.serving import serving_energy_setup
+    from fleetwise.perf.inference import make_serving_setup
+    from fleetwise.search.serving import confirm_in_simulation, search_serving
+    from fleetwise.workload.traces import load_trace
+
+    if (rate is None) == (chips is None):
+        raise SpecError("give exactly one of --rate (requests/s) or --chips")
+    catalog = catalog or load_catalog()
+    m = resolve_model(catalog, model)
+    accel = catalog.accelerator(hardware, "hardware")
+    sys_ = catalog.system(system, "system") if system else catalog.default_system(accel.id)
+    tr = load_trace(trace) if trace is not None else None
+    if tr is not None:
+        i, o = float(tr.input_tokens.mean()), float(max(tr.output_tokens.mean(), 1.0))
+    elif input_tokens is None or output_tokens is None:
+        raise SpecError("give --input-tokens and --output-tokens, or --trace")
+    else:
+        i, o = float(input_tokens), float(output_tokens)
+    s = make_serving_setup(m, accel, sys_)
+    w = ServingWorkload(i, o, ttft_ms / 1e3, tpot_ms / 1e3, rate, chips, percentile)
+    result = search_serving(s, w, top=top, objective=objective,  # type: ignore[arg-type]
+                            energy=serving_energy_setup(s, site, power_cap_w))
+    if not result.best:
+        worst = max(result.rejected_by, key=lambda k: result.rejected_by[k])
+        raise InfeasibleError(f"no plan meets the targets ({result.candidates_evaluated} tried; most rejected by "
+                              f"{worst}: {result.rejected_by})")
+    conf = confirm_in_simulation(s, result.best, w, tr) if confirm else [None] * len(result.best)
+    order = sorted(range(len(result.best)), key=lambda k: (0 if conf[k] and conf[k].meets_slo  # type: ignore[union-attr]
+                                                          else 1 if conf[k] is None else 2, k))
+    search = ServingSearch([result.best[k] for k in order], result.candidates_evaluated, result.rejected_by)
+    return ServingPlans(search, [conf[k] for k in order], w)

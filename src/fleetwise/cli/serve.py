@@ -18,11 +18,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from fleetwise.catalog.loader import Catalog, format_validation_error
-from fleetwise.errors import InfeasibleError, SpecError
-
-CONFIRM_TOP = 3
-CONFIRM_REQUESTS = 2000
-CONFIRM_POOL = 20  # plans replayed at most, in rank order
+from fleetwise.errors import SpecError
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -131,36 +127,18 @@ def _lengths(args: argparse.Namespace) -> tuple[float, float, Any]:
     return args.input_tokens, args.output_tokens, None
 
 
-def _confirm(s: Any, plan: Any, trace: Any, rate: float, i: float, o: float, pct: float) -> dict[str, Any]:
-    from fleetwise.simulate.serving import simulate
-    from fleetwise.workload.traces import synthetic_trace
-
-    if trace is None:
-        trace = synthetic_trace(np.random.default_rng(0), CONFIRM_REQUESTS, rate, i, o)
-    elif len(trace) > CONFIRM_REQUESTS:
-        trace = trace.head(CONFIRM_REQUESTS)
-    r = simulate(s, plan, trace)
-    c = r.completed
-    return {"ttft_ms": float(np.percentile(r.ttft_s[c], pct) * 1e3), "tpot_ms": float(np.percentile(r.tpot_s[c], pct)
-            * 1e3), "requests": len(trace)}
-
-
 def _plan_serve(args: argparse.Namespace, catalog: Catalog) -> int:
-    from fleetwise.energy.serving import serving_energy_setup
-    from fleetwise.search.serving import ServingWorkload, search_serving
+    from fleetwise.api import plan_serving
 
-    s = _setup(args, catalog)
-    i, o, trace = _lengths(args)
-    w = ServingWorkload(i, o, args.ttft_ms / 1e3, args.tpot_ms / 1e3, args.rate, args.chips, args.percentile)
-    es = serving_energy_setup(s, args.site, args.power_cap_w)
-    result = search_serving(s, w, top=args.top, objective=args.objective, energy=es)
-    if not result.best:
-        worst = max(result.rejected_by, key=lambda k: result.rejected_by[k])
-        raise InfeasibleError(f"no plan meets the targets ({result.candidates_evaluated} tried; most rejected by "
-                              f"{worst}: {result.rejected_by})")
+    if args.trace is None and (args.input_tokens is None or args.output_tokens is None):
+        raise SpecError("give --input-tokens and --output-tokens, or --trace")
+    plans = plan_serving(args.model, args.hardware, system=args.system, ttft_ms=args.ttft_ms, tpot_ms=args.tpot_ms,
+                         input_tokens=args.input_tokens, output_tokens=args.output_tokens, trace=args.trace,
+                         rate=args.rate, chips=args.chips, percentile=args.percentile, top=args.top,
+                         objective=args.objective, site=args.site, power_cap_w=args.power_cap_w,
+                         confirm=not args.no_confirm, catalog=catalog)
     rows: list[dict[str, Any]] = []
-    confirmed = 0
-    for k, c in enumerate(result.best):
+    for c, sim in zip(plans.best, plans.confirmations, strict=True):
         row: dict[str, Any] = {"plan": c.plan.model_dump(), "label": c.plan.label(), "chips": c.plan.chips,
                "goodput_rps": round(c.goodput_rps, 4), "tokens_per_s_per_chip": round(c.tokens_per_s_per_chip, 2),
                "ttft_ms": round(c.ttft_s * 1e3, 3), "tpot_ms": round(c.tpot_s * 1e3, 3),
@@ -168,36 +146,30 @@ def _plan_serve(args: argparse.Namespace, catalog: Catalog) -> int:
                "chips_per_goodput": round(c.chips_per_goodput, 4)}
         if c.energy is not None:
             row["energy"] = _rounded(c.energy)
-        # replay traffic through plans in rank order until CONFIRM_TOP of them meet the SLO in simulation
-        if confirmed < CONFIRM_TOP and k < CONFIRM_POOL and not args.no_confirm:
-            sim = _confirm(s, c.plan, trace, args.rate or c.goodput_rps, i, o, args.percentile)
-            sim["meets_slo"] = sim["ttft_ms"] <= args.ttft_ms and sim["tpot_ms"] <= args.tpot_ms
-            confirmed += int(sim["meets_slo"])
-            row["simulated"] = {k2: (round(v, 3) if isinstance(v, float) else v) for k2, v in sim.items()}
+        if sim is not None:
+            row["simulated"] = {"ttft_ms": round(sim.ttft_s * 1e3, 3), "tpot_ms": round(sim.tpot_s * 1e3, 3),
+                                "requests": sim.requests, "meets_slo": sim.meets_slo}
         rows.append(row)
-    # plans the simulator confirms come first (rank order kept within each group)
-    rows.sort(key=lambda r: 0 if r.get("simulated", {}).get("meets_slo") else
-              (1 if "simulated" not in r else 2))
-    out = {"candidates_evaluated": result.candidates_evaluated, "rejected_by": result.rejected_by, "plans": rows,
-           "objective": args.objective}
+    out = {"candidates_evaluated": plans.search.candidates_evaluated, "rejected_by": plans.search.rejected_by,
+           "plans": rows, "objective": args.objective}
     if args.json:
         print(json.dumps(out, indent=2, sort_keys=True))
-    else:
-        print(f"{result.candidates_evaluated:,} candidates; SLO TTFT {args.ttft_ms:g} ms, TPOT {args.tpot_ms:g} ms "
-              f"(p{args.percentile:g} replayed in simulation, in rank order, until {CONFIRM_TOP} plans meet it; "
-              f"confirmed plans first)")
-        for r in rows:
-            simd = r.get("simulated")
-            tail = f"  sim p{args.percentile:g} TTFT {simd['ttft_ms']:.0f} ms TPOT {simd['tpot_ms']:.1f} ms " \
-                   f"{'ok' if simd['meets_slo'] else 'MISS'}" if simd else ""
-            print(f"  {r['label']:<42} chips {r['chips']:>5}  goodput {r['goodput_rps']:>8.2f} req/s  "
-                  f"{r['tokens_per_s_per_chip']:>8.0f} tok/s/chip  TTFT {r['ttft_ms']:.0f} ms  "
-                  f"TPOT {r['tpot_ms']:.1f} ms  mem {r['memory_per_device_gb']:.1f} GB{tail}")
-            e = r.get("energy")
-            if e:
-                print(f"  {'':<42} {e['j_per_token']:.3g} J/token (facility), {e['avg_power_w_per_chip']:.0f} W/chip "
-                      f"at prefill/decode clock {e['prefill_clock']:.1f}/{e['decode_clock']:.1f}: "
-                      f"{e['saving_vs_stock']:.1%} below stock clocks")
+        return 0
+    print(f"{plans.search.candidates_evaluated:,} candidates; SLO TTFT {args.ttft_ms:g} ms, TPOT {args.tpot_ms:g} ms "
+          f"(p{args.percentile:g} replayed in simulation, in rank order, until 3 plans meet it; "
+          f"confirmed plans first)")
+    for r in rows:
+        simd = r.get("simulated")
+        tail = f"  sim p{args.percentile:g} TTFT {simd['ttft_ms']:.0f} ms TPOT {simd['tpot_ms']:.1f} ms " \
+               f"{'ok' if simd['meets_slo'] else 'MISS'}" if simd else ""
+        print(f"  {r['label']:<42} chips {r['chips']:>5}  goodput {r['goodput_rps']:>8.2f} req/s  "
+              f"{r['tokens_per_s_per_chip']:>8.0f} tok/s/chip  TTFT {r['ttft_ms']:.0f} ms  "
+              f"TPOT {r['tpot_ms']:.1f} ms  mem {r['memory_per_device_gb']:.1f} GB{tail}")
+        e = r.get("energy")
+        if e:
+            print(f"  {'':<42} {e['j_per_token']:.3g} J/token (facility), {e['avg_power_w_per_chip']:.0f} W/chip "
+                  f"at prefill/decode clock {e['prefill_clock']:.1f}/{e['decode_clock']:.1f}: "
+                  f"{e['saving_vs_stock']:.1%} below stock clocks")
     return 0
 
 
