@@ -188,7 +188,7 @@ def match_training(
     return MatchResult(ours, theirs, their_chips, ref.step_time_s, None, None, tried, ref, None)
 
 
-def _next_count(n: int, node: int, gbs: int) -> int:
+def _next_count(n: float, node: int, gbs: int) -> int:
     """Next chip count to try: whole nodes, a node count with no prime factor above 3 (so that data, tensor
     and pipeline widths can divide it and the batch), at least 4 % above ``n``."""
     k = int(math.ceil(n * 1.04 / node))

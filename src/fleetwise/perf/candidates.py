@@ -42,24 +42,27 @@ class Candidates:
 
     @classmethod
     def from_plans(cls, plans: Sequence[TrainingPlan]) -> Candidates:
-        def col(get: object, dtype: type) -> npt.NDArray[np.generic]:
-            return np.array([get(p) for p in plans], dtype=dtype)  # type: ignore[operator]
+        def ints(values: list[int]) -> IntArray:
+            return np.array(values, dtype=np.int64)
+
+        def flags(values: list[bool]) -> BoolArray:
+            return np.array(values, dtype=np.bool_)
 
         return cls(
-            tp=col(lambda p: p.tp, np.int64),
-            pp=col(lambda p: p.pp, np.int64),
-            dp=col(lambda p: p.dp, np.int64),
-            cp=col(lambda p: p.cp, np.int64),
-            ep=col(lambda p: p.ep, np.int64),
-            mbs=col(lambda p: p.micro_batch, np.int64),
-            vpp=col(lambda p: p.vpp, np.int64),
-            recompute=col(lambda p: RECOMPUTE.index(p.recompute), np.int64),
-            recompute_frac=col(lambda p: p.recompute_layers_frac, np.float64),
-            zero=col(lambda p: p.zero, np.int64),
-            sp=col(lambda p: p.sequence_parallel, np.bool_),
-            tp_overlap=col(lambda p: p.tp_comm_overlap, np.bool_),
-            ep_overlap=col(lambda p: p.ep_comm_overlap, np.bool_),
-        )  # type: ignore[arg-type]
+            tp=ints([p.tp for p in plans]),
+            pp=ints([p.pp for p in plans]),
+            dp=ints([p.dp for p in plans]),
+            cp=ints([p.cp for p in plans]),
+            ep=ints([p.ep for p in plans]),
+            mbs=ints([p.micro_batch for p in plans]),
+            vpp=ints([p.vpp for p in plans]),
+            recompute=ints([RECOMPUTE.index(p.recompute) for p in plans]),
+            recompute_frac=np.array([p.recompute_layers_frac for p in plans], dtype=np.float64),
+            zero=ints([p.zero for p in plans]),
+            sp=flags([p.sequence_parallel for p in plans]),
+            tp_overlap=flags([p.tp_comm_overlap for p in plans]),
+            ep_overlap=flags([p.ep_comm_overlap for p in plans]),
+        )
 
     def take(self, index: IntArray | BoolArray) -> Candidates:
         return Candidates(**{f.name: getattr(self, f.name)[index] for f in fields(self)})

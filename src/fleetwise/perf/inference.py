@@ -151,7 +151,7 @@ class StepTimes:
 
 def _compute_peaks(s: ServingSetup, wcode: IntArray) -> tuple[FloatArray, list[str]]:
     """Peak FLOP/s per row for the GEMM precision its weights run at, and the precision names."""
-    names = []
+    names: list[str] = []
     peaks = []
     for p in PRECISION_CODES:
         run: Precision = "bf16" if p in ("int4", "bf16", "fp16") else p  # type: ignore[assignment]
@@ -450,7 +450,13 @@ def a2a_latency_floor(chip_id: str, path: Path = EFFICIENCY_FILE) -> tuple[tuple
     """
     entries = _latency_entries(path)
     fam = family_of(chip_id)
-    for match in (lambda ids: chip_id in ids, lambda ids: any(family_of(i) == fam != "global" for i in ids)):
+    def same_chip(ids: tuple[str, ...]) -> bool:
+        return chip_id in ids
+
+    def same_family(ids: tuple[str, ...]) -> bool:
+        return any(family_of(i) == fam != "global" for i in ids)
+
+    for match in (same_chip, same_family):
         for e in entries:
             if match(tuple(e.get("applies_to") or ())):
                 rows = sorted((int(k), float(v["dispatch_s"]) + float(v["combine_s"]))

@@ -255,11 +255,11 @@ def search_training(s: TrainingSetup, space: SearchSpace, top: int = 10,
         by_block: dict[int, tuple[FloatArray, ...]] = {}  # keep holds each block up to three times
         arrays = {}
         for b in {b for b, _ in refs}:
-            key = id(keep[b][1])
-            if key not in by_block:
-                by_block[key] = (keep[b][2].objective(objective), keep[b][1].step_time_s, keep[b][1].memory.total,
-                                 keep[b][2].step_time_s, keep[b][2].step_energy_j)
-            arrays[b] = by_block[key]
+            block_key = id(keep[b][1])
+            if block_key not in by_block:
+                by_block[block_key] = (keep[b][2].objective(objective), keep[b][1].step_time_s,
+                                       keep[b][1].memory.total, keep[b][2].step_time_s, keep[b][2].step_energy_j)
+            arrays[b] = by_block[block_key]
         obj, tm, mem, etm, en = (np.array([arrays[b][k][i] for b, i in refs]) for k in range(5))
         cap = keep[0][1].memory.capacity
         order = np.lexsort((mem, np.round(obj, 9)))  # ties: more headroom first

@@ -86,7 +86,7 @@ def resolve_specs(case: Case, catalog: Catalog) -> tuple[ModelArch, Accelerator,
 
 def _training_job(case: Case, chips: int) -> tuple[TrainingJob, list[str]]:
     t = case.training
-    assert t is not None
+    assert t is not None and t.seq_len is not None
     notes = []
     gbs = t.global_batch
     if gbs is None:
