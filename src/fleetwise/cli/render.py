@@ -69,14 +69,15 @@ def _plan_row(r: PlanResult, with_days: bool) -> list[str]:
            p.recompute + (f"({p.recompute_layers_frac:.2f})" if p.recompute == "full" and p.recompute_layers_frac < 1
                           else ""),
            str(p.zero), "y" if p.sequence_parallel else "n", f"{r.step_time_s:.3f}", f"{r.tokens_per_s_per_chip:,.0f}",
-           f"{100 * r.mfu:.1f}%", f"{r.memory_total_bytes / GB:.1f}"]
+           f"{100 * r.mfu:.1f}%", f"{r.memory_total_bytes / GB:.1f}",
+           "-" if r.energy is None else f"{r.energy.energy_j_per_token:.3f}"]
     if with_days:
         row.append("-" if r.days is None else f"{r.days:.1f}")
     return row
 
 
 HEADERS = ["tp", "pp", "dp", "cp", "ep", "mbs", "vpp", "recompute", "zero", "sp", "step s", "tok/s/chip", "MFU",
-           "mem GB"]
+           "mem GB", "J/token"]
 
 
 def training_search(s: TrainingSearch, as_json: bool, with_days: bool) -> None:
