@@ -56,6 +56,11 @@ class TrainingPlan(BaseModel):
     ep_comm_overlap: bool = Field(
         default=False, description="MoE all-to-all overlapped with another micro-batch's compute (DualPipe-style)"
     )
+    rank_order: Literal["tp-cp-dp-pp", "tp-cp-pp-dp"] = Field(
+        default="tp-cp-dp-pp",
+        description="how groups map onto consecutive ranks (innermost first): data parallelism inside the "
+        "scale-up domain before pipeline stages (Megatron's default), or pipeline stages first",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +37,7 @@ class Candidates:
     sp: BoolArray
     tp_overlap: BoolArray
     ep_overlap: BoolArray
+    pp_inner: BoolArray | None = None  # rank order tp-cp-pp-dp (pipeline stages inside the domain); None = none
 
     def __len__(self) -> int:
         return int(self.tp.shape[0])
@@ -62,10 +64,31 @@ class Candidates:
             sp=flags([p.sequence_parallel for p in plans]),
             tp_overlap=flags([p.tp_comm_overlap for p in plans]),
             ep_overlap=flags([p.ep_comm_overlap for p in plans]),
+            pp_inner=flags([p.rank_order == "tp-cp-pp-dp" for p in plans]),
         )
 
     def take(self, index: IntArray | BoolArray) -> Candidates:
-        return Candidates(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+        cols: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            cols[f.name] = None if v is None else v[index]
+        return Candidates(**cols)
+
+    @property
+    def pipeline_inner(self) -> BoolArray:
+        """True where pipeline stages sit inside the scale-up domain before data-parallel replicas."""
+        return self.pp_inner if self.pp_inner is not None else np.zeros(len(self), dtype=np.bool_)
+
+    @property
+    def dp_stride(self) -> IntArray:
+        """Ranks between neighbouring members of the (dp x cp) gradient group."""
+        return np.asarray(np.where(self.pipeline_inner, self.tp * self.pp, self.tp), dtype=np.int64)
+
+    @property
+    def pp_stride(self) -> IntArray:
+        """Ranks between neighbouring pipeline stages."""
+        return np.asarray(np.where(self.pipeline_inner, self.tp * self.cp, self.tp * self.cp * self.dp),
+                          dtype=np.int64)
 
     def plan(self, i: int) -> TrainingPlan:
         return TrainingPlan(
@@ -82,6 +105,7 @@ class Candidates:
             sequence_parallel=bool(self.sp[i]),
             tp_comm_overlap=bool(self.tp_overlap[i]),
             ep_comm_overlap=bool(self.ep_overlap[i]),
+            rank_order="tp-cp-pp-dp" if bool(self.pipeline_inner[i]) else "tp-cp-dp-pp",
         )
 
     @property

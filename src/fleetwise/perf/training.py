@@ -314,7 +314,7 @@ def training_step(c: Candidates, s: TrainingSetup) -> StepColumns:
     stage_ep = layers_stage * lc.ep_comm
     # pipeline p2p: activations forward and gradients backward at each of the vpp chunk boundaries
     p2p_bytes = c.mbs * float(s.job.seq_len) / c.cp * m.hidden * ACT_BYTES / np.where(c.sp, c.tp, 1)
-    crosses = s.network.spans_scaleout(c.pp, c.tp * c.cp * c.dp)
+    crosses = s.network.spans_scaleout(c.pp, c.pp_stride)
     stage_pp = np.where(c.pp > 1, 2.0 * c.vpp * s.network.p2p_s(p2p_bytes, crosses), 0.0)
 
     stage_total = stage_compute + stage_recompute + stage_tp + stage_cp + stage_ep + stage_pp
@@ -360,7 +360,7 @@ def _dp_exposed_s(c: Candidates, s: TrainingSetup, layers_stage: FloatArray, bwd
     net = s.network
     dps = c.dp * c.cp // s.sites  # the data-parallel group inside one site
     edp = np.maximum(dps // c.ep, 1)
-    stride = c.tp
+    stride = c.dp_stride
     grad_dense = np.where(c.zero >= 1, net.all_gather_s(dense * 4.0, dps, stride),
                           net.all_reduce_s(dense * 4.0, dps, stride))
     grad_exp = np.where(c.zero >= 1, net.all_gather_s(experts * 4.0, edp, stride * c.ep),

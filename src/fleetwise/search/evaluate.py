@@ -140,11 +140,11 @@ def _result(c: Candidates, cols: StepColumns, s: TrainingSetup, i: int, fits: bo
 
 
 def comm_tiers(c: Candidates, s: TrainingSetup, i: int) -> dict[str, str]:
-    """Which tier each parallel group of plan ``i`` uses (rank order tp, cp, ep/dp, pp; Megatron's default)."""
+    """Which tier each parallel group of plan ``i`` uses, under the plan's rank order."""
     one = np.ones(1, dtype=np.int64)
     groups = {
         "tp": (c.tp[i], 1), "cp": (c.cp[i], c.tp[i]), "ep": (c.ep[i], c.tp[i] * c.cp[i]),
-        "dp": (c.dp[i], c.tp[i] * c.cp[i]), "pp": (c.pp[i], c.tp[i] * c.cp[i] * c.dp[i]),
+        "dp": (c.dp[i], c.dp_stride[i] * c.cp[i]), "pp": (c.pp[i], c.pp_stride[i]),
     }
     out = {}
     for name, (size, stride) in groups.items():

@@ -71,7 +71,7 @@ def _micro_batches(space: SearchSpace, job: TrainingJob) -> list[int]:
 
 
 def _knob_grid(space: SearchSpace, job: TrainingJob, moe: bool) -> npt.NDArray[np.float64]:
-    """Rows of (mbs, vpp, recompute, recompute_frac, zero, sp, tp_overlap, ep_overlap)."""
+    """Rows of (mbs, vpp, recompute, recompute_frac, zero, sp, tp_overlap, ep_overlap, pp_inner)."""
     recomputes: list[tuple[int, float]] = []
     for r in space.axis("recompute", list(RECOMPUTE)):
         code = RECOMPUTE.index(r)
@@ -85,11 +85,13 @@ def _knob_grid(space: SearchSpace, job: TrainingJob, moe: bool) -> npt.NDArray[n
         np.array(space.axis("sequence_parallel", [True, False]), dtype=np.int64),
         np.array(space.axis("tp_comm_overlap", [False, True]), dtype=np.int64),
         np.array(space.axis("ep_comm_overlap", [False, True] if moe else [False]), dtype=np.int64),
+        np.array([o == "tp-cp-pp-dp" for o in space.axis("rank_order", ["tp-cp-dp-pp", "tp-cp-pp-dp"])],
+                 dtype=np.int64),
         indexing="ij",
     )
     flat = [g.ravel() for g in grids]
     rc = np.array(recomputes, dtype=np.float64)[flat[2]]
-    cols = [flat[0], flat[1], rc[:, 0], rc[:, 1], flat[3], flat[4], flat[5], flat[6]]
+    cols = [flat[0], flat[1], rc[:, 0], rc[:, 1], flat[3], flat[4], flat[5], flat[6], flat[7]]
     return np.stack(cols, axis=1).astype(np.float64)
 
 
@@ -119,12 +121,12 @@ def generate(space: SearchSpace, m: ModelArch, job: TrainingJob, block: int = 26
     for start in range(0, len(layouts), per_block):
         lay = layouts[start:start + per_block]
         rep = [np.repeat(lay[:, j], k) for j in range(5)]  # each layout once per knob row
-        kn = [np.tile(knobs[:, j], len(lay)) for j in range(8)]
+        kn = [np.tile(knobs[:, j], len(lay)) for j in range(9)]
         yield Candidates(
             tp=rep[0], pp=rep[1], cp=rep[2], dp=rep[3], ep=rep[4],
             mbs=kn[0].astype(np.int64), vpp=kn[1].astype(np.int64), recompute=kn[2].astype(np.int64),
             recompute_frac=kn[3], zero=kn[4].astype(np.int64), sp=kn[5].astype(np.bool_),
-            tp_overlap=kn[6].astype(np.bool_), ep_overlap=kn[7].astype(np.bool_),
+            tp_overlap=kn[6].astype(np.bool_), ep_overlap=kn[7].astype(np.bool_), pp_inner=kn[8].astype(np.bool_),
         )
 
 
@@ -157,6 +159,8 @@ def knob_masks(c: Candidates, m: ModelArch, job: TrainingJob) -> dict[str, BoolA
         "sequence_parallel_needs_tp": ~c.sp | (c.tp > 1),
         "tp_overlap_needs_sequence_parallel": ~c.tp_overlap | c.sp,
         "ep_overlap_needs_expert_parallel": ~c.ep_overlap | (c.ep > 1),
+        "pipeline_inner_order_needs_pp_and_dp_without_ep": ~c.pipeline_inner
+        | ((c.pp > 1) & (c.dp > 1) & (c.ep == 1)),
         "recompute_fraction_only_with_full": (c.recompute == 2) | (c.recompute_frac == 1.0),
     }
     return {k: np.asarray(v, dtype=np.bool_) for k, v in masks.items()}
