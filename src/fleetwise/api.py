@@ -19,7 +19,8 @@ from fleetwise.perf.setup import make_training_setup
 from fleetwise.perf.training import TrainingSetup
 from fleetwise.plan import TrainingJob, TrainingPlan
 from fleetwise.search.evaluate import PlanResult, ProgressFn, TrainingSearch, evaluate_plan, search_training
-from fleetwise.search.mixed import FleetPart, MixedSearch, search_mixed_training
+from fleetwise.search.fleet import FleetPart
+from fleetwise.search.mixed import MixedSearch, search_mixed_training
 from fleetwise.search.serving import Confirmation, ServingCandidate, ServingSearch, ServingWorkload
 from fleetwise.search.space import SearchSpace
 
@@ -218,24 +219,6 @@ def compare_training(
         except InfeasibleError as exc:
             out[key] = exc
     return out
-
-
-def parse_fleet(text: str, catalog: Catalog) -> dict[str, int]:
-    """``"huawei_ascend_910b:512,nvidia_h20:256"`` → ``{id: chips}``; errors name the part that is wrong."""
-    fleet: dict[str, int] = {}
-    for part in (p.strip() for p in text.split(",") if p.strip()):
-        hw, sep, n = part.partition(":")
-        if not sep:
-            raise SpecError(f"--hardware: a mixed fleet is HW:N,HW:N (got {part!r} without a count)")
-        try:
-            count = int(n)
-        except ValueError:
-            raise SpecError(f"--hardware: chip count of {hw!r} must be a positive integer (got {n!r})") from None
-        if count < 1:
-            raise SpecError(f"--hardware: chip count of {hw!r} must be a positive integer (got {count})")
-        catalog.accelerator(hw, "hardware")
-        fleet[hw] = fleet.get(hw, 0) + count
-    return fleet
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fleetwise.api import compare_mixed_training, parse_fleet
+from fleetwise.api import compare_mixed_training
 from fleetwise.catalog import Catalog, load_catalog
 from fleetwise.errors import SpecError, UnknownIdError
 from fleetwise.plan import TrainingJob
-from fleetwise.search.mixed import FleetPart, search_mixed_training
+from fleetwise.search.fleet import FleetPart, parse_fleet
+from fleetwise.search.mixed import search_mixed_training
 
 FLEET = {"huawei_ascend_910b": 64, "nvidia_h20": 32}
 
@@ -58,8 +59,8 @@ def test_mixing_a_chip_with_itself_never_beats_the_homogeneous_fleet(tmp_path: P
 
 
 def test_fleet_strings_are_checked(catalog: Catalog) -> None:
-    assert parse_fleet("huawei_ascend_910b:512,nvidia_h20:256", catalog) == {"huawei_ascend_910b": 512,
-                                                                              "nvidia_h20": 256}
+    parts = parse_fleet("huawei_ascend_910b:512,nvidia_h20:256", catalog)
+    assert [(p.accel.id, p.chips) for p in parts] == [("huawei_ascend_910b", 512), ("nvidia_h20", 256)]
     with pytest.raises(SpecError, match="positive integer"):
         parse_fleet("huawei_ascend_910b:-5,nvidia_h20:8", catalog)
     with pytest.raises(UnknownIdError):

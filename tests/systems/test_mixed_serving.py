@@ -10,7 +10,8 @@ from fleetwise.catalog import Catalog
 from fleetwise.cli.main import main
 from fleetwise.errors import SpecError
 from fleetwise.perf.inference import make_serving_setup
-from fleetwise.search.mixed_serving import FleetPart, best_single, match_serving, parse_fleet, search_mixed_serving
+from fleetwise.search.fleet import FleetPart, parse_fleet
+from fleetwise.search.mixed_serving import best_single, match_serving, search_mixed_serving
 from fleetwise.search.serving import ServingWorkload
 from fleetwise.search.systems import prefill_options
 

@@ -166,7 +166,8 @@ def _render_systems(out: dict[str, Any]) -> None:
 def mixed_doc(args: argparse.Namespace, catalog: Catalog) -> dict[str, Any]:
     """``compare serve --mixed``: the mixed plan against single-type plans, JSON-ready."""
     from fleetwise.api import resolve_model
-    from fleetwise.search.mixed_serving import parse_fleet, search_mixed_serving
+    from fleetwise.search.fleet import parse_fleet
+    from fleetwise.search.mixed_serving import search_mixed_serving
 
     model = resolve_model(catalog, args.model)
     r = search_mixed_serving(model, parse_fleet(args.mixed, catalog), _workload(args))
@@ -212,7 +213,8 @@ def _render_mixed(out: dict[str, Any]) -> None:
 def match_doc(args: argparse.Namespace, catalog: Catalog) -> dict[str, Any]:
     """``match serve``: our chips, power and cost for the reference fleet's goodput, JSON-ready."""
     from fleetwise.api import resolve_model
-    from fleetwise.search.mixed_serving import FleetPart, match_serving
+    from fleetwise.search.fleet import FleetPart
+    from fleetwise.search.mixed_serving import match_serving
 
     hw, _, n = args.theirs.partition(":")
     if not n.isdigit() or int(n) < 1:

@@ -183,9 +183,9 @@ def run(args: argparse.Namespace) -> int:
         render.validation(report, args.json)
         return 0
     if args.command == "plan" and ":" in args.hardware:
-        fleet = api.parse_fleet(args.hardware, catalog)
-        if len(fleet) != 2:
-            raise SpecError(f"--hardware: a mixed fleet takes two chip types (got {len(fleet)}: {args.hardware})")
+        from fleetwise.search.fleet import parse_fleet
+
+        fleet = {p.accel.id: p.chips for p in parse_fleet(args.hardware, catalog)}
         comparison = api.compare_mixed_training(args.model, fleet, seq_len=args.seq_len,
                                                 global_batch=args.global_batch, precision=args.precision,
                                                 top=args.top, catalog=catalog)

@@ -19,26 +19,18 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from fleetwise.catalog.types import Accelerator, ModelArch, System
+from fleetwise.catalog.types import ModelArch
 from fleetwise.errors import InfeasibleError, SpecError
 from fleetwise.perf.candidates import Candidates
 from fleetwise.perf.memory import training_memory
 from fleetwise.perf.setup import make_training_setup
 from fleetwise.perf.training import ACT_BYTES, _dp_exposed_s, _optimizer_s, layer_costs
 from fleetwise.plan import RECOMPUTE, TrainingJob
+from fleetwise.search.fleet import FleetPart
 from fleetwise.search.space import divisors
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-
-
-@dataclass(frozen=True, slots=True)
-class FleetPart:
-    """One chip type of a mixed fleet and how many of it are available."""
-
-    accel: Accelerator
-    system: System | None
-    chips: int
 
 
 @dataclass(frozen=True, slots=True)

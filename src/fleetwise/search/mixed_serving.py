@@ -1,6 +1,6 @@
 """Serving on a mixed fleet: prefill on one chip type, decode on another, the KV cache moved between the pools.
 
-Entry points: ``parse_fleet("a:N,b:M", catalog)`` → ``list[FleetPart]``; ``best_single`` (one chip type's best
+Entry points (fleets come from ``search.fleet.parse_fleet``): ``best_single`` (one chip type's best
 plan on a chip count); ``search_mixed_serving(model, fleet, workload, catalog)`` → ``MixedComparison``.
 
 A mixed plan pairs whole prefill engines of type A with whole decode engines of type B (both orders tried);
@@ -16,38 +16,15 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from fleetwise.catalog.loader import Catalog
-from fleetwise.catalog.types import Accelerator, ModelArch, System
-from fleetwise.errors import InfeasibleError, SpecError
+from fleetwise.catalog.types import ModelArch
+from fleetwise.errors import InfeasibleError
 from fleetwise.perf.inference import ServingSetup, make_serving_setup
+from fleetwise.search.fleet import FleetPart
 from fleetwise.search.serving import ServingWorkload, search_serving
 from fleetwise.search.systems import Deployment, PhaseOption, decode_options, deploy_pd, prefill_options
 
 ALL_WEIGHTS = ("bf16", "fp8", "int8", "int4")  # the serving planner's set, so single and mixed plans match
 REFINE_TOP = 6  # allocations re-priced exactly (leftover chips searched) after a linear first pass
-
-
-@dataclass(frozen=True, slots=True)
-class FleetPart:
-    """One chip type of a mixed fleet, its system and how many chips of it there are."""
-
-    accel: Accelerator
-    system: System | None
-    chips: int
-
-
-def parse_fleet(text: str, catalog: Catalog) -> list[FleetPart]:
-    """``"huawei_ascend_910b:512,nvidia_h20:256"`` → fleet parts with each chip's catalog system."""
-    parts = []
-    for item in (x.strip() for x in text.split(",") if x.strip()):
-        hw, _, n = item.partition(":")
-        if not n.isdigit() or int(n) < 1:
-            raise SpecError(f"--hardware: each entry must be HW:N with N >= 1, e.g. nvidia_h20:256 (got {item!r})")
-        accel = catalog.accelerator(hw, "hardware")
-        parts.append(FleetPart(accel, catalog.default_system(accel.id), int(n)))
-    if len(parts) != 2 or parts[0].accel.id == parts[1].accel.id:
-        raise SpecError(f"--hardware: a mixed serving fleet is two different chip types, HW:N,HW:M (got {text!r})")
-    return parts
 
 
 @dataclass(frozen=True, slots=True)
