@@ -37,6 +37,7 @@ from fleetwise.perf.model_math import (
     mlp_gemms,
     param_counts,
 )
+from fleetwise.perf.moe import token_copies
 from fleetwise.perf.setup import adapt_system, synthetic_system
 
 FloatArray = npt.NDArray[np.float64]
@@ -243,9 +244,7 @@ def _moe_layer_s(s: ServingSetup, sh: ServingShape, tokens: FloatArray, wbytes: 
     per_rank = tokens * sh.dp / ranks  # tokens each rank sends
     # across nodes a token crosses the network once per distinct node its experts sit on, then fans out
     # over scale-up (DeepEP normal kernels; DeepSeek-V3 limits routing to 4 nodes, arXiv:2412.19437 Sec. 2.1.2)
-    nodes = np.maximum(ep / s.system.domain_size, 1.0)
-    distinct = nodes * (1.0 - np.power(1.0 - 1.0 / nodes, mo.top_k))
-    copies = np.where(nodes > 1, np.minimum(distinct, mo.top_k), mo.top_k)
+    copies = token_copies(mo.top_k, np.maximum(ep / s.system.domain_size, 1.0))
     a2a_bytes = per_rank * copies * m.hidden
     stride = np.ones_like(sh.ep)
     comm = (s.network.all_to_all_s(a2a_bytes * DISPATCH_BYTES, sh.ep, stride)

@@ -24,6 +24,7 @@ from fleetwise.perf.candidates import Candidates
 from fleetwise.perf.efficiency import ChipEfficiency
 from fleetwise.perf.memory import MemoryColumns, training_memory
 from fleetwise.perf.model_math import Gemm, ParamCounts, attention_dims, dense_layer_gemms, moe_layer_gemms
+from fleetwise.perf.moe import token_copies
 from fleetwise.plan import TrainingJob
 
 FloatArray = npt.NDArray[np.float64]
@@ -211,8 +212,15 @@ def _layer_times(c: Candidates, s: TrainingSetup, moe_layer: bool) -> _LayerTime
     ep_comm = np.zeros_like(tokens)
     if moe_layer and m.moe is not None:
         # dispatch + combine forward, and again backward; each rank sends top_k copies of its tokens
-        a2a_bytes = tokens / np.where(c.sp, tp, 1.0) * m.moe.top_k * h * ACT_BYTES
-        ep_comm = 4.0 * net.all_to_all_s(a2a_bytes, c.ep, c.tp * c.cp)
+        # each rank's tokens cross to their experts' domains once per domain (node de-duplication);
+        # dispatch travels in fp8 when training in fp8 (DeepSeek-V3), combine and gradients in 16 bit
+        ranks_per_domain = net.ranks_in_domain(c.ep, c.tp * c.cp).astype(np.float64)
+        copies = token_copies(m.moe.top_k, c.ep / ranks_per_domain)
+        per_copy = tokens / np.where(c.sp, tp, 1.0) * copies * h
+        dispatch = 1.0 if s.job.precision == "fp8" else ACT_BYTES
+        stride = c.tp * c.cp
+        ep_comm = (net.all_to_all_s(per_copy * dispatch, c.ep, stride)  # forward dispatch
+                   + 3.0 * net.all_to_all_s(per_copy * ACT_BYTES, c.ep, stride))  # combine, and both backward
         # overlapped with another micro-batch's compute (DualPipe, Megatron's a2a overlap) up to its length
         ep_comm = np.where(c.ep_overlap, np.maximum(ep_comm - 0.8 * (gemm_fwd + gemm_bwd), 0.1 * ep_comm), ep_comm)
     return _LayerTimes(gemm_fwd, gemm_bwd, attn_fwd, attn_bwd, mem_fwd, tp_comm, ep_comm, cp_comm)
