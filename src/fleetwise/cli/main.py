@@ -68,6 +68,12 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recompute", choices=["none", "selective", "full"])
     p.add_argument("--zero", type=int, choices=[0, 1, 2, 3])
     p.add_argument("--sp", dest="sequence_parallel", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--tp-overlap", dest="tp_comm_overlap", action=argparse.BooleanOptionalAction, default=None,
+                   help="TP communication overlapped with GEMMs (needs --sp)")
+    p.add_argument("--ep-overlap", dest="ep_comm_overlap", action=argparse.BooleanOptionalAction, default=None,
+                   help="MoE all-to-all overlapped with another micro-batch")
+    p.add_argument("--rank-order", choices=["tp-cp-dp-pp", "tp-cp-pp-dp"],
+                   help="which groups share the scale-up domain first")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,7 +144,8 @@ def _progress(enabled: bool) -> Any:
 def _pinned(args: argparse.Namespace) -> dict[str, Any]:
     names = {"mbs": "micro_batch"}
     out = {}
-    for k in ("tp", "pp", "dp", "cp", "ep", "mbs", "vpp", "recompute", "zero", "sequence_parallel"):
+    for k in ("tp", "pp", "dp", "cp", "ep", "mbs", "vpp", "recompute", "zero", "sequence_parallel",
+              "tp_comm_overlap", "ep_comm_overlap", "rank_order"):
         v = getattr(args, k, None)
         if v is not None:
             out[names.get(k, k)] = v
