@@ -52,6 +52,8 @@ def search_dict(s: TrainingSearch) -> dict[str, Any]:
         "rejected_by": s.rejected_by,
         "best": [plan_dict(r) for r in s.best],
         "pareto": [plan_dict(r) for r in s.pareto],
+        "pareto_time_energy": [plan_dict(r) for r in s.pareto_time_energy],
+        "objective": s.objective,
         "assumptions": list(s.assumptions),
     }
 
