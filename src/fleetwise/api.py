@@ -321,6 +321,14 @@ def plan_serving(
 
     if (rate is None) == (chips is None):
         raise SpecError("give exactly one of --rate (requests/s) or --chips")
+    for name, v in (("--rate", rate), ("--ttft-ms", ttft_ms), ("--tpot-ms", tpot_ms),
+                    ("--input-tokens", input_tokens), ("--output-tokens", output_tokens)):
+        if v is not None and not v > 0:
+            raise SpecError(f"{name} must be > 0 (got {v})")
+    if chips is not None and chips < 1:
+        raise SpecError(f"--chips must be a positive integer (got {chips})")
+    if not 0 < percentile <= 100:
+        raise SpecError(f"--percentile must be in (0, 100] (got {percentile})")
     catalog = catalog or load_catalog()
     m = resolve_model(catalog, model)
     accel = catalog.accelerator(hardware, "hardware")

@@ -101,3 +101,14 @@ def test_mixed_fleet_plan_compares_with_single_types(capsys: pytest.CaptureFixtu
     data = json.loads(out)
     assert code == 0 and data["mixed"] and "verdict" in data
     assert set(data["same_total_chips"]) == {"huawei_ascend_910b", "nvidia_h20"}
+
+
+@pytest.mark.parametrize("flag,value", [("--rate", "-5"), ("--ttft-ms", "0"), ("--percentile", "150")])
+def test_bad_serving_numbers_are_rejected_without_traceback(capsys: pytest.CaptureFixture[str], flag: str,
+                                                             value: str) -> None:
+    args = {"--rate": "10", "--ttft-ms": "2000", "--tpot-ms": "50", "--percentile": "90"}
+    args[flag] = value
+    argv = ["plan", "serve", "--model", "llama3.1-8b", "--hardware", "nvidia_h100_sxm", "--input-tokens", "512",
+            "--output-tokens", "64"] + [x for kv in args.items() for x in kv]
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and flag in err and "Traceback" not in err
