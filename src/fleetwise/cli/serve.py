@@ -21,7 +21,6 @@ from fleetwise.catalog.loader import Catalog, format_validation_error
 from fleetwise.errors import SpecError
 
 
-
 def _positive_int(text: str) -> int:
     try:
         v = int(text)
