@@ -47,6 +47,7 @@ def training_setup(
     catalog: Catalog | None = None,
     sites: int = 1,
     site_link: SiteLink | None = None,
+    attention_kernel: str = "flash",
 ) -> TrainingSetup:
     """Resolve ids into a ``TrainingSetup``. ``global_batch`` defaults to ~4M tokens per step.
 
@@ -61,7 +62,8 @@ def training_setup(
     if global_batch is None:
         unit = chips or 1
         global_batch = max(1, round(4 * 2**20 / seq_len / unit)) * unit if chips else max(1, 4 * 2**20 // seq_len)
-    job = TrainingJob(seq_len=seq_len, global_batch=global_batch, precision=precision, tokens=tokens)
+    job = TrainingJob(seq_len=seq_len, global_batch=global_batch, precision=precision, tokens=tokens,
+                      attention_kernel=attention_kernel)
     return make_training_setup(m, accel, sys_, job, sites=sites, site_link=site_link)
 
 
@@ -87,12 +89,13 @@ def plan_training(
     objective: str = "time",
     sites: int = 1,
     site_link: SiteLink | None = None,
+    attention_kernel: str = "flash",
 ) -> TrainingSearch:
     """Search every parallel plan of ``model`` on ``chips`` accelerators; the fastest feasible first."""
     _check_chips(chips)
     setup = training_setup(model, hardware, system=system, seq_len=seq_len, global_batch=global_batch,
                            precision=precision, tokens=tokens, chips=chips, catalog=catalog, sites=sites,
-                           site_link=site_link)
+                           site_link=site_link, attention_kernel=attention_kernel)
     result = search_training(setup, SearchSpace(chips=chips, pinned=dict(pinned or {})), top=top, progress=progress,
                              objective=objective)
     if not result.best:
@@ -118,11 +121,12 @@ def explain_training(
     catalog: Catalog | None = None,
     sites: int = 1,
     site_link: SiteLink | None = None,
+    attention_kernel: str = "flash",
 ) -> PlanResult:
     """One plan's prediction with its breakdown, or ``InfeasibleError`` naming the rule that rejects it."""
     setup = training_setup(model, hardware, system=system, seq_len=seq_len, global_batch=global_batch,
                            precision=precision, tokens=tokens, chips=plan.chips, catalog=catalog, sites=sites,
-                           site_link=site_link)
+                           site_link=site_link, attention_kernel=attention_kernel)
     return evaluate_plan(setup, plan)
 
 

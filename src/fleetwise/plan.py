@@ -28,6 +28,11 @@ class TrainingJob(BaseModel):
     lora_rank: int | None = Field(
         default=None, ge=1, le=65536, description="LoRA fine-tuning: base weights frozen, adapters of this rank"
     )
+    attention_kernel: Literal["flash", "unfused"] = Field(
+        default="flash",
+        description="flash: fused, O(s) memory, skips masked blocks; unfused: score matrix materialised "
+        "(softmax, mask, dropout over s^2 elements), as in stacks without a flash kernel",
+    )
 
     @property
     def tokens_per_step(self) -> int:

@@ -53,6 +53,8 @@ def _job_args(p: argparse.ArgumentParser, chips: bool = True, hardware: bool = T
     p.add_argument("--global-batch", type=_positive_int, help="sequences per step (default ~4M tokens)")
     p.add_argument("--precision", default="bf16", choices=["bf16", "fp16", "fp8", "fp32", "tf32"])
     p.add_argument("--tokens", type=_positive_float, help="tokens of the whole run (for days to train)")
+    p.add_argument("--attention-kernel", choices=["flash", "unfused"], default="flash",
+                   help="unfused: the score matrix is materialised (stacks without a flash kernel)")
     p.add_argument("--sites", type=_positive_int, default=1,
                    help="spread the data-parallel replicas over this many data-centre sites")
     p.add_argument("--site-link-gbit", type=_positive_float, help="line rate between sites, Gbit/s")
@@ -163,6 +165,8 @@ def _common(args: argparse.Namespace) -> dict[str, Any]:
             raise SpecError(format_validation_error("--site-link", exc)) from None
     out = {"seq_len": args.seq_len, "global_batch": args.global_batch, "precision": args.precision,
            "tokens": args.tokens}
+    if getattr(args, "attention_kernel", "flash") != "flash":
+        out["attention_kernel"] = args.attention_kernel
     if getattr(args, "sites", 1) > 1 or link is not None:
         out.update(sites=args.sites, site_link=link)
     return out

@@ -80,7 +80,13 @@ def activation_bytes_per_token(c: Candidates, s: TrainingSetup, moe_layer: bool)
         f = float(m.ffn_hidden or 0)
         inside_mlp = (6 if m.gated_mlp else 4) * f
     out_sharded = np.where(c.sp, outside / tp, outside)
-    return np.asarray(out_sharded + (inside_attn + inside_mlp) / tp, dtype=np.float64)
+    per_token = out_sharded + (inside_attn + inside_mlp) / tp
+    if s.job.attention_kernel == "unfused":
+        # the materialised softmax output, its dropout mask and dropout output: 5·a·s bytes per token
+        # (Korthikanti et al. 2022, Table 2); selective recomputation drops exactly these
+        scores = 5.0 * m.heads * s.job.seq_len / tp
+        per_token = per_token + np.where(c.recompute == 1, 0.0, scores)
+    return np.asarray(per_token, dtype=np.float64)
 
 
 def training_memory(c: Candidates, s: TrainingSetup, layers_stage: FloatArray | None = None) -> MemoryColumns:

@@ -33,6 +33,7 @@ ACT_BYTES = 2.0  # activations and their gradients travel in 16 bit (also in fp8
 KERNEL_GAP_S = 2.0e-6  # idle gap between dependent kernels (launch overhead partly hidden by queueing)
 KERNELS_PER_LAYER_FWD = 14
 BWD_OVER_FWD_ATTN_FLOPS = 2.5  # flash-attention backward does 2.5x the forward FLOPs (Dao 2023)
+UNFUSED_SCORE_BYTES_FWD = 11.0  # write scores, softmax read+write, dropout mask, dropout read+write (16 bit)
 
 ASSUMPTIONS: tuple[str, ...] = (
     "weight GEMM efficiency from micro-benchmarks: e_max * t/(t + t0) by the shard's shape",
@@ -184,6 +185,8 @@ def _layer_times(c: Candidates, s: TrainingSetup, moe_layer: bool) -> _LayerTime
     kv_ctx = np.full_like(tokens, window)
     attn_fwd = attn_flops / (peak16 * s.eff.attention_eff(kv_ctx))
     attn_bwd = BWD_OVER_FWD_ATTN_FLOPS * attn_flops / (peak16 * s.eff.attention_eff(kv_ctx, backward=True))
+    if s.job.attention_kernel == "unfused":
+        attn_fwd, attn_bwd = _unfused_attention_s(c, s, tokens, window, tp)
 
     # memory-bound kernels: norms, residual adds, activation function, rotary, casts (bytes per token)
     h = float(m.hidden)
@@ -224,6 +227,27 @@ def _layer_times(c: Candidates, s: TrainingSetup, moe_layer: bool) -> _LayerTime
         # overlapped with another micro-batch's compute (DualPipe, Megatron's a2a overlap) up to its length
         ep_comm = np.where(c.ep_overlap, np.maximum(ep_comm - 0.8 * (gemm_fwd + gemm_bwd), 0.1 * ep_comm), ep_comm)
     return _LayerTimes(gemm_fwd, gemm_bwd, attn_fwd, attn_bwd, mem_fwd, tp_comm, ep_comm, cp_comm)
+
+
+def _unfused_attention_s(c: Candidates, s: TrainingSetup, tokens: FloatArray, window: float,
+                         tp: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """(forward, backward) seconds of attention with the score matrix materialised (no flash kernel).
+
+    QK^T and AV run as batched GEMMs over the full (masked, not skipped) score matrix, reducing over the
+    head dimension; scale-mask-softmax and dropout stream the s^2 scores through HBM (Korthikanti et al.
+    2022, Sec. 4.1: ~11 bytes per score element forward, about twice that backward).
+    """
+    m = s.model
+    q, _, v = attention_dims(m)
+    head_dim = float(q // max(m.heads, 1))
+    flops = 2.0 * tokens * window * (q + v) / tp  # forward, both batched GEMMs, no causal skipping
+    peak16 = s.accel.peak_flops("bf16")
+    k = np.full_like(tokens, head_dim)
+    gemm_fwd = s.eff.gemm_time_s(flops, peak16, "bf16", k)
+    gemm_bwd = 2.0 * gemm_fwd
+    scores = tokens * window * (m.heads / tp)  # elements of the score matrix on this device
+    stream = scores * UNFUSED_SCORE_BYTES_FWD / (s.accel.hbm_bw_bytes_per_s * s.eff.hbm)
+    return np.asarray(gemm_fwd + stream), np.asarray(gemm_bwd + 2.0 * stream)
 
 
 def _unique_layer_times(c: Candidates, s: TrainingSetup, moe_layer: bool) -> _LayerTimes:

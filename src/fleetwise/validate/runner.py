@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
 
-from fleetwise.catalog.loader import Catalog, format_validation_error, load_catalog
+from fleetwise.catalog.loader import Catalog, format_validation_error, load_catalog, load_yaml_file
 from fleetwise.catalog.types import Accelerator, ModelArch, System
 from fleetwise.errors import FleetwiseError, InfeasibleError, SpecError
 from fleetwise.perf.calibration import Calibration, GroupConstants, load_calibration
@@ -100,8 +101,31 @@ def _training_job(case: Case, chips: int) -> tuple[TrainingJob, list[str]]:
             raise SpecError(f"case {case.id}: training.fine_tune.method: only 'lora' is modelled "
                             f"(got {t.fine_tune.get('method')!r})")
         lora = int(t.fine_tune.get("rank", 16))
-    job = TrainingJob(seq_len=t.seq_len, global_batch=gbs, precision=precision, tokens=t.tokens, lora_rank=lora)
+    facts = software_facts().get(case.url or "", {})
+    kernel = facts.get("attention_kernel", "flash")
+    if kernel != "flash":
+        notes.append(f"attention kernel {kernel} (validate/data/software.yaml: {facts.get('why', '')})")
+    job = TrainingJob(seq_len=t.seq_len, global_batch=gbs, precision=precision, tokens=t.tokens, lora_rank=lora,
+                      attention_kernel=kernel)
     return job, notes
+
+
+@lru_cache(maxsize=1)
+def software_facts() -> dict[str, dict[str, str]]:
+    """Per-source software facts the case format has no field for (``validate/data/software.yaml``)."""
+    path = BUNDLED_CASES / "software.yaml"
+    data = load_yaml_file(path)
+    sources = data.get("sources") if isinstance(data, dict) else None
+    if not isinstance(sources, dict):
+        raise SpecError(f"{path}: expected a 'sources' mapping of url -> facts")
+    allowed = {"attention_kernel": ("flash", "unfused"), "why": None}
+    for url, facts in sources.items():
+        for k, v in facts.items():
+            if k not in allowed:
+                raise SpecError(f"{path}: sources.{url}.{k}: unknown field (allowed: {', '.join(allowed)})")
+            if allowed[k] is not None and v not in allowed[k]:  # type: ignore[operator]
+                raise SpecError(f"{path}: sources.{url}.{k}: must be one of {allowed[k]} (got {v!r})")
+    return {str(u): {k: str(v) for k, v in f.items()} for u, f in sources.items()}
 
 
 def _training_metrics(case: Case, r: PlanResult, job: TrainingJob) -> dict[str, float]:
@@ -268,7 +292,8 @@ def _r(x: float) -> float:
 
 
 def bundled_case_files() -> list[Path]:
-    return sorted(BUNDLED_CASES.glob("*.yaml"))
+    """The shipped case files (``software.yaml`` beside them holds per-source facts, not cases)."""
+    return sorted(p for p in BUNDLED_CASES.glob("*.yaml") if p.name != "software.yaml")
 
 
 def validate_files(paths: Iterable[Path], catalog: Catalog | None = None, loso: bool = False) -> Report:
