@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 
 from fleetwise.catalog import load_catalog
-from fleetwise.search.mixed_serving import parse_fleet, search_mixed_serving
+from fleetwise.search.fleet import parse_fleet
+from fleetwise.search.mixed_serving import search_mixed_serving
 from fleetwise.search.serving import ServingWorkload
 
 WORKLOADS = {  # name: (model, input tokens, output tokens, TTFT s, TPOT s)
