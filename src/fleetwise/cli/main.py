@@ -17,27 +17,8 @@ from pydantic import ValidationError
 
 from fleetwise.catalog.loader import format_validation_error, load_catalog
 from fleetwise.cli import compare, render, serve
+from fleetwise.cli.args import positive_float, positive_int
 from fleetwise.errors import FleetwiseError, SpecError
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(float(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1 or float(text) != v:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return v
 
 
 def _job_args(p: argparse.ArgumentParser, chips: bool = True, hardware: bool = True,
@@ -48,16 +29,16 @@ def _job_args(p: argparse.ArgumentParser, chips: bool = True, hardware: bool = T
                        help="accelerator id; for plan train also a mixed fleet HW:N,HW:N")
     p.add_argument("--system", help="system id (node and network); default: the catalog's system for the chip")
     if chips:
-        p.add_argument("--chips", type=_positive_int, required=chips_required, help="number of accelerators")
-    p.add_argument("--seq-len", type=_positive_int, default=4096)
-    p.add_argument("--global-batch", type=_positive_int, help="sequences per step (default ~4M tokens)")
+        p.add_argument("--chips", type=positive_int, required=chips_required, help="number of accelerators")
+    p.add_argument("--seq-len", type=positive_int, default=4096)
+    p.add_argument("--global-batch", type=positive_int, help="sequences per step (default ~4M tokens)")
     p.add_argument("--precision", default="bf16", choices=["bf16", "fp16", "fp8", "fp32", "tf32"])
-    p.add_argument("--tokens", type=_positive_float, help="tokens of the whole run (for days to train)")
+    p.add_argument("--tokens", type=positive_float, help="tokens of the whole run (for days to train)")
     p.add_argument("--attention-kernel", choices=["flash", "unfused"], default="flash",
                    help="unfused: the score matrix is materialised (stacks without a flash kernel)")
-    p.add_argument("--sites", type=_positive_int, default=1,
+    p.add_argument("--sites", type=positive_int, default=1,
                    help="spread the data-parallel replicas over this many data-centre sites")
-    p.add_argument("--site-link-gbit", type=_positive_float, help="line rate between sites, Gbit/s")
+    p.add_argument("--site-link-gbit", type=positive_float, help="line rate between sites, Gbit/s")
     p.add_argument("--site-link-rtt-ms", type=float, default=1.0, help="round trip between sites, ms")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--catalog", action="append", default=None, metavar="DIR",
@@ -66,7 +47,7 @@ def _job_args(p: argparse.ArgumentParser, chips: bool = True, hardware: bool = T
 
 def _plan_args(p: argparse.ArgumentParser) -> None:
     for name in ("tp", "pp", "dp", "cp", "ep", "mbs", "vpp"):
-        p.add_argument(f"--{name}", type=_positive_int)
+        p.add_argument(f"--{name}", type=positive_int)
     p.add_argument("--recompute", choices=["none", "selective", "full"])
     p.add_argument("--zero", type=int, choices=[0, 1, 2, 3])
     p.add_argument("--sp", dest="sequence_parallel", action=argparse.BooleanOptionalAction, default=None)
@@ -90,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         if verb == "plan":
             _job_args(tp, chips_required=False)
             _plan_args(tp)
-            tp.add_argument("--top", type=_positive_int, default=10)
+            tp.add_argument("--top", type=positive_int, default=10)
             tp.add_argument("--objective", choices=["time", "energy", "cost", "carbon"], default="time",
                             help="rank plans by step time, or by energy / cost / CO2 per step")
         elif verb == "explain":
@@ -239,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
         if not n:
             raise SpecError(f"--theirs must be HW:N, e.g. nvidia_h100_sxm:1024 (got {args.theirs!r})")
         try:
-            their_n = _positive_int(n)
+            their_n = positive_int(n)
         except argparse.ArgumentTypeError as exc:
             raise SpecError(f"--theirs: {exc}") from None
         m = api.match_training(args.model, args.ours, hw, their_n, seq_len=args.seq_len,

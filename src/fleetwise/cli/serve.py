@@ -18,34 +18,8 @@ import numpy as np
 from pydantic import ValidationError
 
 from fleetwise.catalog.loader import Catalog, format_validation_error
+from fleetwise.cli.args import percentile, positive_float, positive_int
 from fleetwise.errors import SpecError
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if math.isnan(v) or v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return v
-
-
-def _percentile(text: str) -> float:
-    v = _positive_float(text)
-    if v > 100:
-        raise argparse.ArgumentTypeError(f"expected a percentile in (0, 100], got {text!r}")
-    return v
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -58,18 +32,18 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _plan_knobs(p: argparse.ArgumentParser) -> None:
     for name in ("tp", "pp", "dp", "ep", "replicas", "max-batch", "token-budget", "prefill-replicas"):
-        p.add_argument(f"--{name}", type=_positive_int)
+        p.add_argument(f"--{name}", type=positive_int)
     p.add_argument("--weights", choices=["bf16", "fp16", "fp8", "int8", "int4", "fp4"])
     p.add_argument("--kv", choices=["bf16", "fp16", "fp8", "int8", "int4"])
 
 
 def _traffic(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input-tokens", type=_positive_float)
-    p.add_argument("--output-tokens", type=_positive_float)
+    p.add_argument("--input-tokens", type=positive_float)
+    p.add_argument("--output-tokens", type=positive_float)
     p.add_argument("--trace", help="trace file (Azure CSV, Mooncake JSONL) or bundled name (azure_conv, ...)")
-    p.add_argument("--ttft-ms", type=_positive_float, required=True)
-    p.add_argument("--tpot-ms", type=_positive_float, required=True)
-    p.add_argument("--percentile", type=_percentile, default=90.0)
+    p.add_argument("--ttft-ms", type=positive_float, required=True)
+    p.add_argument("--tpot-ms", type=positive_float, required=True)
+    p.add_argument("--percentile", type=percentile, default=90.0)
 
 
 def add_workload_parsers(verb: str, vsub: Any) -> None:
@@ -81,27 +55,27 @@ def add_workload_parsers(verb: str, vsub: Any) -> None:
     _traffic(p)
     if verb == "plan":
         group = p.add_mutually_exclusive_group(required=True)
-        group.add_argument("--chips", type=_positive_int)
-        group.add_argument("--rate", type=_positive_float, help="requests/s to serve")
-        p.add_argument("--top", type=_positive_int, default=10)
+        group.add_argument("--chips", type=positive_int)
+        group.add_argument("--rate", type=positive_float, help="requests/s to serve")
+        p.add_argument("--top", type=positive_int, default=10)
         p.add_argument("--no-confirm", action="store_true", help="skip the simulator confirmation")
         p.add_argument("--objective", choices=["time", "energy", "cost"], default="cost",
                        help="rank by chips per goodput (cost), TPOT (time) or J per output token (energy)")
         p.add_argument("--site", help="site id in energy/data/sites.yaml (PUE, grid, price); default: its default")
-        p.add_argument("--power-cap-w", type=_positive_float, help="per-chip power cap, W")
+        p.add_argument("--power-cap-w", type=positive_float, help="per-chip power cap, W")
     else:
         _plan_knobs(p)
-        p.add_argument("--rate", type=_positive_float)
+        p.add_argument("--rate", type=positive_float)
 
 
 def add_simulate_parser(sub: Any) -> None:
     p = sub.add_parser("simulate", help="replay a trace through a serving plan")
     _common(p)
     _plan_knobs(p)
-    p.add_argument("--chips", type=_positive_int)
+    p.add_argument("--chips", type=positive_int)
     p.add_argument("--plan", type=Path, help="a plan saved by 'plan serve --json' (its first plan)")
     p.add_argument("--trace", required=True)
-    p.add_argument("--until-s", type=_positive_float, default=math.inf)
+    p.add_argument("--until-s", type=positive_float, default=math.inf)
 
 
 def _plan_from_flags(args: argparse.Namespace) -> Any:
