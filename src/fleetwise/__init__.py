@@ -7,15 +7,16 @@ from fleetwise.api import (
     match_training,
     plan_serving,
     plan_training,
+    run_study,
     training_setup,
 )
 from fleetwise.catalog import Catalog, load_catalog
 from fleetwise.errors import FleetwiseError, InfeasibleError, SpecError, UnknownIdError
 from fleetwise.plan import TrainingJob, TrainingPlan
 from fleetwise.search.evaluate import PlanResult, TrainingSearch
+from fleetwise.study import Study
 from fleetwise.validate.runner import Report, validate_files
-
-__version__ = "0.1.0"
+from fleetwise.version import __version__ as __version__
 
 __all__ = [
     "Catalog",
@@ -24,6 +25,7 @@ __all__ = [
     "PlanResult",
     "Report",
     "SpecError",
+    "Study",
     "TrainingJob",
     "TrainingPlan",
     "TrainingSearch",
@@ -35,6 +37,7 @@ __all__ = [
     "match_training",
     "plan_serving",
     "plan_training",
+    "run_study",
     "training_setup",
     "validate_files",
 ]

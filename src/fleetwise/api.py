@@ -23,6 +23,7 @@ from fleetwise.search.fleet import FleetPart
 from fleetwise.search.mixed import MixedSearch, search_mixed_training
 from fleetwise.search.serving import Confirmation, ServingCandidate, ServingSearch, ServingWorkload
 from fleetwise.search.space import SearchSpace
+from fleetwise.study import Study
 
 
 def resolve_model(catalog: Catalog, model: str | ModelArch) -> ModelArch:
@@ -357,3 +358,80 @@ def plan_serving(
                                                           else 1 if conf[k] is None else 2, k))
     search = ServingSearch([result.best[k] for k in order], result.candidates_evaluated, result.rejected_by)
     return ServingPlans(search, [conf[k] for k in order], w)
+
+
+# --- studies: the one entry point every front end (CLI, HTTP, sweeps) shares --------------------------------------
+
+def _plan_from(inputs: Mapping[str, Any], where: str) -> TrainingPlan:
+    from pydantic import ValidationError
+
+    from fleetwise.catalog.loader import format_validation_error
+
+    try:
+        return TrainingPlan(**dict(inputs.get("plan") or {}))
+    except (ValidationError, TypeError) as exc:
+        if isinstance(exc, ValidationError):
+            raise SpecError(format_validation_error(where, exc)) from None
+        raise SpecError(f"{where}: plan must be an object of plan fields") from None
+
+
+_TRAIN_KEYS = ("system", "seq_len", "global_batch", "precision", "tokens", "attention_kernel")
+
+
+def _train_inputs(inputs: Mapping[str, Any], allowed: Sequence[str], kind: str) -> dict[str, Any]:
+    unknown = sorted(set(inputs) - set(allowed))
+    if unknown:
+        raise SpecError(f"{kind}: unknown input {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+    for need in ("model", "hardware"):
+        if not isinstance(inputs.get(need), str):
+            raise SpecError(f"{kind}: input {need!r} is required (a catalog id)")
+    return {k: inputs[k] for k in _TRAIN_KEYS if inputs.get(k) is not None}
+
+
+def run_study(kind: str, inputs: Mapping[str, Any], *, catalog: Catalog | None = None,
+              progress: ProgressFn | None = None) -> Study:
+    """Answer one question given as JSON data and return it as a ``Study`` (inputs resolved, results attached).
+
+    Args:
+        kind: a ``STUDY_KINDS`` name (``plan_train``, ``explain_train``, …).
+        inputs: the question's inputs as JSON data (ids, counts, settings; ``plan`` for explain kinds).
+        catalog: the catalog to resolve ids in (default: bundled plus ``$FLEETWISE_CATALOG``).
+        progress: optional ``(done, total)`` callback for long searches.
+
+    Returns:
+        The study; ``Study.from_json(study.to_json()) == study``.
+    """
+    from fleetwise.search.serialize import plan_dict, search_dict
+    from fleetwise.study import STUDY_KINDS
+    from fleetwise.study import Study as _Study
+
+    catalog = catalog or load_catalog()
+    if kind == "plan_train":
+        kw = _train_inputs(inputs, ("model", "hardware", "chips", "pinned", "top", "objective", *_TRAIN_KEYS), kind)
+        chips = inputs.get("chips")
+        if not isinstance(chips, int) or isinstance(chips, bool):
+            raise SpecError(f"{kind}: input 'chips' must be a positive integer (got {chips!r:.40})")
+        setup = training_setup(inputs["model"], inputs["hardware"], chips=chips, catalog=catalog, **kw)
+        s = plan_training(inputs["model"], inputs["hardware"], chips, pinned=dict(inputs.get("pinned") or {}),
+                          top=int(inputs.get("top", 10)), objective=str(inputs.get("objective", "time")),
+                          catalog=catalog, progress=progress, **kw)
+        resolved = {"model": setup.model.id, "hardware": setup.accel.id, "chips": chips,
+                    "system": setup.system.id,
+                    "seq_len": setup.job.seq_len, "global_batch": setup.job.global_batch,
+                    "precision": setup.job.precision, "tokens": setup.job.tokens,
+                    "attention_kernel": setup.job.attention_kernel,
+                    "pinned": dict(inputs.get("pinned") or {}), "objective": s.objective,
+                    "top": int(inputs.get("top", 10))}
+        data = search_dict(s)
+        data["rows"] = data.pop("best")
+        return _Study(kind, resolved, data)
+    if kind == "explain_train":
+        kw = _train_inputs(inputs, ("model", "hardware", "plan", *_TRAIN_KEYS), kind)
+        plan = _plan_from(inputs, f"{kind}.plan")
+        r = explain_training(inputs["model"], inputs["hardware"], plan, catalog=catalog, **kw)
+        resolved = {"model": inputs["model"], "hardware": inputs["hardware"], "chips": plan.chips,
+                    "plan": plan.model_dump(), **kw}
+        return _Study(kind, resolved, {"rows": [plan_dict(r)]})
+    if kind in STUDY_KINDS:
+        raise SpecError(f"study kind {kind!r} is not available through run_study yet")
+    raise SpecError(f"study kind must be one of {', '.join(STUDY_KINDS)} (got {kind!r:.40})")

@@ -9,53 +9,13 @@ from typing import Any
 from fleetwise.catalog.loader import Catalog
 from fleetwise.errors import InfeasibleError, UnknownIdError
 from fleetwise.search.evaluate import PlanResult, TrainingSearch
+from fleetwise.search.serialize import plan_dict, search_dict
 
 GB = 1e9
 
 
 def _dump(obj: Any) -> None:
     print(json.dumps(obj, indent=2, sort_keys=False))
-
-
-def plan_dict(r: PlanResult) -> dict[str, Any]:
-    return {
-        "plan": r.plan.model_dump(),
-        "chips": r.chips,
-        "step_time_s": round(r.step_time_s, 6),
-        "tokens_per_s_per_chip": round(r.tokens_per_s_per_chip, 3),
-        "mfu": round(r.mfu, 5),
-        "model_tflops_per_chip": round(r.model_tflops_per_chip, 3),
-        "memory_per_device_gb": round(r.memory_total_bytes / GB, 3),
-        "memory_capacity_gb": round(r.memory_capacity_bytes / GB, 3),
-        "days": None if r.days is None else round(r.days, 4),
-        "breakdown_s": {k: round(v, 6) for k, v in r.breakdown_s.items()},
-        "memory_gb": {k: round(v / GB, 4) for k, v in r.memory_bytes.items()},
-        "comm_tiers": r.comm_tiers,
-        "constants": r.constants,
-        "energy": None if r.energy is None else _energy_dict(r.energy),
-    }
-
-
-def _energy_dict(e: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    d = asdict(e)
-    d["phases"] = {k: {"chips": v[0], "power_w": v[1], "seconds": v[2]} for k, v in e.phases.items()}
-    return d
-
-
-def search_dict(s: TrainingSearch) -> dict[str, Any]:
-    return {
-        "candidates_evaluated": s.candidates_evaluated,
-        "feasible": s.feasible,
-        "search_seconds": round(s.search_seconds, 4),
-        "rejected_by": s.rejected_by,
-        "best": [plan_dict(r) for r in s.best],
-        "pareto": [plan_dict(r) for r in s.pareto],
-        "pareto_time_energy": [plan_dict(r) for r in s.pareto_time_energy],
-        "objective": s.objective,
-        "assumptions": list(s.assumptions),
-    }
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
