@@ -8,25 +8,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
 
-from fleetwise.catalog.loader import Catalog, format_validation_error, load_catalog, load_yaml_file
+from fleetwise.catalog.loader import Catalog, format_validation_error, load_catalog
 from fleetwise.catalog.types import Accelerator, ModelArch, System
 from fleetwise.errors import FleetwiseError, InfeasibleError, SpecError
 from fleetwise.perf.calibration import Calibration, GroupConstants, load_calibration
 from fleetwise.perf.efficiency import EfficiencyTable, load_efficiency
 from fleetwise.perf.setup import make_training_setup
-from fleetwise.plan import TrainingJob
-from fleetwise.search.evaluate import PlanResult, search_training
+from fleetwise.plan import TrainingJob, TrainingPlan
+from fleetwise.search.evaluate import PlanResult, evaluate_plan, search_training
 from fleetwise.search.space import SearchSpace
 from fleetwise.units import DAY
 from fleetwise.validate.cases import ENERGY_METRICS, Case, load_cases
+from fleetwise.validate.software import NO_FACTS, software_facts
+from fleetwise.validate.sweeps import score_sweeps
 
+# plan knobs no case publishes: filled from software facts, else searched
+KNOB_FIELDS = ("tp_comm_overlap", "ep_comm_overlap", "rank_order")
 PLAN_FIELDS = ("tp", "pp", "dp", "cp", "ep", "micro_batch", "vpp", "sequence_parallel", "recompute", "zero")
 # Sequences per step when a source does not publish its global batch: ~16M tokens, the order of
 # magnitude of frontier pre-training batches (Llama 3: 16M; DeepSeek-V3: 63M after warm-up).
@@ -101,31 +104,13 @@ def _training_job(case: Case, chips: int) -> tuple[TrainingJob, list[str]]:
             raise SpecError(f"case {case.id}: training.fine_tune.method: only 'lora' is modelled "
                             f"(got {t.fine_tune.get('method')!r})")
         lora = int(t.fine_tune.get("rank", 16))
-    facts = software_facts().get(case.url or "", {})
-    kernel = facts.get("attention_kernel", "flash")
-    if kernel != "flash":
-        notes.append(f"attention kernel {kernel} (validate/data/software.yaml: {facts.get('why', '')})")
+    facts = software_facts().get(case.url or "", NO_FACTS)
+    if facts is not NO_FACTS:
+        notes.append(f"software facts of the source (validate/data/software.yaml): "
+                     f"{', '.join(f'{k}={v}' for k, v in {**facts.job_fields(), **facts.plan_knobs()}.items())}")
     job = TrainingJob(seq_len=t.seq_len, global_batch=gbs, precision=precision, tokens=t.tokens, lora_rank=lora,
-                      attention_kernel=kernel)
+                      **facts.job_fields())
     return job, notes
-
-
-@lru_cache(maxsize=1)
-def software_facts() -> dict[str, dict[str, str]]:
-    """Per-source software facts the case format has no field for (``validate/data/software.yaml``)."""
-    path = BUNDLED_CASES / "software.yaml"
-    data = load_yaml_file(path)
-    sources = data.get("sources") if isinstance(data, dict) else None
-    if not isinstance(sources, dict):
-        raise SpecError(f"{path}: expected a 'sources' mapping of url -> facts")
-    allowed = {"attention_kernel": ("flash", "unfused"), "why": None}
-    for url, facts in sources.items():
-        for k, v in facts.items():
-            if k not in allowed:
-                raise SpecError(f"{path}: sources.{url}.{k}: unknown field (allowed: {', '.join(allowed)})")
-            if allowed[k] is not None and v not in allowed[k]:  # type: ignore[operator]
-                raise SpecError(f"{path}: sources.{url}.{k}: must be one of {allowed[k]} (got {v!r})")
-    return {str(u): {k: str(v) for k, v in f.items()} for u, f in sources.items()}
 
 
 def _training_metrics(case: Case, r: PlanResult, job: TrainingJob) -> dict[str, float]:
@@ -190,8 +175,21 @@ def predict_training(case: Case, catalog: Catalog, eff: EfficiencyTable, calib: 
     if pinned.get("recompute") is not None:
         pinned["recompute_layers_frac"] = 1.0  # a published "full" means every layer
     missing = [k for k in PLAN_FIELDS if k not in pinned]
-    # tp/ep communication overlap is never published in the case format: it is always chosen
-    if True:
+    # knobs the case format never publishes (TP/EP overlap, rank order): the source's software facts
+    # where recorded, else chosen by the search like the unpublished fields
+    knobs = software_facts().get(case.url or "", NO_FACTS).plan_knobs()
+    pinned.update(knobs)
+    unknown_knobs = [k for k in KNOB_FIELDS if k not in knobs and (k != "ep_comm_overlap" or model.moe)]
+    if not missing and not unknown_knobs:
+        # every field known: evaluate the published plan directly (no search)
+        try:
+            plan = TrainingPlan(**pinned)
+        except ValidationError as exc:
+            raise SpecError(format_validation_error(f"case {case.id}: training", exc)) from None
+        r = evaluate_plan(setup, plan, allow_over_memory=True)
+        if not r.fits_memory:
+            notes.append("the published plan exceeds memory in our model")
+    else:
         result = search_training(setup, SearchSpace(chips=case.chips, pinned=pinned), top=1)
         if not result.best:
             # the published run did fit: take the fastest plan that breaks only our memory estimate
@@ -203,7 +201,7 @@ def predict_training(case: Case, catalog: Catalog, eff: EfficiencyTable, calib: 
             raise InfeasibleError(f"case {case.id}: no feasible plan with the published fields "
                                   f"({result.candidates_evaluated} tried; most rejected by {worst})")
         r = result.best[0]
-        notes.append(f"chosen by search: {', '.join(missing)}")
+        notes.append(f"chosen by search: {', '.join(missing + unknown_knobs)}")
     chosen = r.plan.model_dump()
     if any(k in case.measured for k in ENERGY_METRICS):
         boundary = "node: chips + host + network share" if case.power_boundary == "node" else "chip: accelerators only"
@@ -282,6 +280,10 @@ class Report:
                 entry["loso_errors"] = {k: _r(v) for k, v in self.loso_errors.get(p.case.id, {}).items()}
             cases.append(entry)
         out: dict[str, Any] = {"summary": summarise(self.predictions), "cases": cases, "errors": self.errors}
+        sweeps, sweep_summary = score_sweeps(self.predictions)
+        if sweep_summary is not None:  # FORMAT.md "Sweeps": ranking of measured plan sweeps
+            out["summary"]["sweeps"] = sweep_summary
+            out["sweeps"] = sweeps
         if self.loso_errors is not None:
             out["summary_leave_one_source_out"] = summarise(self.predictions, self.loso_errors)
         return out
