@@ -47,6 +47,8 @@ ASSUMPTIONS: tuple[str, ...] = (
     "optimizer: Adam, fp32 master weights and moments, memory-bound",
     "across sites: in-site reduce-scatter, then a ring all-reduce of one fp32 gradient replica over the site link",
     "group constant compute_scale (fitted on published runs of the chip family) multiplies kernel time",
+    "host floor: a layer pass takes at least its kernels (counted from the layer's structure; backward 2x) "
+    "x the job's host time per kernel",
 )
 
 
@@ -306,6 +308,24 @@ class LayerCosts:
                           + self.ep_comm)
 
 
+def kernels_per_layer_fwd(c: Candidates, s: TrainingSetup) -> tuple[FloatArray, float]:
+    """(kernels of one layer's forward pass, of which the attention core), counted from its structure.
+
+    Megatron-style layer: 2 norms, 4 weight GEMMs (QKV, output, MLP up, MLP down; gate and up fused),
+    3 fused elementwise kernels (bias-dropout-add twice, bias-activation); attention 1 kernel when fused
+    (flash), 6 unfused (QK^T, scale-mask-softmax, dropout, AV, two layout copies); TP adds 2 all-reduces
+    (4 all-gather/reduce-scatter with SP); an MoE layer adds router, top-k, permute, unpermute and a
+    grouped GEMM pair. Backward issues about twice the forward's kernels (activation and weight grads).
+    """
+    m = s.model
+    attn = 6.0 if s.job.attention_kernel == "unfused" else 1.0
+    base = 9.0 + attn
+    if m.moe is not None:
+        base += (1.0 - m.n_dense_layers / m.layers) * 6.0
+    tp_kernels = np.where(c.tp > 1, np.where(c.sp, 4.0, 2.0), 0.0)
+    return np.asarray(base + tp_kernels, dtype=np.float64), attn
+
+
 def layer_costs(c: Candidates, s: TrainingSetup) -> LayerCosts:
     """Per-layer, per-micro-batch costs of every plan (dense and MoE layers averaged by their share)."""
     m = s.model
@@ -318,10 +338,17 @@ def layer_costs(c: Candidates, s: TrainingSetup) -> LayerCosts:
     assert lt is not None
     kernel_fwd = (lt.gemm_fwd + lt.attn_fwd + lt.mem_fwd) * scale
     kernel_bwd = (lt.gemm_bwd + lt.attn_bwd + 2.0 * lt.mem_fwd) * scale
+    # host floor: a pass cannot finish before the host has issued its kernels (eager frameworks);
+    # the excess of kernels x host time over the GPU time (kernels + their TP traffic) is exposed
+    n_fwd, n_attn = kernels_per_layer_fwd(c, s)
+    host = s.job.host_s_per_kernel
+    kernel_fwd = kernel_fwd + np.maximum(n_fwd * host - kernel_fwd - 0.5 * lt.tp_comm, 0.0)
+    kernel_bwd = kernel_bwd + np.maximum(2.0 * n_fwd * host - kernel_bwd - 0.5 * lt.tp_comm, 0.0)
     # recompute: full re-runs the layer forward (with its TP traffic) for a share of layers;
     # selective re-runs the attention core only (Korthikanti et al. 2022, Sec. 5)
     full_frac = np.where(c.recompute == 2, c.recompute_frac, 0.0)
-    recomp = full_frac * (kernel_fwd + 0.5 * lt.tp_comm) + np.where(c.recompute == 1, lt.attn_fwd * scale, 0.0)
+    attn_again = np.maximum(lt.attn_fwd * scale, n_attn * host)
+    recomp = full_frac * (kernel_fwd + 0.5 * lt.tp_comm) + np.where(c.recompute == 1, attn_again, 0.0)
     return LayerCosts(
         kernel_fwd=np.asarray(kernel_fwd), kernel_bwd=np.asarray(kernel_bwd), recompute=np.asarray(recomp),
         tp_comm=lt.tp_comm, cp_comm=lt.cp_comm, ep_comm=lt.ep_comm, mem_fwd=np.asarray(lt.mem_fwd * scale),
