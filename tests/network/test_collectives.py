@@ -77,7 +77,8 @@ def test_tp_beyond_the_scale_up_domain_is_priced_on_scale_out_not_rejected() -> 
 
     cat = load_catalog([])
     s = make_training_setup(cat.model("gpt3-175b"), cat.accelerator("nvidia_a100_80gb_sxm"),
-                            cat.system("nvidia_dgx_a100"), TrainingJob(seq_len=2048, global_batch=64), load_efficiency())
+                            cat.system("nvidia_dgx_a100"), TrainingJob(seq_len=2048, global_batch=64),
+                            load_efficiency())
     inside = evaluate_plan(s, TrainingPlan(tp=8, pp=8, dp=2, micro_batch=1, zero=0), allow_over_memory=True)
     across = evaluate_plan(s, TrainingPlan(tp=16, pp=8, dp=1, micro_batch=1, zero=0), allow_over_memory=True)
     assert across.comm_tiers["tp"] == "scale-out"
