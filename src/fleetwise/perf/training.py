@@ -29,6 +29,7 @@ from fleetwise.plan import TrainingJob
 
 FloatArray = npt.NDArray[np.float64]
 
+GRAD_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0}  # data-parallel gradient reduction dtype
 ACT_BYTES = 2.0  # activations and their gradients travel in 16 bit (also in fp8 training)
 KERNEL_GAP_S = 2.0e-6  # idle gap between dependent kernels (launch overhead partly hidden by queueing)
 KERNELS_PER_LAYER_FWD = 14
@@ -41,9 +42,11 @@ ASSUMPTIONS: tuple[str, ...] = (
     "TP communication exposed unless tp_comm_overlap (then hidden behind GEMMs up to their length)",
     "CP ring-attention KV exchange overlapped with attention compute",
     "EP all-to-all exposed unless ep_comm_overlap (then hidden behind expert GEMMs up to their length)",
-    "DP gradient reduce-scatter/all-reduce overlapped with the last micro-batch's backward",
+    "DP gradient reduce-scatter/all-reduce overlapped with the cool-down backward passes unless the job says "
+    "dp_overlap=false; gradients reduced in the job's grad_dtype (default fp32)",
     "ZeRO-3 parameter all-gathers overlapped with each micro-batch's compute",
-    "pipeline: 1F1B (interleaved when vpp>1), bubble (pp-1)/vpp stage-times; last stage carries the LM head",
+    "pipeline: 1F1B (interleaved when vpp>1), bubble (pp-1)/vpp stage-times of the slowest stage (ceil(layers/pp)); "
+    "last stage carries the LM head; p2p scatter-gather 1/tp per rank",
     "optimizer: Adam, fp32 master weights and moments, memory-bound",
     "across sites: in-site reduce-scatter, then a ring all-reduce of one fp32 gradient replica over the site link",
     "group constant compute_scale (fitted on published runs of the chip family) multiplies kernel time",
@@ -361,7 +364,8 @@ def training_step(c: Candidates, s: TrainingSetup) -> StepColumns:
     m = s.model
     pp = c.pp.astype(np.float64)
     n_micro = (s.job.global_batch / (c.dp * c.mbs)).astype(np.float64)
-    layers_stage = m.layers / pp  # uneven layouts balance stages when pp does not divide the layers
+    # the slowest stage sets the pace: ceil(layers/pp) when pp does not divide the layers
+    layers_stage = np.ceil(m.layers / pp - 1e-9)
     lc = layer_costs(c, s)
     kernel_fwd, kernel_bwd, recomp_layer, head, mtp = lc.kernel_fwd, lc.kernel_bwd, lc.recompute, lc.head, lc.mtp
     full_frac = np.where(c.recompute == 2, c.recompute_frac, 0.0)
@@ -371,13 +375,17 @@ def training_step(c: Candidates, s: TrainingSetup) -> StepColumns:
     stage_tp = layers_stage * lc.tp_comm
     stage_cp = layers_stage * lc.cp_comm
     stage_ep = layers_stage * lc.ep_comm
-    # pipeline p2p: activations forward and gradients backward at each of the vpp chunk boundaries
-    p2p_bytes = c.mbs * float(s.job.seq_len) / c.cp * m.hidden * ACT_BYTES / np.where(c.sp, c.tp, 1)
+    # pipeline p2p: activations forward and gradients backward at each of the vpp chunk boundaries;
+    # Megatron's scatter-gather sends 1/tp of the activation per rank and all-gathers it on the next
+    # stage inside its TP group (Narayanan et al. 2021, Sec. 4.1); with SP the shard is already 1/tp
+    act = c.mbs * float(s.job.seq_len) / c.cp * m.hidden * ACT_BYTES
     crosses = s.network.spans_scaleout(c.pp, c.pp_stride)
-    stage_pp = np.where(c.pp > 1, 2.0 * c.vpp * s.network.p2p_s(p2p_bytes, crosses), 0.0)
+    gather = np.where(c.sp, 0.0, s.network.all_gather_s(act, c.tp, np.ones_like(c.tp)))
+    stage_pp = np.where(c.pp > 1, 2.0 * c.vpp * (s.network.p2p_s(act / c.tp, crosses) + gather), 0.0)
 
     stage_total = stage_compute + stage_recompute + stage_tp + stage_cp + stage_ep + stage_pp
-    bubble = np.where(c.pp > 1, (pp - 1.0) / c.vpp * stage_total, 0.0)
+    # the bubble idles for (pp-1)/vpp stage times of work; the p2p of those slots is already counted above
+    bubble = np.where(c.pp > 1, (pp - 1.0) / c.vpp * (stage_total - stage_pp), 0.0)
 
     dp_exposed = _dp_exposed_s(c, s, layers_stage, kernel_bwd, kernel_fwd + kernel_bwd, n_micro)
     optimizer = _optimizer_s(c, s, layers_stage)
@@ -420,10 +428,11 @@ def _dp_exposed_s(c: Candidates, s: TrainingSetup, layers_stage: FloatArray, bwd
     dps = c.dp * c.cp // s.sites  # the data-parallel group inside one site
     edp = np.maximum(dps // c.ep, 1)
     stride = c.dp_stride
-    grad_dense = np.where(c.zero >= 1, net.all_gather_s(dense * 4.0, dps, stride),
-                          net.all_reduce_s(dense * 4.0, dps, stride))
-    grad_exp = np.where(c.zero >= 1, net.all_gather_s(experts * 4.0, edp, stride * c.ep),
-                        net.all_reduce_s(experts * 4.0, edp, stride * c.ep))
+    gb = GRAD_BYTES[s.job.grad_dtype]
+    grad_dense = np.where(c.zero >= 1, net.all_gather_s(dense * gb, dps, stride),
+                          net.all_reduce_s(dense * gb, dps, stride))
+    grad_exp = np.where(c.zero >= 1, net.all_gather_s(experts * gb, edp, stride * c.ep),
+                        net.all_reduce_s(experts * gb, edp, stride * c.ep))
     # distributed optimiser: updated 16-bit parameters all-gathered after the step (overlapped with
     # the next forward in current Megatron-LM, counted half-exposed here)
     gather = np.where(c.zero >= 1, 0.5 * (net.all_gather_s(dense * 2.0, dps, stride)
@@ -432,7 +441,8 @@ def _dp_exposed_s(c: Candidates, s: TrainingSetup, layers_stage: FloatArray, bwd
     # passes (up to pp of them) hide the bucketed reduction
     window = layers_stage * bwd_layer * np.minimum(n_micro, c.pp)
     grads = grad_dense + grad_exp + _inter_site_s(c, s)
-    exposed = np.maximum(grads - window, 0.05 * grads) + gather
+    # without overlap (Megatron-DeepSpeed of 2023: one reduction after the last backward) all of it is exposed
+    exposed = (np.maximum(grads - window, 0.05 * grads) if s.job.dp_overlap else grads) + gather
     # ZeRO-3: parameters gathered for forward and backward of every micro-batch, hidden behind compute
     z3 = n_micro * 2.0 * (net.all_gather_s(dense * 2.0, dps, stride) + net.all_gather_s(experts * 2.0, edp, stride))
     z3_exposed = np.maximum(z3 - n_micro * layers_stage * layer_total, 0.05 * z3)
