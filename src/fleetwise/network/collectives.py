@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fleetwise.catalog.types import Accelerator, System, Tier
-from fleetwise.perf.efficiency import CollectiveEfficiency, EfficiencyTable
+from fleetwise.network.curves import CollectiveCurves, CollectiveEfficiency
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -134,7 +134,7 @@ class Network:
         return np.asarray(bytes_ / bw + alpha, dtype=np.float64)
 
 
-def build_network(system: System, accel: Accelerator, table: EfficiencyTable) -> Network:
+def build_network(system: System, accel: Accelerator, table: CollectiveCurves) -> Network:
     """Price the tiers of ``system`` with the efficiencies fitted for its accelerator."""
     up_eff = table.collective(accel.id, "scaleup")
     out_eff = table.collective(accel.id, "scaleout", system.scaleout_fabric_id)

@@ -6,14 +6,31 @@ scale-up and scale-out figures (8-chip nodes), and says so in its name.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from fleetwise.catalog.types import Accelerator, ModelArch, SiteLink, System, Tier
 from fleetwise.errors import SpecError
-from fleetwise.network.collectives import build_network
-from fleetwise.perf.calibration import Calibration, load_calibration
-from fleetwise.perf.efficiency import EfficiencyTable, load_efficiency
-from fleetwise.perf.model_math import param_counts
-from fleetwise.perf.training import TrainingSetup
+from fleetwise.network.collectives import Network, build_network
+from fleetwise.perf.calibration import Calibration, GroupConstants, load_calibration
+from fleetwise.perf.efficiency import ChipEfficiency, EfficiencyTable, load_efficiency
+from fleetwise.perf.model_math import ParamCounts, param_counts
 from fleetwise.plan import TrainingJob
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingSetup:
+    """Everything a training cost evaluation needs besides the plan columns."""
+
+    model: ModelArch
+    accel: Accelerator
+    system: System
+    network: Network
+    eff: ChipEfficiency
+    job: TrainingJob
+    constants: GroupConstants
+    params: ParamCounts
+    sites: int = 1  # data-parallel replicas spread evenly over this many data-centre sites
+    site_link: SiteLink | None = None  # the link between sites (required when sites > 1)
 
 
 def synthetic_system(accel: Accelerator) -> System:

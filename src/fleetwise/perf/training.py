@@ -17,15 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from fleetwise.catalog.types import Accelerator, ModelArch, SiteLink, System
-from fleetwise.network.collectives import Network
-from fleetwise.perf.calibration import GroupConstants
 from fleetwise.perf.candidates import Candidates
-from fleetwise.perf.efficiency import ChipEfficiency
 from fleetwise.perf.memory import MemoryColumns, training_memory
-from fleetwise.perf.model_math import Gemm, ParamCounts, attention_dims, dense_layer_gemms, moe_layer_gemms
+from fleetwise.perf.model_math import Gemm, attention_dims, dense_layer_gemms, moe_layer_gemms
 from fleetwise.perf.moe import token_copies
-from fleetwise.plan import TrainingJob
+from fleetwise.perf.setup import TrainingSetup as TrainingSetup  # defined beside make_training_setup; re-exported
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -53,22 +49,6 @@ ASSUMPTIONS: tuple[str, ...] = (
     "host floor: a layer pass takes at least its kernels (counted from the layer's structure; backward 2x) "
     "x the job's host time per kernel",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class TrainingSetup:
-    """Everything a training cost evaluation needs besides the plan columns."""
-
-    model: ModelArch
-    accel: Accelerator
-    system: System
-    network: Network
-    eff: ChipEfficiency
-    job: TrainingJob
-    constants: GroupConstants
-    params: ParamCounts
-    sites: int = 1  # data-parallel replicas spread evenly over this many data-centre sites
-    site_link: SiteLink | None = None  # the link between sites (required when sites > 1)
 
 
 @dataclass(frozen=True, slots=True)
