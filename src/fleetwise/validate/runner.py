@@ -17,7 +17,6 @@ from fleetwise.catalog.loader import Catalog, load_catalog
 from fleetwise.errors import FleetwiseError
 from fleetwise.perf.calibration import load_calibration
 from fleetwise.perf.efficiency import load_efficiency
-from fleetwise.validate.calibrate import leave_one_source_out
 from fleetwise.validate.cases import ENERGY_METRICS, Case, load_cases
 from fleetwise.validate.predict import predict_case
 from fleetwise.validate.specs import BUNDLED_CASES, CasePrediction, bundled_case_files, resolve_specs
@@ -120,5 +119,7 @@ def validate_files(paths: Iterable[Path], catalog: Catalog | None = None, loso: 
             errors.append({"id": case.id, "message": str(exc)})
     loso_errors = None
     if loso:
+        from fleetwise.validate.calibrate import leave_one_source_out  # refits; only when asked
+
         loso_errors = leave_one_source_out(preds, catalog, eff, calib)
     return Report(preds, errors, loso_errors)
