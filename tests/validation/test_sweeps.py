@@ -66,3 +66,12 @@ def test_report_scores_a_subset_of_the_vtrain_sweeps(catalog: Catalog, tmp_path:
     for s in report["sweeps"]:
         assert set(s) == {"id", "runs", "spearman", "regret", "predicted_best", "measured_best"}
         assert s["regret"] >= 0.0 and -1.0 <= s["spearman"] <= 1.0
+
+
+def test_domestic_cases_ship_and_every_training_case_is_predicted(catalog: Catalog, tmp_path: Path) -> None:
+    cases = yaml.safe_load((BUNDLED_CASES / "domestic.yaml").read_text(encoding="utf-8"))
+    subset = tmp_path / "domestic-training.yaml"
+    subset.write_text(yaml.safe_dump([c for c in cases if c["kind"] == "training"]), encoding="utf-8")
+    report = validate_files([subset], catalog).to_json()
+    assert report["errors"] == []
+    assert report["summary"]["training"]["count"] == sum(c["kind"] == "training" for c in cases)

@@ -7,7 +7,7 @@ GEMM shapes column-wise. Parameters live in ``perf/data/efficiency.yaml`` (fitte
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import numpy.typing as npt
 from fleetwise.catalog.loader import load_yaml_file
 from fleetwise.errors import SpecError
 from fleetwise.network.curves import CollectiveEfficiency, parse_collective
+from fleetwise.perf.calibration import FAMILIES
 
 FloatArray = npt.NDArray[np.float64]
 DATA_FILE = Path(__file__).parent / "data" / "efficiency.yaml"
@@ -88,7 +89,17 @@ class EfficiencyTable:
     alltoall: dict[str, CollectiveEfficiency]
 
     def chip(self, chip_id: str) -> ChipEfficiency:
-        return self.chips.get(chip_id, self.defaults)
+        """The chip's fitted efficiencies; a chip without micro-benchmarks inherits those of the nearest
+        fitted chip of its family (``borrowed_from`` says which), else the generic defaults."""
+        if chip_id in self.chips:
+            return self.chips[chip_id]
+        for fam in FAMILIES.values():
+            if chip_id in fam:
+                here = fam.index(chip_id)
+                fitted = sorted((abs(fam.index(c) - here), fam.index(c) < here, c) for c in fam if c in self.chips)
+                if fitted:
+                    return replace(self.chips[fitted[0][2]], chip_id=chip_id, borrowed_from=fitted[0][2])
+        return self.defaults
 
     def collective(self, chip_id: str, tier: str, fabric_id: str | None = None) -> CollectiveEfficiency:
         """The fitted ring-collective model for a chip's tier ('scaleup' | 'scaleout').

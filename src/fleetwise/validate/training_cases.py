@@ -123,6 +123,13 @@ def predict_training(case: Case, catalog: Catalog, eff: EfficiencyTable, calib: 
     job, notes = _training_job(case, case.chips)
     notes = seq_notes + notes
     setup = make_training_setup(model, accel, system, job, eff, calib)
+    if setup.eff.is_default:
+        notes.append(f"no micro-benchmarks for {accel.id} or its family: generic efficiency defaults")
+    elif setup.eff.borrowed_from and accel.id not in eff.chips:
+        notes.append(f"no micro-benchmarks for {accel.id}: efficiencies inherited from {setup.eff.borrowed_from} "
+                     f"(nearest fitted chip of its family)")
+    if system is None:
+        notes.append(f"no system given: synthesised {setup.system.name}")
     if constants is not None:
         setup = replace(setup, constants=constants)
     t = case.training
@@ -136,6 +143,8 @@ def predict_training(case: Case, catalog: Catalog, eff: EfficiencyTable, calib: 
     # knobs the case format never publishes (TP/EP overlap, rank order): the source's software facts
     # where recorded, else chosen by the search like the unpublished fields
     knobs = software_facts().get(case.url or "", NO_FACTS).plan_knobs()
+    if knobs.get("tp_comm_overlap") and (pinned.get("tp") == 1 or pinned.get("sequence_parallel") is False):
+        knobs["tp_comm_overlap"] = False  # nothing to overlap without TP (and the overlap needs SP)
     pinned.update(knobs)
     unknown_knobs = [k for k in KNOB_FIELDS if k not in knobs and (k != "ep_comm_overlap" or model.moe)]
     if not missing and not unknown_knobs:
