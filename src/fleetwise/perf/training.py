@@ -309,6 +309,19 @@ def kernels_per_layer_fwd(c: Candidates, s: TrainingSetup) -> tuple[FloatArray, 
     return np.asarray(base + tp_kernels, dtype=np.float64), attn
 
 
+def param_tensors_per_layer(s: TrainingSetup) -> float:
+    """Parameter tensors of one layer, each accumulating its gradient once per backward pass: two norms
+    (weight, and bias for LayerNorm), four weight matrices (gate and up fused) and their biases when the
+    model has them; an MoE layer adds the router and each local expert's matrices (all experts, ep=1)."""
+    m = s.model
+    per_norm = 2.0 if m.norm == "layernorm" else 1.0
+    dense = 2.0 * per_norm + 4.0 * (2.0 if m.linear_bias else 1.0)
+    if m.moe is None:
+        return dense
+    moe_share = 1.0 - m.n_dense_layers / m.layers
+    return dense + moe_share * (1.0 + 2.0 * m.moe.experts - 2.0)
+
+
 def layer_costs(c: Candidates, s: TrainingSetup) -> LayerCosts:
     """Per-layer, per-micro-batch costs of every plan (dense and MoE layers averaged by their share)."""
     m = s.model
@@ -324,9 +337,10 @@ def layer_costs(c: Candidates, s: TrainingSetup) -> LayerCosts:
     # host floor: a pass cannot finish before the host has issued its kernels (eager frameworks);
     # the excess of kernels x host time over the GPU time (kernels + their TP traffic) is exposed
     n_fwd, n_attn = kernels_per_layer_fwd(c, s)
+    n_bwd = 2.0 * n_fwd + param_tensors_per_layer(s)  # + one gradient accumulation per parameter tensor
     host = s.job.host_s_per_kernel
     kernel_fwd = kernel_fwd + np.maximum(n_fwd * host - kernel_fwd - 0.5 * lt.tp_comm, 0.0)
-    kernel_bwd = kernel_bwd + np.maximum(2.0 * n_fwd * host - kernel_bwd - 0.5 * lt.tp_comm, 0.0)
+    kernel_bwd = kernel_bwd + np.maximum(n_bwd * host - kernel_bwd - 0.5 * lt.tp_comm, 0.0)
     # recompute: full re-runs the layer forward (with its TP traffic) for a share of layers;
     # selective re-runs the attention core only (Korthikanti et al. 2022, Sec. 5)
     full_frac = np.where(c.recompute == 2, c.recompute_frac, 0.0)
