@@ -363,16 +363,41 @@ def fit_fabric(name: str, bench: dict, accel: dict) -> dict:
     return out
 
 
+def ib_ramp(bench: dict) -> tuple[float, str]:
+    """S_half per rank's chunk of an InfiniBand all-reduce, from a sweep that publishes its mean busbw.
+
+    Over sizes 0..L the mean of B S/(S + h) is B (1 - (h/L) ln(1 + L/h)); solving mean/max for h gives
+    the ramp of the whole message, divided by the k ranks per node for the per-NIC chunk.
+    """
+    for e in bench["collectives"]:
+        note = str(e.get("notes", ""))
+        m = re.search(r"Average busbw ([\d.]+)", note)
+        sizes = re.search(r"nccl-tests 8 B-([\d.]+) MB", str(e.get("conditions", "")))
+        if m and sizes and "InfiniBand" in e.get("fabric", ""):
+            ratio = float(m.group(1)) / float(e["measured"]["value"])
+            grid = np.geomspace(1e-4, 1.0, 2000)
+            x = float(grid[np.argmin(np.abs(grid * np.log1p(1.0 / grid) - (1.0 - ratio)))])
+            length = float(sizes.group(1)) * 1e6
+            k = e["group_size"] / e["nodes"]
+            return x * length / k, (f"from the {e['chip']} {e['nodes']}-node sweep's mean/max busbw "
+                                    f"{ratio:.3f} over 8 B-{sizes.group(1)} MB, per rank's 1/{k:.0f} chunk")
+    raise SystemExit("no InfiniBand sweep with a published mean busbw")
+
+
 def fit_scaleout(bench: dict, accel: dict) -> dict:
     """EFA from the B200 4-node sweep; IB from large-job all-reduce figures; RoCE borrowed from IB."""
     efa = next(e for e in bench["collectives"] if "EFA" in e.get("fabric", "") and e.get("points"))
     got = collective_points(efa, accel[efa["chip"]]["scaleout_gbit_per_chip"] / 8, "per_accelerator_nic_GBps")
     b, s_half, rms = hyperbola_fit(got["plateau"], got["curve"])
+    # the model runs a spanning collective hierarchically: the inter-node ramp sees each rank's 1/k chunk
+    # of the message (k ranks per node), so S_half is stored per chunk, not per nccl-tests message
+    k_efa = efa["group_size"] / efa["nodes"]
     base = {"tier": "scaleout", "algorithm": "hierarchical", "bw_basis": "scaleout_line_rate"}
     col = {"efa_scaleout": base | {
-        "applies_to": [efa["chip"]], "busbw_frac": b, "s_half_bytes": s_half, "alpha_s": got["floor"][0],
+        "applies_to": [efa["chip"]], "busbw_frac": b, "s_half_bytes": s_half / k_efa, "alpha_s": got["floor"][0],
         "fitted_on": f"{efa['chip']} {efa['nodes']}-node all_reduce sweep; per-GPU NIC rate = "
-        "busbw (k-1)/(n-1) against scaleout_gbit_per_chip/8"}}
+        "busbw (k-1)/(n-1) against scaleout_gbit_per_chip/8; s_half per rank's 1/k chunk"}}
+    ib_s_half, ib_s_half_from = ib_ramp(bench)
     ib, lat = [], []
     for e in bench["collectives"]:
         fab = e.get("fabric", "")
@@ -387,10 +412,10 @@ def fit_scaleout(bench: dict, accel: dict) -> dict:
             ib.append((e["measured"]["value"] * (e["nodes"] - 1) / (e["group_size"] - 1) / rate, e))
     col["ib_scaleout"] = base | {
         "applies_to": ["any"], "busbw_frac": float(np.exp(np.mean(np.log([f for f, _ in ib])))),
-        "s_half_bytes": s_half, "alpha_s": min(lat), "confidence": "low",
+        "s_half_bytes": ib_s_half, "alpha_s": min(lat), "confidence": "low",
         "fitted_on": "geomean of " + ", ".join(f"{e['chip']} {e['nodes']}-node {f:.2f}" for f, e in ib)
-        + " (low-confidence figures; NIC rate of the H200 job from the catalog); s_half from "
-        "efa_scaleout (no IB sweep); alpha = 2-node H20 all_reduce floor"}
+        + " (low-confidence figures; NIC rate of the H200 job from the catalog); s_half " + ib_s_half_from
+        + "; alpha = 2-node H20 all_reduce floor"}
     col["roce_scaleout"] = col["ib_scaleout"] | {
         "fitted_on": "borrowed from ib_scaleout: no RoCE collective data (raw RoCE RDMA read on MI300X "
         "reaches 0.97 of line rate, as raw IB/EFA RDMA does)"}

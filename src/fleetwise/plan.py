@@ -34,6 +34,15 @@ class TrainingJob(BaseModel):
         "(softmax, mask, dropout over s^2 elements), as in stacks without a flash kernel",
     )
 
+    host_s_per_kernel: float = Field(
+        default=4e-6, ge=0.0, le=1e-3,
+        description="host time to issue one kernel: ~3-5 us with CUDA graphs or a lean launcher, tens of us "
+        "in eager PyTorch; a layer pass takes at least kernels x this (measured-efficiency notes, overheads)",
+    )
+    dp_overlap: bool = Field(default=True, description="data-parallel gradient reduction overlapped with backward")
+    grad_dtype: Literal["fp32", "bf16", "fp16"] = Field(
+        default="fp32", description="dtype the data-parallel gradient reduction moves")
+
     @property
     def tokens_per_step(self) -> int:
         return self.seq_len * self.global_batch

@@ -21,7 +21,7 @@ SKIPPED = {
     "models": {"t5-11b", "meena-2.6b", "gshard-600b", "switch-c-1.6t", "pangu-sigma", "pangu-ultra-moe-718b"},
 }
 # Entries added beyond the reference.
-ADDED = {"systems": {"nvidia_hgx_h800"}}
+ADDED = {"systems": {"nvidia_hgx_h800"}, "accelerators": {"metax_c500"}, "models": {"codellama-34b"}}
 
 BUNDLED_IDS = {
     "accelerators": [
@@ -52,6 +52,7 @@ BUNDLED_IDS = {
         "intel_gaudi2",
         "intel_gaudi3",
         "kunlunxin_r200",
+        "metax_c500",
         "moorethreads_mtt_s4000",
         "nvidia_a100_40gb_sxm",
         "nvidia_a100_80gb_sxm",
@@ -107,6 +108,7 @@ BUNDLED_IDS = {
     ],
     "models": [
         "bloom-176b",
+        "codellama-34b",
         "deepseek-v2",
         "deepseek-v3",
         "gemma-2-9b",

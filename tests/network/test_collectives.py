@@ -66,3 +66,20 @@ def test_halving_oversubscription_never_slows(catalog: Catalog, eff: EfficiencyT
     half = build_network(sys_.model_copy(update={"scaleout_oversubscription": 2.0}), accel, eff)
     args = (np.array([1e8]), np.array([64]), np.array([8]))
     assert half.all_reduce_s(*args)[0] < over.all_reduce_s(*args)[0]
+
+
+def test_tp_beyond_the_scale_up_domain_is_priced_on_scale_out_not_rejected() -> None:
+    from fleetwise.catalog import load_catalog
+    from fleetwise.perf.efficiency import load_efficiency
+    from fleetwise.perf.setup import make_training_setup
+    from fleetwise.plan import TrainingJob, TrainingPlan
+    from fleetwise.search.evaluate import evaluate_plan
+
+    cat = load_catalog([])
+    s = make_training_setup(cat.model("gpt3-175b"), cat.accelerator("nvidia_a100_80gb_sxm"),
+                            cat.system("nvidia_dgx_a100"), TrainingJob(seq_len=2048, global_batch=64),
+                            load_efficiency())
+    inside = evaluate_plan(s, TrainingPlan(tp=8, pp=8, dp=2, micro_batch=1, zero=0), allow_over_memory=True)
+    across = evaluate_plan(s, TrainingPlan(tp=16, pp=8, dp=1, micro_batch=1, zero=0), allow_over_memory=True)
+    assert across.comm_tiers["tp"] == "scale-out"
+    assert across.breakdown_s["tp_comm_s"] > 2.0 * inside.breakdown_s["tp_comm_s"]

@@ -10,12 +10,12 @@ from fleetwise.perf.efficiency import EfficiencyTable
 from fleetwise.perf.setup import make_training_setup
 from fleetwise.perf.training import training_step
 from fleetwise.plan import TrainingJob, TrainingPlan
-from fleetwise.validate.runner import software_facts
+from fleetwise.validate.software import software_facts
 
 
 def test_every_fact_names_its_source_and_reason() -> None:
     facts = software_facts()
-    assert facts and all(f.get("why") and f["attention_kernel"] in ("flash", "unfused") for f in facts.values())
+    assert facts and all(f.why and f.attention_kernel in ("flash", "unfused") for f in facts.values())
 
 
 def test_unfused_attention_costs_more_and_most_for_long_sequences(catalog: Catalog, eff: EfficiencyTable) -> None:

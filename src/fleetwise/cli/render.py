@@ -142,6 +142,11 @@ def validation(report: Any, as_json: bool) -> None:
             continue
         print(f"\n{title}:")
         for g, s in data[key].items():
+            if g == "sweeps":
+                print(f"  {g:<10} n={s['count']:3d}  median regret {100 * s['median_regret']:.1f}%"
+                      f"  max {100 * s['max_regret']:.1f}%  pick within 5% {100 * s['within_5']:.0f}%"
+                      f"  median spearman {s['median_spearman']:.2f}")
+                continue
             print(f"  {g:<10} n={s['count']:3d}  median |err| {100 * s['median_ape']:.1f}%"
                   f"  mean {100 * s['mean_ape']:.1f}%  within 10% {100 * s['within_10']:.0f}%"
                   f"  within 25% {100 * s['within_25']:.0f}%"

@@ -6,10 +6,11 @@ arrays: bytes per rank, group size, and the stride of the group in the rank orde
 consecutive ranks lie inside each member), and returns seconds.
 
 Model: nccl-tests bus bandwidth ``busbw(S) = B_max·S/(S + S_half)`` (fitted per tier on micro-benchmarks),
-so a collective moving ``S`` bytes takes ``factor·(S + S_half)/B_max + α·log2(g)``, with ``factor``
+so a collective moving ``S`` bytes takes ``max(factor·(S + S_half)/B_max, α)``, with ``factor``
 ``2(g-1)/g`` for all-reduce and ``(g-1)/g`` for all-gather / reduce-scatter (Thakur et al. 2005).
-A group that does not fit in one scale-up domain is bounded by each rank's share of the scale-out NICs
-(rail-optimised networks give every rank its own NIC), divided by the oversubscription.
+A group that does not fit in one scale-up domain runs hierarchically: inside each domain on scale-up,
+and across domains on 1/k of the data per rank, each of the k ranks of a domain on its own NIC share
+(rail-optimised networks), divided by the oversubscription.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fleetwise.catalog.types import Accelerator, System, Tier
-from fleetwise.perf.efficiency import CollectiveEfficiency, EfficiencyTable
+from fleetwise.network.curves import CollectiveCurves, CollectiveEfficiency
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -62,15 +63,29 @@ class Network:
     def spans_scaleout(self, group: IntArray, stride: IntArray) -> npt.NDArray[np.bool_]:
         return np.asarray(group > self.ranks_in_domain(group, stride))
 
-    def _ring_s(self, bytes_: FloatArray, group: IntArray, stride: IntArray, factor: FloatArray) -> FloatArray:
+    def _ring_s(self, bytes_: FloatArray, group: IntArray, stride: IntArray, phases: float) -> FloatArray:
+        """Ring collective moving ``phases·(g-1)/g`` of ``bytes_`` per rank (2 all-reduce, 1 all-gather).
+
+        Time = factor·(S + S_half)/B_max: the S_half ramp of the measured busbw curve already holds the
+        latency, so the small-message floor α is a lower bound, not added on top (vTrain's A100 nccl-tests
+        LUT: 8-GPU 2 MiB all-reduce 93 us, 64 MiB 580 us; the ramp gives 78 and 568 us).
+        A group spanning domains runs hierarchically (NCCL's rings over rails): reduce-scatter inside each
+        domain, the inter-domain collective on 1/k of the data through each of the k ranks' own NICs, then
+        all-gather inside the domain.
+        """
         g = np.asarray(group, dtype=np.float64)
+        k = self.ranks_in_domain(group, stride).astype(np.float64)  # members per domain
         outside = self.spans_scaleout(group, stride)
-        up_bw = self.scaleup.busbw_max(g, self.scaleup.eff)
-        out_bw = self.scaleout.busbw_max(g, self.scaleout.eff)
-        bw = np.where(outside, out_bw, up_bw)
-        s_half = np.where(outside, self.scaleout.eff.s_half_bytes, self.scaleup.eff.s_half_bytes)
-        alpha = np.where(outside, self.scaleout.eff.alpha_s, self.scaleup.eff.alpha_s)
-        t = factor * (bytes_ + s_half) / bw + alpha * np.log2(np.maximum(g, 2.0))
+        nodes = np.maximum(g / np.maximum(k, 1.0), 1.0)
+        up, out = self.scaleup.eff, self.scaleout.eff
+
+        def ramp(b: FloatArray, n: FloatArray, bw: FloatArray, e: CollectiveEfficiency) -> FloatArray:
+            t = phases * (n - 1.0) / np.maximum(n, 1.0) * (b + e.s_half_bytes) / bw
+            return np.asarray(np.where(n > 1, np.maximum(t, e.alpha_s), 0.0))
+
+        intra = ramp(bytes_, k, self.scaleup.busbw_max(k, up), up)
+        inter = ramp(bytes_ / np.maximum(k, 1.0), nodes, self.scaleout.busbw_max(nodes, out), out)
+        t = np.where(outside, intra + inter, ramp(bytes_, g, self.scaleup.busbw_max(g, up), up))
         return np.asarray(np.where(g > 1, t, 0.0), dtype=np.float64)
 
     def all_reduce_s(self, bytes_: FloatArray, group: IntArray, stride: IntArray) -> FloatArray:
@@ -79,19 +94,19 @@ class Network:
         NCCL picks the algorithm per call; the faster of the measured curves stands in for that choice.
         """
         g = np.asarray(group, dtype=np.float64)
-        factor = 2.0 * (g - 1.0) / np.maximum(g, 1.0)
-        ring = self._ring_s(bytes_, group, stride, factor)
+        ring = self._ring_s(bytes_, group, stride, 2.0)
         nvls = self.scaleup.in_switch
         if nvls is None:
             return ring
         inside = ~self.spans_scaleout(group, stride)
-        t = factor * (bytes_ + nvls.s_half_bytes) / (nvls.busbw_frac * self.scaleup.tier.bw_bytes_per_s) + nvls.alpha_s
+        factor = 2.0 * (g - 1.0) / np.maximum(g, 1.0)
+        t = factor * (bytes_ + nvls.s_half_bytes) / (nvls.busbw_frac * self.scaleup.tier.bw_bytes_per_s)
+        t = np.maximum(t, nvls.alpha_s)  # the ramp holds the latency; alpha is its floor
         return np.asarray(np.where(inside & (g > 1), np.minimum(ring, t), ring), dtype=np.float64)
 
     def all_gather_s(self, bytes_: FloatArray, group: IntArray, stride: IntArray) -> FloatArray:
         """All-gather (or reduce-scatter) whose full result is ``bytes_`` per rank."""
-        g = np.asarray(group, dtype=np.float64)
-        return self._ring_s(bytes_, group, stride, (g - 1.0) / np.maximum(g, 1.0))
+        return self._ring_s(bytes_, group, stride, 1.0)
 
     def all_to_all_s(self, bytes_: FloatArray, group: IntArray, stride: IntArray) -> FloatArray:
         """All-to-all where each rank sends ``bytes_`` in all (a share to every peer).
@@ -119,7 +134,7 @@ class Network:
         return np.asarray(bytes_ / bw + alpha, dtype=np.float64)
 
 
-def build_network(system: System, accel: Accelerator, table: EfficiencyTable) -> Network:
+def build_network(system: System, accel: Accelerator, table: CollectiveCurves) -> Network:
     """Price the tiers of ``system`` with the efficiencies fitted for its accelerator."""
     up_eff = table.collective(accel.id, "scaleup")
     out_eff = table.collective(accel.id, "scaleout", system.scaleout_fabric_id)

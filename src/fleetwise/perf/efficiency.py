@@ -7,7 +7,7 @@ GEMM shapes column-wise. Parameters live in ``perf/data/efficiency.yaml`` (fitte
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,8 @@ import numpy.typing as npt
 
 from fleetwise.catalog.loader import load_yaml_file
 from fleetwise.errors import SpecError
+from fleetwise.network.curves import CollectiveEfficiency, parse_collective
+from fleetwise.perf.calibration import FAMILIES
 
 FloatArray = npt.NDArray[np.float64]
 DATA_FILE = Path(__file__).parent / "data" / "efficiency.yaml"
@@ -27,30 +29,6 @@ class GemmEfficiency:
 
     e_max: float
     t0_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class CollectiveEfficiency:
-    """Bus bandwidth ``B_max * S / (S + S_half)`` plus a latency floor ``alpha_s`` (nccl-tests convention)."""
-
-    busbw_frac: float
-    s_half_bytes: float
-    alpha_s: float
-    by_group_size: dict[int, float] = field(default_factory=dict)
-    applies_to: tuple[str, ...] = ()
-    tier: str = "any"
-    fabric_kind: str | None = None  # scale-out entries: "infiniband" | "roce" | None (any)
-    algorithm: str = "ring"  # ring | nvls (NVLink SHARP, in-switch reduction) | mesh | torus | hierarchical
-    basis_bytes_per_s: float | None = None  # when the fraction is of a fixed link rate, not the chip's tier
-
-    def frac(self, group_size: npt.NDArray[np.int64] | FloatArray) -> FloatArray:
-        """Fraction of link bandwidth reached as bus bandwidth, by group size (full meshes scale with peers)."""
-        g = np.asarray(group_size, dtype=np.float64)
-        if not self.by_group_size:
-            return np.full_like(g, self.busbw_frac)
-        sizes = np.array(sorted(self.by_group_size), dtype=np.float64)
-        fracs = np.array([self.by_group_size[int(s)] for s in sizes])
-        return np.asarray(np.interp(g, sizes, fracs), dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +89,17 @@ class EfficiencyTable:
     alltoall: dict[str, CollectiveEfficiency]
 
     def chip(self, chip_id: str) -> ChipEfficiency:
-        return self.chips.get(chip_id, self.defaults)
+        """The chip's fitted efficiencies; a chip without micro-benchmarks inherits those of the nearest
+        fitted chip of its family (``borrowed_from`` says which), else the generic defaults."""
+        if chip_id in self.chips:
+            return self.chips[chip_id]
+        for fam in FAMILIES.values():
+            if chip_id in fam:
+                here = fam.index(chip_id)
+                fitted = sorted((abs(fam.index(c) - here), fam.index(c) < here, c) for c in fam if c in self.chips)
+                if fitted:
+                    return replace(self.chips[fitted[0][2]], chip_id=chip_id, borrowed_from=fitted[0][2])
+        return self.defaults
 
     def collective(self, chip_id: str, tier: str, fabric_id: str | None = None) -> CollectiveEfficiency:
         """The fitted ring-collective model for a chip's tier ('scaleup' | 'scaleout').
@@ -165,44 +153,6 @@ def _chip(chip_id: str, raw: dict[str, Any], defaults: dict[str, Any], is_defaul
     )
 
 
-def _size_frac(v: Any) -> float:
-    """A group size's fraction: ring ``busbw_frac``, or the mean of all-to-all dispatch and combine."""
-    if not isinstance(v, dict):
-        return float(v)
-    if "busbw_frac" in v:
-        return float(v["busbw_frac"])
-    return 0.5 * (float(v["dispatch_frac"]) + float(v["combine_frac"]))
-
-
-def _collective(raw: dict[str, Any], name: str = "") -> CollectiveEfficiency:
-    by_size = {int(k): _size_frac(v) for k, v in (raw.get("by_group_size") or {}).items()}
-    frac = raw.get("busbw_frac")
-    if frac is None and by_size:
-        frac = by_size[max(by_size)]
-    applies = raw.get("applies_to") or ()
-    fabric_kind = None
-    if isinstance(applies, str) or list(applies) == ["any"]:
-        # scale-out entries that apply to any chip on a fabric family, named ib_* / roce_*
-        fabric_kind = "infiniband" if name.startswith("ib") else "roce" if name.startswith("roce") else None
-        applies = ()
-    basis = None
-    bw_basis = str(raw.get("bw_basis") or "")
-    if bw_basis.startswith("ici_link_"):
-        # fraction of one ICI link; a ring on one torus axis drives a link in each direction
-        basis = 2.0 * float(bw_basis.removeprefix("ici_link_").removesuffix("GBps")) * 1e9
-    return CollectiveEfficiency(
-        busbw_frac=float(frac if frac is not None else 0.7),
-        s_half_bytes=float(raw.get("s_half_bytes", 16e6)),
-        alpha_s=float(raw.get("alpha_s", 30e-6)),
-        by_group_size=by_size,
-        applies_to=tuple(applies),
-        tier=str(raw.get("tier", "any")),
-        fabric_kind=fabric_kind,
-        basis_bytes_per_s=basis,
-        algorithm=str(raw.get("algorithm") or "ring"),
-    )
-
-
 def load_efficiency(path: Path = DATA_FILE) -> EfficiencyTable:
     """Read the fitted efficiency file."""
     data = load_yaml_file(path)
@@ -217,9 +167,9 @@ def load_efficiency(path: Path = DATA_FILE) -> EfficiencyTable:
     small_k = data.get("gemm_small_k") or {}
     chips = {cid: _chip(cid, raw or {}, defaults_raw, False, small_k) for cid, raw in data["chips"].items()}
     defaults = _chip("default", {}, defaults_raw, True, small_k)
-    collectives = {name: _collective(raw, name) for name, raw in (data.get("collectives") or {}).items()}
+    collectives = {name: parse_collective(raw, name) for name, raw in (data.get("collectives") or {}).items()}
     collectives.setdefault("scaleup_default", CollectiveEfficiency(0.7, 16e6, 30e-6, tier="scaleup"))
     collectives.setdefault("scaleout_default", CollectiveEfficiency(0.7, 32e6, 40e-6, tier="scaleout"))
-    alltoall = {name: _collective(raw, name) for name, raw in (data.get("alltoall") or {}).items()
+    alltoall = {name: parse_collective(raw, name) for name, raw in (data.get("alltoall") or {}).items()
                 if raw.get("bw_basis")}  # latency-only entries (small-batch kernels) are not bandwidth models
     return EfficiencyTable(chips, defaults, collectives, alltoall)

@@ -17,7 +17,7 @@ from fleetwise.perf.candidates import Candidates
 from fleetwise.perf.model_math import attention_dims
 
 if TYPE_CHECKING:
-    from fleetwise.perf.training import TrainingSetup
+    from fleetwise.perf.setup import TrainingSetup
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -6,29 +6,53 @@ scale-up and scale-out figures (8-chip nodes), and says so in its name.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from fleetwise.catalog.types import Accelerator, ModelArch, SiteLink, System, Tier
 from fleetwise.errors import SpecError
-from fleetwise.network.collectives import build_network
-from fleetwise.perf.calibration import Calibration, load_calibration
-from fleetwise.perf.efficiency import EfficiencyTable, load_efficiency
-from fleetwise.perf.model_math import param_counts
-from fleetwise.perf.training import TrainingSetup
+from fleetwise.network.collectives import Network, build_network
+from fleetwise.perf.calibration import Calibration, GroupConstants, load_calibration
+from fleetwise.perf.efficiency import ChipEfficiency, EfficiencyTable, load_efficiency
+from fleetwise.perf.model_math import ParamCounts, param_counts
 from fleetwise.plan import TrainingJob
 
 
+@dataclass(frozen=True, slots=True)
+class TrainingSetup:
+    """Everything a training cost evaluation needs besides the plan columns."""
+
+    model: ModelArch
+    accel: Accelerator
+    system: System
+    network: Network
+    eff: ChipEfficiency
+    job: TrainingJob
+    constants: GroupConstants
+    params: ParamCounts
+    sites: int = 1  # data-parallel replicas spread evenly over this many data-centre sites
+    site_link: SiteLink | None = None  # the link between sites (required when sites > 1)
+
+
 def synthetic_system(accel: Accelerator) -> System:
-    """An 8-chip (or domain-sized, if smaller) node built from the accelerator's datasheet figures."""
-    domain = min(accel.scaleup_domain or 8, 8)
+    """A node built from the accelerator's datasheet figures, inside the accelerator's own scale-up domain.
+
+    Nodes hold at most 8 chips; the scale-up domain is the datasheet's (a TPU slice spans 256 or more chips
+    over ICI, so its collectives stay off the data-centre network), 8 when it is not published.
+    """
+    domain = accel.scaleup_domain or 8
+    per_node = min(domain, 8)
     bw = accel.scaleup_gbps_bidir or 64.0
+    topology = "torus" if accel.id.startswith("google_tpu") else "switched"
     return System(
         id=f"{accel.id}__node",
         vendor=accel.vendor,
-        name=f"{domain}x {accel.name} (synthesised from the accelerator's figures)",
+        name=f"{per_node}x {accel.name} per node, {domain}-chip scale-up domain (synthesised from the "
+        f"accelerator's figures)",
         accelerator_id=accel.id,
-        chips_per_node=domain,
-        domain_size=domain,
-        scaleup=Tier(topology="switched", gbps_bidir_per_chip=bw),
-        scaleout_gbit_per_node=(accel.scaleout_gbit_per_chip or 100.0) * domain,
+        chips_per_node=per_node,
+        domain_size=domain if domain % per_node == 0 else per_node,
+        scaleup=Tier(topology=topology, gbps_bidir_per_chip=bw),
+        scaleout_gbit_per_node=(accel.scaleout_gbit_per_chip or 100.0) * per_node,
     )
 
 

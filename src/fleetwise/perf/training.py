@@ -17,18 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from fleetwise.catalog.types import Accelerator, ModelArch, SiteLink, System
-from fleetwise.network.collectives import Network
-from fleetwise.perf.calibration import GroupConstants
 from fleetwise.perf.candidates import Candidates
-from fleetwise.perf.efficiency import ChipEfficiency
 from fleetwise.perf.memory import MemoryColumns, training_memory
-from fleetwise.perf.model_math import Gemm, ParamCounts, attention_dims, dense_layer_gemms, moe_layer_gemms
+from fleetwise.perf.model_math import Gemm, attention_dims, dense_layer_gemms, moe_layer_gemms
 from fleetwise.perf.moe import token_copies
-from fleetwise.plan import TrainingJob
+from fleetwise.perf.setup import TrainingSetup as TrainingSetup  # defined beside make_training_setup; re-exported
 
 FloatArray = npt.NDArray[np.float64]
 
+GRAD_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0}  # data-parallel gradient reduction dtype
 ACT_BYTES = 2.0  # activations and their gradients travel in 16 bit (also in fp8 training)
 KERNEL_GAP_S = 2.0e-6  # idle gap between dependent kernels (launch overhead partly hidden by queueing)
 KERNELS_PER_LAYER_FWD = 14
@@ -41,29 +38,17 @@ ASSUMPTIONS: tuple[str, ...] = (
     "TP communication exposed unless tp_comm_overlap (then hidden behind GEMMs up to their length)",
     "CP ring-attention KV exchange overlapped with attention compute",
     "EP all-to-all exposed unless ep_comm_overlap (then hidden behind expert GEMMs up to their length)",
-    "DP gradient reduce-scatter/all-reduce overlapped with the last micro-batch's backward",
+    "DP gradient reduce-scatter/all-reduce overlapped with the cool-down backward passes unless the job says "
+    "dp_overlap=false; gradients reduced in the job's grad_dtype (default fp32)",
     "ZeRO-3 parameter all-gathers overlapped with each micro-batch's compute",
-    "pipeline: 1F1B (interleaved when vpp>1), bubble (pp-1)/vpp stage-times; last stage carries the LM head",
+    "pipeline: 1F1B (interleaved when vpp>1), bubble (pp-1)/vpp stage-times of the slowest stage (ceil(layers/pp)); "
+    "last stage carries the LM head; p2p scatter-gather 1/tp per rank",
     "optimizer: Adam, fp32 master weights and moments, memory-bound",
     "across sites: in-site reduce-scatter, then a ring all-reduce of one fp32 gradient replica over the site link",
     "group constant compute_scale (fitted on published runs of the chip family) multiplies kernel time",
+    "host floor: a layer pass takes at least its kernels (counted from the layer's structure; backward 2x) "
+    "x the job's host time per kernel",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class TrainingSetup:
-    """Everything a training cost evaluation needs besides the plan columns."""
-
-    model: ModelArch
-    accel: Accelerator
-    system: System
-    network: Network
-    eff: ChipEfficiency
-    job: TrainingJob
-    constants: GroupConstants
-    params: ParamCounts
-    sites: int = 1  # data-parallel replicas spread evenly over this many data-centre sites
-    site_link: SiteLink | None = None  # the link between sites (required when sites > 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +291,37 @@ class LayerCosts:
                           + self.ep_comm)
 
 
+def kernels_per_layer_fwd(c: Candidates, s: TrainingSetup) -> tuple[FloatArray, float]:
+    """(kernels of one layer's forward pass, of which the attention core), counted from its structure.
+
+    Megatron-style layer: 2 norms, 4 weight GEMMs (QKV, output, MLP up, MLP down; gate and up fused),
+    3 fused elementwise kernels (bias-dropout-add twice, bias-activation); attention 1 kernel when fused
+    (flash), 6 unfused (QK^T, scale-mask-softmax, dropout, AV, two layout copies); TP adds 2 all-reduces
+    (4 all-gather/reduce-scatter with SP); an MoE layer adds router, top-k, permute, unpermute and a
+    grouped GEMM pair. Backward issues about twice the forward's kernels (activation and weight grads).
+    """
+    m = s.model
+    attn = 6.0 if s.job.attention_kernel == "unfused" else 1.0
+    base = 9.0 + attn
+    if m.moe is not None:
+        base += (1.0 - m.n_dense_layers / m.layers) * 6.0
+    tp_kernels = np.where(c.tp > 1, np.where(c.sp, 4.0, 2.0), 0.0)
+    return np.asarray(base + tp_kernels, dtype=np.float64), attn
+
+
+def param_tensors_per_layer(s: TrainingSetup) -> float:
+    """Parameter tensors of one layer, each accumulating its gradient once per backward pass: two norms
+    (weight, and bias for LayerNorm), four weight matrices (gate and up fused) and their biases when the
+    model has them; an MoE layer adds the router and each local expert's matrices (all experts, ep=1)."""
+    m = s.model
+    per_norm = 2.0 if m.norm == "layernorm" else 1.0
+    dense = 2.0 * per_norm + 4.0 * (2.0 if m.linear_bias else 1.0)
+    if m.moe is None:
+        return dense
+    moe_share = 1.0 - m.n_dense_layers / m.layers
+    return dense + moe_share * (1.0 + 2.0 * m.moe.experts - 2.0)
+
+
 def layer_costs(c: Candidates, s: TrainingSetup) -> LayerCosts:
     """Per-layer, per-micro-batch costs of every plan (dense and MoE layers averaged by their share)."""
     m = s.model
@@ -318,10 +334,18 @@ def layer_costs(c: Candidates, s: TrainingSetup) -> LayerCosts:
     assert lt is not None
     kernel_fwd = (lt.gemm_fwd + lt.attn_fwd + lt.mem_fwd) * scale
     kernel_bwd = (lt.gemm_bwd + lt.attn_bwd + 2.0 * lt.mem_fwd) * scale
+    # host floor: a pass cannot finish before the host has issued its kernels (eager frameworks);
+    # the excess of kernels x host time over the GPU time (kernels + their TP traffic) is exposed
+    n_fwd, n_attn = kernels_per_layer_fwd(c, s)
+    n_bwd = 2.0 * n_fwd + param_tensors_per_layer(s)  # + one gradient accumulation per parameter tensor
+    host = s.job.host_s_per_kernel
+    kernel_fwd = kernel_fwd + np.maximum(n_fwd * host - kernel_fwd - 0.5 * lt.tp_comm, 0.0)
+    kernel_bwd = kernel_bwd + np.maximum(n_bwd * host - kernel_bwd - 0.5 * lt.tp_comm, 0.0)
     # recompute: full re-runs the layer forward (with its TP traffic) for a share of layers;
     # selective re-runs the attention core only (Korthikanti et al. 2022, Sec. 5)
     full_frac = np.where(c.recompute == 2, c.recompute_frac, 0.0)
-    recomp = full_frac * (kernel_fwd + 0.5 * lt.tp_comm) + np.where(c.recompute == 1, lt.attn_fwd * scale, 0.0)
+    attn_again = np.maximum(lt.attn_fwd * scale, n_attn * host)
+    recomp = full_frac * (kernel_fwd + 0.5 * lt.tp_comm) + np.where(c.recompute == 1, attn_again, 0.0)
     return LayerCosts(
         kernel_fwd=np.asarray(kernel_fwd), kernel_bwd=np.asarray(kernel_bwd), recompute=np.asarray(recomp),
         tp_comm=lt.tp_comm, cp_comm=lt.cp_comm, ep_comm=lt.ep_comm, mem_fwd=np.asarray(lt.mem_fwd * scale),
@@ -334,7 +358,8 @@ def training_step(c: Candidates, s: TrainingSetup) -> StepColumns:
     m = s.model
     pp = c.pp.astype(np.float64)
     n_micro = (s.job.global_batch / (c.dp * c.mbs)).astype(np.float64)
-    layers_stage = m.layers / pp  # uneven layouts balance stages when pp does not divide the layers
+    # the slowest stage sets the pace: ceil(layers/pp) when pp does not divide the layers
+    layers_stage = np.ceil(m.layers / pp - 1e-9)
     lc = layer_costs(c, s)
     kernel_fwd, kernel_bwd, recomp_layer, head, mtp = lc.kernel_fwd, lc.kernel_bwd, lc.recompute, lc.head, lc.mtp
     full_frac = np.where(c.recompute == 2, c.recompute_frac, 0.0)
@@ -344,13 +369,17 @@ def training_step(c: Candidates, s: TrainingSetup) -> StepColumns:
     stage_tp = layers_stage * lc.tp_comm
     stage_cp = layers_stage * lc.cp_comm
     stage_ep = layers_stage * lc.ep_comm
-    # pipeline p2p: activations forward and gradients backward at each of the vpp chunk boundaries
-    p2p_bytes = c.mbs * float(s.job.seq_len) / c.cp * m.hidden * ACT_BYTES / np.where(c.sp, c.tp, 1)
+    # pipeline p2p: activations forward and gradients backward at each of the vpp chunk boundaries;
+    # Megatron's scatter-gather sends 1/tp of the activation per rank and all-gathers it on the next
+    # stage inside its TP group (Narayanan et al. 2021, Sec. 4.1); with SP the shard is already 1/tp
+    act = c.mbs * float(s.job.seq_len) / c.cp * m.hidden * ACT_BYTES
     crosses = s.network.spans_scaleout(c.pp, c.pp_stride)
-    stage_pp = np.where(c.pp > 1, 2.0 * c.vpp * s.network.p2p_s(p2p_bytes, crosses), 0.0)
+    gather = np.where(c.sp, 0.0, s.network.all_gather_s(act, c.tp, np.ones_like(c.tp)))
+    stage_pp = np.where(c.pp > 1, 2.0 * c.vpp * (s.network.p2p_s(act / c.tp, crosses) + gather), 0.0)
 
     stage_total = stage_compute + stage_recompute + stage_tp + stage_cp + stage_ep + stage_pp
-    bubble = np.where(c.pp > 1, (pp - 1.0) / c.vpp * stage_total, 0.0)
+    # the bubble idles for (pp-1)/vpp stage times of work; the p2p of those slots is already counted above
+    bubble = np.where(c.pp > 1, (pp - 1.0) / c.vpp * (stage_total - stage_pp), 0.0)
 
     dp_exposed = _dp_exposed_s(c, s, layers_stage, kernel_bwd, kernel_fwd + kernel_bwd, n_micro)
     optimizer = _optimizer_s(c, s, layers_stage)
@@ -393,10 +422,11 @@ def _dp_exposed_s(c: Candidates, s: TrainingSetup, layers_stage: FloatArray, bwd
     dps = c.dp * c.cp // s.sites  # the data-parallel group inside one site
     edp = np.maximum(dps // c.ep, 1)
     stride = c.dp_stride
-    grad_dense = np.where(c.zero >= 1, net.all_gather_s(dense * 4.0, dps, stride),
-                          net.all_reduce_s(dense * 4.0, dps, stride))
-    grad_exp = np.where(c.zero >= 1, net.all_gather_s(experts * 4.0, edp, stride * c.ep),
-                        net.all_reduce_s(experts * 4.0, edp, stride * c.ep))
+    gb = GRAD_BYTES[s.job.grad_dtype]
+    grad_dense = np.where(c.zero >= 1, net.all_gather_s(dense * gb, dps, stride),
+                          net.all_reduce_s(dense * gb, dps, stride))
+    grad_exp = np.where(c.zero >= 1, net.all_gather_s(experts * gb, edp, stride * c.ep),
+                        net.all_reduce_s(experts * gb, edp, stride * c.ep))
     # distributed optimiser: updated 16-bit parameters all-gathered after the step (overlapped with
     # the next forward in current Megatron-LM, counted half-exposed here)
     gather = np.where(c.zero >= 1, 0.5 * (net.all_gather_s(dense * 2.0, dps, stride)
@@ -405,7 +435,8 @@ def _dp_exposed_s(c: Candidates, s: TrainingSetup, layers_stage: FloatArray, bwd
     # passes (up to pp of them) hide the bucketed reduction
     window = layers_stage * bwd_layer * np.minimum(n_micro, c.pp)
     grads = grad_dense + grad_exp + _inter_site_s(c, s)
-    exposed = np.maximum(grads - window, 0.05 * grads) + gather
+    # without overlap (Megatron-DeepSpeed of 2023: one reduction after the last backward) all of it is exposed
+    exposed = (np.maximum(grads - window, 0.05 * grads) if s.job.dp_overlap else grads) + gather
     # ZeRO-3: parameters gathered for forward and backward of every micro-batch, hidden behind compute
     z3 = n_micro * 2.0 * (net.all_gather_s(dense * 2.0, dps, stride) + net.all_gather_s(experts * 2.0, edp, stride))
     z3_exposed = np.maximum(z3 - n_micro * layers_stage * layer_total, 0.05 * z3)

@@ -133,11 +133,16 @@ def generate(space: SearchSpace, m: ModelArch, job: TrainingJob, block: int = 26
 def layout_masks(tp: npt.NDArray[np.int64], pp: npt.NDArray[np.int64], cp: npt.NDArray[np.int64],
                  ep: npt.NDArray[np.int64], dp: npt.NDArray[np.int64], m: ModelArch, job: TrainingJob,
                  domain_size: int, sites: int = 1) -> dict[str, BoolArray]:
-    """The rules that depend only on the parallel layout (not on micro-batch, recompute, ZeRO, ...)."""
+    """The rules that depend only on the parallel layout (not on micro-batch, recompute, ZeRO, ...).
+
+    TP wider than the scale-up domain is allowed: such plans were run and measured (vTrain's TP16 on
+    8-GPU nodes); their collectives are priced on the scale-out tier, so the search rarely picks them.
+    ``domain_size`` is kept for callers; no layout rule depends on it any more.
+    """
+    del domain_size
     kv = m.n_kv_heads if m.attention.type != "MLA" else m.heads
     masks: dict[str, BoolArray] = {
         "tp_divides_heads": (m.heads % tp == 0) & ((kv % tp == 0) | (tp % kv == 0)),
-        "tp_within_scaleup_domain": tp <= max(domain_size, 1),
         "pp_at_most_layers": pp <= m.layers,
         "cp_divides_sequence": job.seq_len % (2 * cp) == 0,
         "dp_divides_into_sites": dp % sites == 0,

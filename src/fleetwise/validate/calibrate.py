@@ -22,7 +22,8 @@ from fleetwise.errors import FleetwiseError
 from fleetwise.perf.calibration import DATA_FILE, Calibration, GroupConstants, family_of
 from fleetwise.perf.efficiency import EfficiencyTable, load_efficiency
 from fleetwise.validate.cases import ENERGY_METRICS, Case, load_cases
-from fleetwise.validate.runner import CasePrediction, bundled_case_files, predict_case
+from fleetwise.validate.predict import predict_case
+from fleetwise.validate.specs import CasePrediction, bundled_case_files
 
 FloatArray = npt.NDArray[np.float64]
 GRID = np.geomspace(0.6, 2.4, 13)

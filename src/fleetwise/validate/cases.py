@@ -68,6 +68,7 @@ class Case(_Strict):
     kind: Literal["training", "inference"]
     source: str
     url: str | None = None
+    sweep: str | None = Field(default=None, min_length=1, description="id shared by the runs of one measured sweep")
     model: str
     model_overrides: dict[str, Any] | None = None
     hardware: str

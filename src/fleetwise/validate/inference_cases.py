@@ -35,7 +35,7 @@ from fleetwise.perf.inference import (
     with_constants,
 )
 from fleetwise.validate.cases import ENERGY_METRICS, Case
-from fleetwise.validate.runner import CasePrediction, resolve_specs
+from fleetwise.validate.specs import CasePrediction, resolve_specs
 
 # Planner defaults for what a deployment leaves open (each is stated in the prediction's notes).
 DEFAULT_TOKEN_BUDGET = 8192  # tokens per continuous-batching step (TRT-LLM / vLLM max_num_batched_tokens order)
@@ -418,7 +418,7 @@ def main() -> None:
     from fleetwise.perf.efficiency import load_efficiency
     from fleetwise.perf.inference import CONSTANTS_FILE
     from fleetwise.validate.cases import load_cases
-    from fleetwise.validate.runner import BUNDLED_CASES
+    from fleetwise.validate.specs import BUNDLED_CASES
 
     catalog, eff = load_catalog(), load_efficiency()
     cases, _ = load_cases(Path(BUNDLED_CASES) / "inference.yaml")

@@ -1,0 +1,67 @@
+"""Software facts of published runs that the case format has no field for (``validate/data/software.yaml``).
+
+Entry points: ``software_facts()`` (url → ``SoftwareFacts``), ``SoftwareFacts.job_fields()`` (the
+``TrainingJob`` fields they set) and ``SoftwareFacts.plan_knobs()`` (the plan knobs they fix). A fact is
+what the source's software of that date did, with its reason; never a tuned constant.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from fleetwise.catalog.loader import format_validation_error, load_yaml_file
+from fleetwise.errors import SpecError
+
+DATA_FILE = Path(__file__).parent / "data" / "software.yaml"
+
+
+class SoftwareFacts(BaseModel):
+    """What one source's training stack did; ``None`` = not known (the tool chooses, and says so)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    why: str = Field(min_length=1)
+    attention_kernel: Literal["flash", "unfused"] = "flash"
+    host_s_per_kernel: float | None = Field(default=None, ge=0.0, le=1e-3,
+                                            description="host time to issue one kernel (eager: tens of us)")
+    dp_overlap: bool | None = Field(default=None, description="gradient reduction overlapped with backward")
+    grad_dtype: Literal["fp32", "bf16", "fp16"] | None = None
+    tp_comm_overlap: bool | None = None
+    ep_comm_overlap: bool | None = None
+    rank_order: Literal["tp-cp-dp-pp", "tp-cp-pp-dp"] | None = None
+
+    def job_fields(self) -> dict[str, Any]:
+        """``TrainingJob`` fields these facts set."""
+        out: dict[str, Any] = {"attention_kernel": self.attention_kernel}
+        for k in ("host_s_per_kernel", "dp_overlap", "grad_dtype"):
+            if getattr(self, k) is not None:
+                out[k] = getattr(self, k)
+        return out
+
+    def plan_knobs(self) -> dict[str, Any]:
+        """Plan knobs a case never publishes that these facts fix (``TrainingPlan`` field names)."""
+        return {k: getattr(self, k) for k in ("tp_comm_overlap", "ep_comm_overlap", "rank_order")
+                if getattr(self, k) is not None}
+
+
+NO_FACTS = SoftwareFacts(why="no software facts recorded for this source")
+
+
+@lru_cache(maxsize=4)
+def software_facts(path: Path = DATA_FILE) -> dict[str, SoftwareFacts]:
+    """Per-source facts keyed by a case's url."""
+    data = load_yaml_file(path)
+    sources = data.get("sources") if isinstance(data, dict) else None
+    if not isinstance(sources, dict):
+        raise SpecError(f"{path}: expected a 'sources' mapping of url -> facts")
+    out = {}
+    for url, raw in sources.items():
+        try:
+            out[str(url)] = SoftwareFacts.model_validate(raw)
+        except ValidationError as exc:
+            raise SpecError(format_validation_error(f"{path}: sources.{url}", exc)) from None
+    return out
