@@ -13,7 +13,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "fleetwise"
 # rank of each top-level package or module; an import must go to a strictly lower rank or stay inside
 LAYERS: dict[str, int] = {
-    "errors": 0, "units": 0,
+    "errors": 0, "units": 0, "version": 0,
     "catalog": 1,
     "plan": 2, "workload": 2,
     "network": 3,
