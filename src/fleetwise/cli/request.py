@@ -103,8 +103,8 @@ def _serve(args: argparse.Namespace, kind: str) -> dict[str, Any]:
         inputs["plan"] = {**row["plan"], **plan_flags}
         if "chips" in given and "replicas" not in plan_flags:
             inputs["plan"].pop("replicas", None)  # --chips re-derives the replicas
-    elif plan_flags:
-        inputs["plan"] = plan_flags
+    elif kind in ("explain_serve", "simulate"):
+        inputs["plan"] = plan_flags  # fields not given take the plan defaults (tp=1, one replica, ...)
     if "no_confirm" in given:
         given["confirm"] = not given.pop("no_confirm")
     if "price" in given:
