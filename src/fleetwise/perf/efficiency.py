@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fleetwise.catalog.loader import load_yaml_file
+from fleetwise.catalog.loader import load_data_file
 from fleetwise.errors import SpecError
 
 FloatArray = npt.NDArray[np.float64]
@@ -205,7 +205,7 @@ def _collective(raw: dict[str, Any], name: str = "") -> CollectiveEfficiency:
 
 def load_efficiency(path: Path = DATA_FILE) -> EfficiencyTable:
     """Read the fitted efficiency file."""
-    data = load_yaml_file(path)
+    data = load_data_file(path)
     if not isinstance(data, dict) or "chips" not in data:
         raise SpecError(f"{path}: expected top-level keys defaults, chips, collectives")
     d = data.get("defaults", {})

@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from fleetwise.catalog.loader import Catalog, format_validation_error, load_catalog, load_yaml_file
+from fleetwise.catalog.loader import (
+    Catalog,
+    data_layers,
+    format_validation_error,
+    load_catalog,
+    load_data_file,
+)
 from fleetwise.catalog.types import Accelerator, ModelArch, System
 from fleetwise.errors import FleetwiseError, InfeasibleError, SpecError
 from fleetwise.perf.calibration import Calibration, GroupConstants, load_calibration
@@ -110,11 +116,16 @@ def _training_job(case: Case, chips: int) -> tuple[TrainingJob, list[str]]:
     return job, notes
 
 
-@lru_cache(maxsize=1)
 def software_facts() -> dict[str, dict[str, str]]:
-    """Per-source software facts the case format has no field for (``validate/data/software.yaml``)."""
+    """Per-source software facts the case format has no field for (``validate/data/software.yaml``, with user
+    catalog folders' software.yaml layered over it)."""
+    return _software_facts(tuple(data_layers()))
+
+
+@lru_cache(maxsize=4)
+def _software_facts(layers: tuple[Path, ...]) -> dict[str, dict[str, str]]:
     path = BUNDLED_CASES / "software.yaml"
-    data = load_yaml_file(path)
+    data = load_data_file(path)
     sources = data.get("sources") if isinstance(data, dict) else None
     if not isinstance(sources, dict):
         raise SpecError(f"{path}: expected a 'sources' mapping of url -> facts")
