@@ -159,3 +159,19 @@ def test_to_dataframe_flattens_rows(studies: dict[str, Study]) -> None:
     df = studies["plan_train"].to_dataframe()
     assert isinstance(df, pd.DataFrame) and len(df) == 3
     assert {"plan.tp", "step_time_s", "energy.energy_j_per_token"} <= set(df.columns)
+
+
+def test_no_two_printed_rows_look_the_same(studies: dict[str, Study], capsys: pytest.CaptureFixture[str]) -> None:
+    from fleetwise.cli.render import study
+
+    for kind in ("plan_train", "plan_serve"):
+        rows = studies[kind].rows
+        assert len({json.dumps(r["plan"], sort_keys=True) for r in rows}) == len(rows)
+        study(studies[kind])
+        lines = capsys.readouterr().out.splitlines()
+        if kind == "plan_train":  # job line, header, rule, then one line per row
+            assert set(lines[2]) == {"-"}
+            body = lines[3:3 + len(rows)]
+        else:
+            body = [ln for ln in lines if "goodput" in ln and " chips " in ln]
+        assert len(body) == len(rows) and len(set(body)) == len(body), lines
