@@ -41,3 +41,18 @@ def test_a_user_data_file_of_the_wrong_shape_names_the_file(tmp_path: Path) -> N
             load_data_file(FAMILIES_FILE)
     finally:
         load_catalog([])
+
+
+def test_a_study_echoes_the_user_catalog_it_was_answered_with(tmp_path: Path) -> None:
+    from fleetwise.api import run_study
+
+    (tmp_path / "sites.yaml").write_text("sites:\n  my_dc: {pue: 1.2, gco2_per_kwh: 100, usd_per_kwh: 0.05, "
+                                         "source: test}\n")
+    q = {"model": "llama3-8b", "hardware": "nvidia_h100_sxm", "plan": {"tp": 8}, "global_batch": 64}
+    try:
+        layered = run_study("explain_train", q, catalog=load_catalog([tmp_path]))
+    finally:
+        plain = run_study("explain_train", q, catalog=load_catalog([]))
+    assert layered.inputs["catalog"]["user_folders"] == [str(tmp_path)]
+    assert plain.inputs["catalog"] == {"user_folders": []}
+    assert layered.id != plain.id and layered.rows[0]["step_time_s"] == plain.rows[0]["step_time_s"]

@@ -39,4 +39,29 @@ def run(kind: str, inputs: Mapping[str, Any], *, catalog: Catalog, progress: Pro
     lost = [k for k, v in inputs.items() if v is not None and k not in study.inputs]
     if lost:  # a runner bug, not a user error: an input was accepted but not echoed
         raise AssertionError(f"{kind}: inputs {lost} were accepted but not echoed")
-    return study
+    return Study(study.kind, {**study.inputs, "catalog": catalog_echo(catalog)}, study.results, study.version)
+
+
+def catalog_echo(catalog: Catalog) -> dict[str, Any]:
+    """Which catalog answered: the user folders layered over the bundled one (the bundled catalog is the
+    fleetwise version's) and a hash of every user entry and user data file, so a different catalog makes a
+    different question (study id)."""
+    import hashlib
+    from pathlib import Path
+
+    from fleetwise.catalog.loader import BUNDLED_DIR, data_layers
+    from fleetwise.study import canonical_json
+
+    bundled = BUNDLED_DIR.resolve()
+    user = sorted(k for k, v in catalog.origin.items() if not Path(v).resolve().is_relative_to(bundled))
+    folders = data_layers()
+    if not user and not folders:
+        return {"user_folders": []}
+    h = hashlib.sha256()
+    for key in user:
+        kind, _, id_ = key.partition("/")
+        h.update(key.encode() + canonical_json(catalog.kind(kind)[id_].model_dump(mode="json")).encode())
+    for folder in folders:
+        for f in sorted(folder.glob("*.yaml")):
+            h.update(f.name.encode() + f.read_bytes())
+    return {"user_folders": [str(f) for f in folders], "user_entries": len(user), "user_sha256": h.hexdigest()[:16]}
