@@ -134,3 +134,13 @@ def test_an_input_a_study_kind_does_not_take_is_rejected_not_dropped() -> None:
     with pytest.raises(SpecError, match=r"explain_serve: rate \(--rate\) does not apply here"):
         run_study("explain_serve", {"model": "llama3.1-8b", "hardware": "nvidia_h100_sxm", "rate": 3},
                   catalog=load_catalog([]))
+
+
+def test_every_runnable_kind_declares_its_inputs() -> None:
+    from fleetwise.studies import INPUTS, RUNNERS
+
+    assert set(INPUTS) == set(RUNNERS)
+    for kind, names in INPUTS.items():
+        with pytest.raises(SpecError, match="does not apply here"):
+            run_study(kind, {"no_such_input": 1}, catalog=load_catalog([]))
+        assert "model" in names or kind == "validate"

@@ -1,6 +1,7 @@
 """Study runners: one function per study kind, all reached through ``fleetwise.api.run_study``.
 
-Entry points: ``run(kind, inputs, catalog, progress)``, ``RUNNERS``.
+Entry points: ``run(kind, inputs, catalog, progress)``, ``RUNNERS``, ``INPUTS`` (the inputs each kind takes:
+any other is rejected with a message, never dropped).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ RUNNERS: dict[str, Runner] = {
     "plan_serve": serve.plan_serve, "explain_serve": serve.explain_serve, "compare_serve": serve.compare_serve,
     "match_serve": serve.match_serve, "simulate": serve.simulate_study, "validate": serve.validate_study,
 }
+
+INPUTS: dict[str, tuple[str, ...]] = {**train.TRAIN_INPUTS, **serve.SERVE_INPUTS}
 
 
 def run(kind: str, inputs: Mapping[str, Any], *, catalog: Catalog, progress: ProgressFn | None = None) -> Study:

@@ -277,6 +277,17 @@ def match_serving_fleets(model: str | ModelArch, ours: str, theirs: str, their_c
 
 _SLO = ("input_tokens", "output_tokens", "ttft_ms", "tpot_ms")
 
+SERVE_INPUTS: dict[str, tuple[str, ...]] = {  # the inputs each study kind takes (any other is rejected)
+    "plan_serve": ("model", "hardware", "system", "ttft_ms", "tpot_ms", "input_tokens", "output_tokens", "trace",
+                   "rate", "chips", "percentile", "top", "objective", "site", "power_cap_w", "confirm"),
+    "explain_serve": ("model", "hardware", "system", "plan", "chips", "input_tokens", "output_tokens", "trace",
+                      "tpot_ms"),
+    "simulate": ("model", "hardware", "system", "plan", "chips", "trace", "until_s"),
+    "compare_serve": ("model", "systems", "mixed", "site", "node_chips", "prices", *_SLO),
+    "match_serve": ("model", "ours", "theirs", "their_chips", "site", *_SLO),
+    "validate": ("files", "loso"),
+}
+
 
 def _slo(r: Inputs) -> dict[str, float]:
     d = {"input_tokens": DEFAULT_INPUT_TOKENS, "output_tokens": DEFAULT_OUTPUT_TOKENS, "ttft_ms": DEFAULT_TTFT_MS,
@@ -301,9 +312,7 @@ def plan_serve(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressFn
     from fleetwise.api import plan_serving
     from fleetwise.search.serialize import serving_row
 
-    r = Inputs("plan_serve", inputs, ("model", "hardware", "system", "ttft_ms", "tpot_ms", "input_tokens",
-                                      "output_tokens", "trace", "rate", "chips", "percentile", "top", "objective",
-                                      "site", "power_cap_w", "confirm"))
+    r = Inputs("plan_serve", inputs, SERVE_INPUTS["plan_serve"])
     model, hw = r.req_text("model"), r.req_text("hardware")
     ttft, tpot = r.number("ttft_ms", required=True), r.number("tpot_ms", required=True)
     trace = r.text("trace")
@@ -335,8 +344,7 @@ def _plan_input(r: Inputs) -> ServingPlan:
 
 def explain_serve(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressFn | None) -> Study:
     why = "explain serve reports one steady decode batch; use simulate (arrivals) or plan serve (SLO search)"
-    r = Inputs("explain_serve", inputs, ("model", "hardware", "system", "plan", "chips", "input_tokens",
-                                         "output_tokens", "trace", "tpot_ms"),
+    r = Inputs("explain_serve", inputs, SERVE_INPUTS["explain_serve"],
                {"ttft_ms": why, "percentile": why, "rate": why})
     model, hw = r.req_text("model"), r.req_text("hardware")
     plan = _plan_input(r)
@@ -350,7 +358,7 @@ def explain_serve(inputs: Mapping[str, Any], catalog: Catalog, progress: Progres
 
 
 def simulate_study(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressFn | None) -> Study:
-    r = Inputs("simulate", inputs, ("model", "hardware", "system", "plan", "chips", "trace", "until_s"))
+    r = Inputs("simulate", inputs, SERVE_INPUTS["simulate"])
     model, hw, trace = r.req_text("model"), r.req_text("hardware"), r.req_text("trace")
     plan = _plan_input(r)
     until = r.number("until_s")
@@ -380,7 +388,7 @@ def _prices(raw: object) -> dict[str, float]:
 
 
 def compare_serve(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressFn | None) -> Study:
-    r = Inputs("compare_serve", inputs, ("model", "systems", "mixed", "site", "node_chips", "prices", *_SLO))
+    r = Inputs("compare_serve", inputs, SERVE_INPUTS["compare_serve"])
     model = r.req_text("model")
     systems = r.ids("systems")
     mixed = r.text("mixed")
@@ -406,7 +414,7 @@ def compare_serve(inputs: Mapping[str, Any], catalog: Catalog, progress: Progres
 
 
 def match_serve(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressFn | None) -> Study:
-    r = Inputs("match_serve", inputs, ("model", "ours", "theirs", "their_chips", "site", *_SLO))
+    r = Inputs("match_serve", inputs, SERVE_INPUTS["match_serve"])
     model, ours, theirs = r.req_text("model"), r.req_text("ours"), r.req_text("theirs")
     their_chips, site, slo = r.req_whole("their_chips"), r.text("site"), _slo(r)
     out = match_serving_fleets(model, ours, theirs, their_chips, site=site, catalog=catalog, **slo)
@@ -418,7 +426,7 @@ def match_serve(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressF
 def validate_study(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressFn | None) -> Study:
     from fleetwise.validate.runner import bundled_case_files, validate_files
 
-    r = Inputs("validate", inputs, ("files", "loso"))
+    r = Inputs("validate", inputs, SERVE_INPUTS["validate"])
     files = r.ids("files")
     for f in files:
         if not Path(f).is_file():

@@ -23,6 +23,16 @@ JOB_KEYS = ("system", "seq_len", "global_batch", "precision", "tokens", "attenti
 PRECISIONS = ("bf16", "fp16", "fp8", "fp32", "tf32")
 PLAN_FIELDS = tuple(TrainingPlan.model_fields)
 
+TRAIN_INPUTS: dict[str, tuple[str, ...]] = {  # the inputs each study kind takes (any other is rejected)
+    "plan_train": ("model", "hardware", "chips", "pinned", "top", "objective", *JOB_KEYS),
+    "explain_train": ("model", "hardware", "plan", *JOB_KEYS),
+    "power_train": ("model", "hardware", "plan", "site", "clock", "cap_w", "stage_plan", *JOB_KEYS),
+    "compare_train": ("model", "hardware", "systems", "chips", "top", *(k for k in JOB_KEYS if k != "system")),
+    "match_train": ("model", "ours", "theirs", "their_chips", "their_system", "max_factor",
+                    *(k for k in JOB_KEYS if not k.startswith("site"))),
+    "plan_train_mixed": ("model", "fleet", "seq_len", "global_batch", "precision", "top"),
+}
+
 
 def training_plan(fields: object, where: str) -> TrainingPlan:
     """A ``TrainingPlan`` from JSON data, with the offending field named."""
@@ -99,7 +109,7 @@ def plan_train(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressFn
     from fleetwise import api
     from fleetwise.search.serialize import search_dict
 
-    r = Inputs("plan_train", inputs, ("model", "hardware", "chips", "pinned", "top", "objective", *JOB_KEYS),
+    r = Inputs("plan_train", inputs, TRAIN_INPUTS["plan_train"],
                {"fleet": "a mixed fleet is the plan_train_mixed study"})
     model, hw, chips = r.req_text("model"), r.req_text("hardware"), r.req_whole("chips")
     if ":" in hw:
@@ -121,7 +131,7 @@ def explain_train(inputs: Mapping[str, Any], catalog: Catalog, progress: Progres
     from fleetwise.search.evaluate import evaluate_plan
     from fleetwise.search.serialize import plan_dict
 
-    r = Inputs("explain_train", inputs, ("model", "hardware", "plan", *JOB_KEYS))
+    r = Inputs("explain_train", inputs, TRAIN_INPUTS["explain_train"])
     model, hw = r.req_text("model"), r.req_text("hardware")
     if not r.has("plan"):
         raise SpecError("explain_train: plan is required (plan flags --tp --pp --dp ..., or --plan STUDY.json)")
@@ -138,8 +148,7 @@ def power_train(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressF
     from fleetwise.energy.training import PowerSettings
     from fleetwise.search.serialize import plan_dict
 
-    r = Inputs("power_train", inputs, ("model", "hardware", "plan", "site", "clock", "cap_w", "stage_plan",
-                                       *JOB_KEYS))
+    r = Inputs("power_train", inputs, TRAIN_INPUTS["power_train"])
     model, hw = r.req_text("model"), r.req_text("hardware")
     if not r.has("plan"):
         raise SpecError("power_train: plan is required (plan flags --tp --pp --dp ..., or --plan STUDY.json)")
@@ -159,8 +168,7 @@ def compare_train(inputs: Mapping[str, Any], catalog: Catalog, progress: Progres
     from fleetwise import api
     from fleetwise.search.serialize import plan_dict
 
-    r = Inputs("compare_train", inputs, ("model", "hardware", "systems", "chips", "top",
-                                         *(k for k in JOB_KEYS if k != "system")),
+    r = Inputs("compare_train", inputs, TRAIN_INPUTS["compare_train"],
                {"system": "compare train compares several; give systems (--systems A,B) instead"})
     model, chips = r.req_text("model"), r.req_whole("chips")
     hws, systems = r.ids("hardware"), r.ids("systems")
@@ -200,8 +208,7 @@ def match_train(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressF
     from fleetwise import api
     from fleetwise.search.serialize import plan_dict
 
-    r = Inputs("match_train", inputs, ("model", "ours", "theirs", "their_chips", "their_system", "max_factor",
-                                       *(k for k in JOB_KEYS if not k.startswith("site"))),
+    r = Inputs("match_train", inputs, TRAIN_INPUTS["match_train"],
                {k: "both fleets are matched inside one site" for k in ("sites", "site_link_gbit",
                                                                         "site_link_rtt_ms")})
     model, ours, theirs = r.req_text("model"), r.req_text("ours"), r.req_text("theirs")
@@ -248,7 +255,7 @@ def plan_train_mixed(inputs: Mapping[str, Any], catalog: Catalog, progress: Prog
     from fleetwise.search.serialize import plan_dict
 
     why = "a mixed fleet's pipelines are searched whole, each chip type on its catalog system"
-    r = Inputs("plan_train_mixed", inputs, ("model", "fleet", "seq_len", "global_batch", "precision", "top"),
+    r = Inputs("plan_train_mixed", inputs, TRAIN_INPUTS["plan_train_mixed"],
                {"pinned": "plan flags (--tp, --pp, ...) do not apply to a mixed fleet: " + why,
                 "objective": "mixed fleets are ranked by step time only",
                 "tokens": "days to train are not reported for mixed fleets",
