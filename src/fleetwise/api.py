@@ -27,24 +27,14 @@ from fleetwise.search.fleet import FleetPart
 from fleetwise.search.mixed import MixedSearch, search_mixed_training
 from fleetwise.search.serving import Confirmation, ServingCandidate, ServingSearch, ServingWorkload
 from fleetwise.search.space import SearchSpace
-from fleetwise.studies.serve import (
-    compare_mixed_serving as compare_mixed_serving,
-)
-from fleetwise.studies.serve import (
-    compare_serving_systems as compare_serving_systems,
-)
-from fleetwise.studies.serve import (
-    explain_serving as explain_serving,
-)
-from fleetwise.studies.serve import (
-    match_serving_fleets as match_serving_fleets,
-)
-from fleetwise.studies.serve import (
-    serving_plan as serving_plan,
-)
-from fleetwise.studies.serve import (
-    simulate_serving as simulate_serving,
-)
+from fleetwise.studies.serve import compare_mixed_serving as compare_mixed_serving
+from fleetwise.studies.serve import compare_serving_systems as compare_serving_systems
+from fleetwise.studies.serve import explain_serving as explain_serving
+from fleetwise.studies.serve import match_serving_fleets as match_serving_fleets
+from fleetwise.studies.serve import serving_plan as serving_plan
+from fleetwise.studies.serve import simulate_serving as simulate_serving
+from fleetwise.studies.train import PowerStudy as PowerStudy
+from fleetwise.studies.train import power_training as power_training
 from fleetwise.study import Study
 
 DEFAULT_GLOBAL_BATCH = "~4M tokens per step (4 * 2**20 / seq_len sequences), rounded to a multiple of the chip count"
@@ -417,55 +407,6 @@ def _at_rate(trace: Any, rate: float) -> Any:
     scale = (len(trace) - 1) / span / rate
     return Trace(trace.arrival_s * scale, trace.input_tokens, trace.output_tokens,
                  f"{trace.source} (arrivals scaled to {rate:g} req/s)")
-
-
-@dataclass(frozen=True, slots=True)
-class PowerStudy:
-    """One training plan's power and energy at given settings, with the stage-plan, clock and cap sweeps."""
-
-    setup: TrainingSetup
-    result: PlanResult  # its ``energy`` is at the requested settings
-    sweeps: dict[str, list[Any]]  # name -> [energy.optimize outcome]
-    stock: Any  # the outcome at stock clocks, the sweeps' reference
-
-    def sweeps_dict(self) -> dict[str, list[dict[str, Any]]]:
-        return {k: [{"settings": o.settings.label(), "step_time_s": round(o.step_time_s, 6),
-                     "step_energy_j": round(o.step_energy_j, 1),
-                     "avg_power_w_per_chip": round(o.avg_power_w_per_chip, 2),
-                     "energy_saving": round(o.versus(self.stock)[0], 5),
-                     "slowdown": round(o.versus(self.stock)[1], 5)} for o in v] for k, v in self.sweeps.items()}
-
-
-def power_training(
-    model: str | ModelArch,
-    hardware: str,
-    plan: TrainingPlan,
-    *,
-    site: str | None = None,
-    settings: Any = None,
-    catalog: Catalog | None = None,
-    **job: Any,
-) -> PowerStudy:
-    """Power, energy, cost and CO2 of one plan at ``settings`` (``PowerSettings``; default stock clocks), and
-    the stage-plan, clock and cap sweeps around it. ``job`` takes the ``training_setup`` keywords. At stock
-    settings the step time is exactly the one ``plan_training`` reports for the same plan."""
-    from fleetwise.energy.optimize import cap_settings, clock_settings, sweep_settings
-    from fleetwise.energy.training import PowerSettings, for_training
-    from fleetwise.perf.candidates import Candidates
-    from fleetwise.perf.training import training_step
-    from fleetwise.search.evaluate import evaluate_plan
-
-    settings = settings or PowerSettings()
-    setup = training_setup(model, hardware, chips=plan.chips, catalog=catalog, **job)
-    e = for_training(setup, site, settings)
-    r = evaluate_plan(setup, plan, energy=e)
-    c = Candidates.from_plans([plan])
-    cols = training_step(c, setup)
-    stock = sweep_settings(c, cols, setup, e, [PowerSettings()])[0]
-    sweeps = {"stage_plan": sweep_settings(c, cols, setup, e, [PowerSettings(stage_plan=True)]),
-              "clock": sweep_settings(c, cols, setup, e, clock_settings(e)),
-              "cap": sweep_settings(c, cols, setup, e, cap_settings(e))}
-    return PowerStudy(setup, r, sweeps, stock)
 
 
 # --- studies: the one entry point every front end (CLI, HTTP, sweeps) shares --------------------------------------

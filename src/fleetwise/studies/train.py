@@ -8,6 +8,7 @@ precision) and whose results hold rows serialised by ``fleetwise.search.serializ
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fleetwise.catalog.loader import Catalog
@@ -144,7 +145,6 @@ def explain_train(inputs: Mapping[str, Any], catalog: Catalog, progress: Progres
 
 
 def power_train(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressFn | None) -> Study:
-    from fleetwise import api
     from fleetwise.energy.training import PowerSettings
     from fleetwise.search.serialize import plan_dict
 
@@ -157,11 +157,61 @@ def power_train(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressF
                              stage_plan=r.switch("stage_plan", False))
     site = r.text("site")
     kw = _job(r)
-    p = api.power_training(model, hw, plan, site=site, settings=settings, catalog=catalog, **kw)
+    p = power_training(model, hw, plan, site=site, settings=settings, catalog=catalog, **kw)
     resolved = {**_echo_job(p.setup, kw, model), "chips": plan.chips, "plan": plan.model_dump(),
                 "site": p.result.energy.site if p.result.energy else site, "clock": settings.clock,
                 "cap_w": settings.cap_w, "stage_plan": settings.stage_plan}
     return Study("power_train", resolved, {"rows": [plan_dict(p.result)], "sweeps": p.sweeps_dict()})
+
+
+@dataclass(frozen=True, slots=True)
+class PowerStudy:
+    """One training plan's power and energy at given settings, with the stage-plan, clock and cap sweeps."""
+
+    setup: Any  # TrainingSetup
+    result: Any  # PlanResult; its ``energy`` is at the requested settings
+    sweeps: dict[str, list[Any]]  # name -> [energy.optimize outcome]
+    stock: Any  # the outcome at stock clocks, the sweeps' reference
+
+    def sweeps_dict(self) -> dict[str, list[dict[str, Any]]]:
+        return {k: [{"settings": o.settings.label(), "step_time_s": round(o.step_time_s, 6),
+                     "step_energy_j": round(o.step_energy_j, 1),
+                     "avg_power_w_per_chip": round(o.avg_power_w_per_chip, 2),
+                     "energy_saving": round(o.versus(self.stock)[0], 5),
+                     "slowdown": round(o.versus(self.stock)[1], 5)} for o in v] for k, v in self.sweeps.items()}
+
+
+def power_training(
+    model: str | Any,
+    hardware: str,
+    plan: TrainingPlan,
+    *,
+    site: str | None = None,
+    settings: Any = None,
+    catalog: Catalog | None = None,
+    **job: Any,
+) -> PowerStudy:
+    """Power, energy, cost and CO2 of one plan at ``settings`` (``PowerSettings``; default stock clocks), and
+    the stage-plan, clock and cap sweeps around it. ``job`` takes the ``training_setup`` keywords. At stock
+    settings the step time is exactly the one ``plan_training`` reports for the same plan."""
+    from fleetwise.api import training_setup
+    from fleetwise.energy.optimize import cap_settings, clock_settings, sweep_settings
+    from fleetwise.energy.training import PowerSettings, for_training
+    from fleetwise.perf.candidates import Candidates
+    from fleetwise.perf.training import training_step
+    from fleetwise.search.evaluate import evaluate_plan
+
+    settings = settings or PowerSettings()
+    setup = training_setup(model, hardware, chips=plan.chips, catalog=catalog, **job)
+    e = for_training(setup, site, settings)
+    r = evaluate_plan(setup, plan, energy=e)
+    c = Candidates.from_plans([plan])
+    cols = training_step(c, setup)
+    stock = sweep_settings(c, cols, setup, e, [PowerSettings()])[0]
+    sweeps = {"stage_plan": sweep_settings(c, cols, setup, e, [PowerSettings(stage_plan=True)]),
+              "clock": sweep_settings(c, cols, setup, e, clock_settings(e)),
+              "cap": sweep_settings(c, cols, setup, e, cap_settings(e))}
+    return PowerStudy(setup, r, sweeps, stock)
 
 
 def compare_train(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressFn | None) -> Study:
