@@ -175,3 +175,13 @@ def test_no_two_printed_rows_look_the_same(studies: dict[str, Study], capsys: py
         else:
             body = [ln for ln in lines if "goodput" in ln and " chips " in ln]
         assert len(body) == len(rows) and len(set(body)) == len(body), lines
+
+
+def test_explain_serve_plan_of_every_searched_row_gives_its_tpot_and_ttft(studies: dict[str, Study], tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    s = studies["plan_serve"]
+    f = s.save(tmp_path / "serve.json")
+    for n, row in enumerate(s.rows):
+        e = _cli(capsys, "explain", "serve", "--plan", str(f), "--row", str(n))["results"]["rows"][0]
+        assert e["plan"] == row["plan"]
+        assert (e["tpot_ms"], e["ttft_ms"]) == (row["tpot_ms"], row["ttft_ms"]), row["label"]

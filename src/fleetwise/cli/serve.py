@@ -68,6 +68,7 @@ def add_workload_parsers(verb: str, vsub: Any, json_arg: ArgsFn, study_file_args
         _plan_knobs(p)
         p.add_argument("--chips", type=positive_int, help="chips in all (sets --replicas)")
         p.add_argument("--tpot-ms", type=positive_float, help="TPOT target, ms: says whether the steady TPOT meets it")
+        p.add_argument("--ttft-ms", type=positive_float, help="TTFT target, ms: says whether the steady TTFT meets it")
         study_file_args(p)
 
 

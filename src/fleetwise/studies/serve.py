@@ -74,13 +74,15 @@ def _lengths(input_tokens: float | None, output_tokens: float | None, trace: str
 
 def explain_serving(model: str | ModelArch, hardware: str, plan: ServingPlan, *, input_tokens: float | None = None,
                     output_tokens: float | None = None, trace: str | None = None, tpot_ms: float | None = None,
-                    system: str | None = None, catalog: Catalog | None = None) -> dict[str, Any]:
-    """One serving plan's steady decode step: batch per rank, step breakdown, TPOT, throughput, memory.
+                    ttft_ms: float | None = None, system: str | None = None,
+                    catalog: Catalog | None = None) -> dict[str, Any]:
+    """One serving plan's steady decode step at its batch limit: batch per rank, step breakdown, TPOT and TTFT
+    (the serving search's steady-state formulas, so a ``plan serve`` row is reproduced), throughput, memory.
 
-    With ``tpot_ms`` it says whether the steady TPOT meets it (TTFT needs arrivals: ``simulate``)."""
+    With ``tpot_ms`` / ``ttft_ms`` it says whether they are met in steady state (arrivals: ``simulate``)."""
     import numpy as np
 
-    from fleetwise.perf.batching import decode_rates, max_batch_by_kv
+    from fleetwise.perf.batching import decode_rates, kv_transfer_s, max_batch_by_kv, prefill_rate, ttft_s
     from fleetwise.perf.inference import ASSUMPTIONS, kv_capacity
     from fleetwise.simulate.serving import shape_of
 
@@ -90,14 +92,23 @@ def explain_serving(model: str | ModelArch, hardware: str, plan: ServingPlan, *,
     sh = shape_of(plan)
     budget = np.array([float(plan.token_budget)])
     limit = min(float(plan.max_batch), float(max_batch_by_kv(s, sh, i, o, budget)[0]))
-    r = decode_rates(s, sh, np.array([max(limit, 1.0)]), i, o)
+    b = np.array([max(limit, 1.0)])
+    # the serving search's formulas: a P/D plan's decode engines hold contexts of ~i + o/2 and never prefill;
+    # its TTFT is one prompt's prefill plus the KV hand-off; co-located TTFT waits for chunked prefill
+    if plan.prefill_replicas:
+        r = decode_rates(s, sh, b, i + 0.5 * o, 1.0, with_prefill=False)
+        ttft = float((prefill_rate(s, sh, i, np.full_like(b, i))[0].total_s + kv_transfer_s(s, sh, i))[0])
+    else:
+        r = decode_rates(s, sh, b, i, o)
+        ttft = float(ttft_s(r.tpot_s, i, budget)[0])
     mem = kv_capacity(s, sh, budget)
-    tpot = round(float(r.tpot_s[0]) * 1e3, 4)
+    tpot = round(float(r.tpot_s[0]) * 1e3, 3)
     out: dict[str, Any] = {
         "plan": plan.model_dump(), "label": plan.label(), "chips": plan.chips, "batch_per_rank": limit,
         "input_tokens": i, "output_tokens": o,
         "step_ms": {k: round(float(v[0]) * 1e3, 4) for k, v in r.step.parts().items()},
-        "tpot_ms": tpot, "tokens_per_s_per_chip": round(float(r.tokens_per_s_per_chip[0]), 2),
+        "tpot_ms": tpot, "ttft_ms": round(ttft * 1e3, 3),
+        "tokens_per_s_per_chip": round(float(r.tokens_per_s_per_chip[0]), 2),
         "memory_per_device_gb": {"weights": round(float(mem.weights[0]) / 1e9, 3),
                                  "reserved": round(float(mem.reserved[0]) / 1e9, 3),
                                  "kv_capacity": round(float(mem.kv_capacity[0]) / 1e9, 3)},
@@ -106,6 +117,8 @@ def explain_serving(model: str | ModelArch, hardware: str, plan: ServingPlan, *,
         "assumptions": list(ASSUMPTIONS)}
     if tpot_ms is not None:
         out["meets_tpot"] = tpot <= tpot_ms
+    if ttft_ms is not None:
+        out["meets_ttft"] = out["ttft_ms"] <= ttft_ms
     return out
 
 
@@ -281,7 +294,7 @@ SERVE_INPUTS: dict[str, tuple[str, ...]] = {  # the inputs each study kind takes
     "plan_serve": ("model", "hardware", "system", "ttft_ms", "tpot_ms", "input_tokens", "output_tokens", "trace",
                    "rate", "chips", "percentile", "top", "objective", "site", "power_cap_w", "confirm"),
     "explain_serve": ("model", "hardware", "system", "plan", "chips", "input_tokens", "output_tokens", "trace",
-                      "tpot_ms"),
+                      "tpot_ms", "ttft_ms"),
     "simulate": ("model", "hardware", "system", "plan", "chips", "trace", "until_s"),
     "compare_serve": ("model", "systems", "mixed", "site", "node_chips", "prices", *_SLO),
     "match_serve": ("model", "ours", "theirs", "their_chips", "site", *_SLO),
@@ -343,17 +356,18 @@ def _plan_input(r: Inputs) -> ServingPlan:
 
 
 def explain_serve(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressFn | None) -> Study:
-    why = "explain serve reports one steady decode batch; use simulate (arrivals) or plan serve (SLO search)"
+    why = "explain serve reports one steady state; use simulate (arrivals, percentiles) or plan serve (a rate)"
     r = Inputs("explain_serve", inputs, SERVE_INPUTS["explain_serve"],
-               {"ttft_ms": why, "percentile": why, "rate": why})
+               {"percentile": why, "rate": why})
     model, hw = r.req_text("model"), r.req_text("hardware")
     plan = _plan_input(r)
     out = explain_serving(model, hw, plan, input_tokens=r.number("input_tokens"),
                           output_tokens=r.number("output_tokens"), trace=r.text("trace"), tpot_ms=r.number("tpot_ms"),
-                          system=r.text("system"), catalog=catalog)
+                          ttft_ms=r.number("ttft_ms"), system=r.text("system"), catalog=catalog)
     resolved = {**_model_echo(catalog, model), "hardware": hw, "system": _sys_echo(catalog, hw, r.text("system")),
                 "plan": plan.model_dump(), "chips": plan.chips, "input_tokens": out["input_tokens"],
-                "output_tokens": out["output_tokens"], "trace": r.text("trace"), "tpot_ms": r.number("tpot_ms")}
+                "output_tokens": out["output_tokens"], "trace": r.text("trace"), "tpot_ms": r.number("tpot_ms"),
+                "ttft_ms": r.number("ttft_ms")}
     return Study("explain_serve", resolved, {"rows": [out]})
 
 
