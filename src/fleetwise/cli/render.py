@@ -27,9 +27,11 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 def job_line(s: Study) -> str:
     """The resolved training job, defaults and how they were chosen included."""
     i = s.inputs
-    where = i.get("hardware") or i.get("ours") or ""
+    where = i.get("hardware") or i.get("systems") or i.get("ours") or ""
+    if isinstance(where, list):  # compare train: several accelerators or systems
+        where = "each of " + ", ".join(where)
     sys_ = f" (system {i['system']})" if i.get("system") else ""
-    chips = f"{i['chips']} x " if i.get("chips") and isinstance(where, str) and where else ""
+    chips = f"{i['chips']} x " if i.get("chips") and where else ""
     extra = []
     if i.get("sites", 1) and i.get("sites", 1) > 1:
         extra.append(f"{i['sites']} sites over {i.get('site_link_gbit')} Gbit/s, RTT {i.get('site_link_rtt_ms')} ms")
