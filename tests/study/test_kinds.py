@@ -74,8 +74,10 @@ def test_every_kind_round_trips_exactly_and_echoes_its_inputs(studies: dict[str,
     assert set(given) <= set(s.inputs)
     if kind != "validate":
         assert s.inputs["model_id"]
+    assert not set(given) & set(s.inputs["defaults"])  # what was given is not reported as defaulted
     if kind in ("plan_train", "explain_train", "power_train", "compare_train", "match_train", "plan_train_mixed"):
         assert s.inputs["seq_len"] == 4096 and s.inputs["precision"] == "bf16"
+        assert {"seq_len", "precision"} <= set(s.inputs["defaults"])
         rule = s.inputs["global_batch_rule"]
         assert rule == "given" if "global_batch" in given else rule.startswith("default")
 

@@ -47,11 +47,21 @@ class Inputs:
         self.kind = kind
         self.data = {k: v for k, v in data.items() if v is not None}
         self.allowed = tuple(allowed)
+        self.defaulted: set[str] = set()  # inputs not given, read with a default (echoed as "defaults")
         for k in self.data:
             if k not in self.allowed:
                 why = (hints or {}).get(k)
                 raise SpecError(f"{kind}: {k} ({flag(k)}) does not apply here"
                                 + (f": {why}" if why else f" (allowed: {', '.join(sorted(self.allowed))})"))
+
+    def _get(self, name: str, default: Any) -> Any:
+        if name not in self.data and default is not None:
+            self.defaulted.add(name)
+        return self.data.get(name, default)
+
+    def defaults(self) -> list[str]:
+        """The inputs that took their default, sorted (what a study echoes as ``defaults``)."""
+        return sorted(self.defaulted)
 
     def has(self, name: str) -> bool:
         return name in self.data
@@ -61,7 +71,7 @@ class Inputs:
 
     def text(self, name: str, default: str | None = None, *, required: bool = False,
             choices: Sequence[str] | None = None) -> str | None:
-        v = self.data.get(name, default)
+        v = self._get(name, default)
         if v is None:
             if required:
                 raise SpecError(f"{self._where(name)} is required")
@@ -78,7 +88,7 @@ class Inputs:
         return v
 
     def whole(self, name: str, default: int | None = None, *, required: bool = False, minimum: int = 1) -> int | None:
-        v = self.data.get(name, default)
+        v = self._get(name, default)
         if v is None:
             if required:
                 raise SpecError(f"{self._where(name)} is required")
@@ -96,7 +106,7 @@ class Inputs:
 
     def number(self, name: str, default: float | None = None, *, required: bool = False,
               positive: bool = True, maximum: float | None = None) -> float | None:
-        v = self.data.get(name, default)
+        v = self._get(name, default)
         if v is None:
             if required:
                 raise SpecError(f"{self._where(name)} is required")
@@ -110,7 +120,7 @@ class Inputs:
         return float(v)
 
     def switch(self, name: str, default: bool) -> bool:
-        v = self.data.get(name, default)
+        v = self._get(name, default)
         if not isinstance(v, bool):
             raise SpecError(f"{self._where(name)} must be true or false (got {echo(v)})")
         return v

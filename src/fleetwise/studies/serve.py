@@ -345,8 +345,9 @@ def plan_serve(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressFn
     if trace is not None and kw["rate"] is not None:
         resolved["trace_replay"] = f"trace arrivals time-scaled to {kw['rate']:g} req/s"
     rows = [serving_row(c, sim) for c, sim in zip(plans.best, plans.confirmations, strict=True)]
-    return Study("plan_serve", resolved, {"rows": rows, "candidates_evaluated": plans.search.candidates_evaluated,
-                                          "rejected_by": plans.search.rejected_by})
+    return Study("plan_serve", {**resolved, "defaults": r.defaults()},
+                 {"rows": rows, "candidates_evaluated": plans.search.candidates_evaluated,
+                  "rejected_by": plans.search.rejected_by})
 
 
 def _plan_input(r: Inputs) -> ServingPlan:
@@ -368,7 +369,7 @@ def explain_serve(inputs: Mapping[str, Any], catalog: Catalog, progress: Progres
                 "plan": plan.model_dump(), "chips": plan.chips, "input_tokens": out["input_tokens"],
                 "output_tokens": out["output_tokens"], "trace": r.text("trace"), "tpot_ms": r.number("tpot_ms"),
                 "ttft_ms": r.number("ttft_ms")}
-    return Study("explain_serve", resolved, {"rows": [out]})
+    return Study("explain_serve", {**resolved, "defaults": r.defaults()}, {"rows": [out]})
 
 
 def simulate_study(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressFn | None) -> Study:
@@ -380,7 +381,7 @@ def simulate_study(inputs: Mapping[str, Any], catalog: Catalog, progress: Progre
                            system=r.text("system"), catalog=catalog)
     resolved = {**_model_echo(catalog, model), "hardware": hw, "system": _sys_echo(catalog, hw, r.text("system")),
                 "plan": plan.model_dump(), "chips": plan.chips, "trace": trace, "until_s": until}
-    return Study("simulate", resolved, {"rows": [out]})
+    return Study("simulate", {**resolved, "defaults": r.defaults()}, {"rows": [out]})
 
 
 def _prices(raw: object) -> dict[str, float]:
@@ -417,14 +418,14 @@ def compare_serve(inputs: Mapping[str, Any], catalog: Catalog, progress: Progres
                                 "only; a mixed fleet is compared by goodput on its own chips")
         out = compare_mixed_serving(model, mixed, catalog=catalog, **slo)
         resolved["mixed"] = mixed
-        return Study("compare_serve", resolved, out)
+        return Study("compare_serve", {**resolved, "defaults": r.defaults()}, out)
     prices = _prices(r.data.get("prices", {}))
     node_chips, site = r.whole("node_chips"), r.text("site")
     out = compare_serving_systems(model, systems, site=site, node_chips=node_chips, prices=prices, catalog=catalog,
                                   **slo)
     docs = out.pop("systems")
     resolved.update(systems=systems, site=site, node_chips=node_chips, prices=prices)
-    return Study("compare_serve", resolved, {"rows": docs, **out})
+    return Study("compare_serve", {**resolved, "defaults": r.defaults()}, {"rows": docs, **out})
 
 
 def match_serve(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressFn | None) -> Study:
@@ -434,7 +435,7 @@ def match_serve(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressF
     out = match_serving_fleets(model, ours, theirs, their_chips, site=site, catalog=catalog, **slo)
     resolved = {**_model_echo(catalog, model), "ours": ours, "theirs": theirs, "their_chips": their_chips,
                 "site": site, **slo}
-    return Study("match_serve", resolved, out)
+    return Study("match_serve", {**resolved, "defaults": r.defaults()}, out)
 
 
 def validate_study(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressFn | None) -> Study:
@@ -447,4 +448,5 @@ def validate_study(inputs: Mapping[str, Any], catalog: Catalog, progress: Progre
             raise SpecError(f"{f}: no such case file")
     loso = r.switch("loso", False)
     report = validate_files([Path(f) for f in files] or bundled_case_files(), catalog, loso=loso)
-    return Study("validate", {"files": files or ["(bundled cases)"], "loso": loso}, report.to_json())
+    return Study("validate", {"files": files or ["(bundled cases)"], "loso": loso, "defaults": r.defaults()},
+                 report.to_json())

@@ -124,7 +124,7 @@ def plan_train(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressFn
     resolved = {**_echo_job(setup, kw, model), "chips": chips, "pinned": pinned, "objective": s.objective, "top": top}
     data = search_dict(s)
     data["rows"] = data.pop("best")
-    return Study("plan_train", resolved, data)
+    return Study("plan_train", {**resolved, "defaults": r.defaults()}, data)
 
 
 def explain_train(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressFn | None) -> Study:
@@ -141,7 +141,7 @@ def explain_train(inputs: Mapping[str, Any], catalog: Catalog, progress: Progres
     setup = api.training_setup(model, hw, chips=plan.chips, catalog=catalog, **kw)
     res = evaluate_plan(setup, plan)
     resolved = {**_echo_job(setup, kw, model), "chips": plan.chips, "plan": plan.model_dump()}
-    return Study("explain_train", resolved, {"rows": [plan_dict(res)]})
+    return Study("explain_train", {**resolved, "defaults": r.defaults()}, {"rows": [plan_dict(res)]})
 
 
 def power_train(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressFn | None) -> Study:
@@ -161,7 +161,8 @@ def power_train(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressF
     resolved = {**_echo_job(p.setup, kw, model), "chips": plan.chips, "plan": plan.model_dump(),
                 "site": p.result.energy.site if p.result.energy else site, "clock": settings.clock,
                 "cap_w": settings.cap_w, "stage_plan": settings.stage_plan}
-    return Study("power_train", resolved, {"rows": [plan_dict(p.result)], "sweeps": p.sweeps_dict()})
+    return Study("power_train", {**resolved, "defaults": r.defaults()},
+                 {"rows": [plan_dict(p.result)], "sweeps": p.sweeps_dict()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +247,8 @@ def compare_train(inputs: Mapping[str, Any], catalog: Catalog, progress: Progres
     for k in ("hardware", "system"):
         job.pop(k)
     resolved = {**job, "chips": chips, "hardware": hws, "systems": systems, "top": top}
-    return Study("compare_train", resolved, {"rows": rows, "infeasible": infeasible, "searches": searches})
+    return Study("compare_train", {**resolved, "defaults": r.defaults()},
+                 {"rows": rows, "infeasible": infeasible, "searches": searches})
 
 
 def _default_system_id(catalog: Catalog, hw: str) -> str | None:
@@ -286,7 +288,7 @@ def match_train(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressF
     bound = None if m.our_chips is None else (
         f"upper bound: {m.our_chips} chips reach it; counts tried are whole nodes with no prime factor above 3, "
         f"each >= 4 % above the last, so the true minimum lies in ({prev or 0}, {m.our_chips}]")
-    return Study("match_train", resolved, {
+    return Study("match_train", {**resolved, "defaults": r.defaults()}, {
         "rows": rows, "their_step_time_s": m.their_step_time_s, "our_chips": m.our_chips,
         "our_step_time_s": m.our_step_time_s, "tried": tried, "power_and_cost": m.power_and_cost(),
         "answer": bound or f"no count of {ours} up to {max_factor:g}x their chips reaches their step time"})
@@ -336,7 +338,7 @@ def plan_train_mixed(inputs: Mapping[str, Any], catalog: Catalog, progress: Prog
     def single(x: Any) -> dict[str, Any] | None:
         return None if x is None else plan_dict(x)
 
-    return Study("plan_train_mixed", resolved, {
+    return Study("plan_train_mixed", {**resolved, "defaults": r.defaults()}, {
         "rows": [asdict(p) for p in cmp.mixed.best], "candidates_evaluated": cmp.mixed.candidates_evaluated,
         "search_seconds": round(cmp.mixed.search_seconds, 4),
         "alone": {k: single(v) for k, v in cmp.alone.items()},
