@@ -40,7 +40,7 @@ def _lengths(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-tokens", type=positive_float, help="mean prompt tokens (or --trace)")
     p.add_argument("--output-tokens", type=positive_float, help="mean output tokens (or --trace)")
     p.add_argument("--trace", help="trace file (Azure CSV, Mooncake JSONL) or bundled name (azure_conv, azure_code, "
-                                   "mooncake_conversation): its mean lengths")
+                                   "mooncake_conversation): its mean lengths (plan serve also replays it)")
 
 
 def add_workload_parsers(verb: str, vsub: Any, json_arg: ArgsFn, study_file_args: ArgsFn) -> None:
