@@ -1,6 +1,10 @@
-"""The public Python API: resolve ids, search and explain training plans, compare and match fleets.
+"""The public Python API, the one facade every front end (CLI, notebooks, HTTP) calls.
 
-Every function takes ids (or specs) and returns typed results; the CLI and notebooks call these.
+Training: ``plan_training``, ``explain_training``, ``compare_training``, ``match_training``,
+``compare_mixed_training``, ``power_training``. Serving: ``plan_serving``, ``explain_serving``,
+``simulate_serving``, ``compare_serving_systems``, ``compare_mixed_serving``, ``match_serving_fleets``.
+Studies: ``run_study(kind, inputs) -> Study`` answers any of them from JSON inputs, with the resolved
+inputs echoed; the CLI only builds those inputs and renders the study.
 """
 
 from __future__ import annotations
@@ -23,7 +27,17 @@ from fleetwise.search.fleet import FleetPart
 from fleetwise.search.mixed import MixedSearch, search_mixed_training
 from fleetwise.search.serving import Confirmation, ServingCandidate, ServingSearch, ServingWorkload
 from fleetwise.search.space import SearchSpace
+from fleetwise.studies.serve import compare_mixed_serving as compare_mixed_serving
+from fleetwise.studies.serve import compare_serving_systems as compare_serving_systems
+from fleetwise.studies.serve import explain_serving as explain_serving
+from fleetwise.studies.serve import match_serving_fleets as match_serving_fleets
+from fleetwise.studies.serve import serving_plan as serving_plan
+from fleetwise.studies.serve import simulate_serving as simulate_serving
+from fleetwise.studies.train import PowerStudy as PowerStudy
+from fleetwise.studies.train import power_training as power_training
 from fleetwise.study import Study
+
+DEFAULT_GLOBAL_BATCH = "~4M tokens per step (4 * 2**20 / seq_len sequences), rounded to a multiple of the chip count"
 
 
 def resolve_model(catalog: Catalog, model: str | ModelArch) -> ModelArch:
@@ -144,6 +158,9 @@ class MatchResult:
     tried: list[tuple[int, float | None]]
     their_plan: PlanResult | None = None
     our_plan: PlanResult | None = None
+    global_batch: int = 0  # the batch both sides train with
+    our_system: str | None = None
+    their_system: str | None = None
 
     def power_and_cost(self) -> dict[str, dict[str, float | None]]:
         """Facility power (kW, PUE included), $ per hour and J per token of each side's best plan."""
@@ -170,28 +187,43 @@ def match_training(
     precision: Precision = "bf16",
     max_factor: float = 16.0,
     catalog: Catalog | None = None,
+    system: str | None = None,
+    their_system: str | None = None,
+    tokens: float | None = None,
+    attention_kernel: str = "flash",
 ) -> MatchResult:
-    """Smallest number of ``ours`` (in steps of a node) whose best plan is at least as fast as theirs."""
+    """Smallest number of ``ours`` (in steps of a node) whose best plan is at least as fast as theirs.
+
+    ``system`` / ``their_system`` choose each side's system (default: the catalog's system for the chip);
+    the answer is an upper bound: only whole-node, 3-smooth counts 4 % apart are tried.
+    """
     catalog = catalog or load_catalog()
     _check_chips(their_chips)
+    for sid, hw, name in ((system, ours, "system"), (their_system, theirs, "their_system")):
+        if sid is not None and catalog.system(sid, name).accelerator_id != hw:
+            raise SpecError(f"--{name.replace('_', '-')} {sid} is built from "
+                            f"{catalog.system(sid).accelerator_id}, not {hw}")
     gbs = global_batch or max(1, round(4 * 2**20 / seq_len / their_chips)) * their_chips
-    ref = plan_training(model, theirs, their_chips, seq_len=seq_len, global_batch=gbs, precision=precision,
-                        top=1, catalog=catalog).best[0]
-    our_system = catalog.default_system(ours)
-    node = our_system.chips_per_node if our_system is not None else 8
+    common: dict[str, Any] = {"seq_len": seq_len, "global_batch": gbs, "precision": precision, "tokens": tokens,
+                              "attention_kernel": attention_kernel, "top": 1, "catalog": catalog}
+    ref = plan_training(model, theirs, their_chips, system=their_system, **common).best[0]
+    our_sys = catalog.system(system) if system else catalog.default_system(ours)
+    their_sys = catalog.system(their_system) if their_system else catalog.default_system(theirs)
+    ids = (None if our_sys is None else our_sys.id, None if their_sys is None else their_sys.id)
+    node = our_sys.chips_per_node if our_sys is not None else 8
     tried: list[tuple[int, float | None]] = []
     n = _next_count(max(node, their_chips) / 1.04, node, gbs)
     while n <= their_chips * max_factor:
         try:
-            best = plan_training(model, ours, n, seq_len=seq_len, global_batch=gbs, precision=precision,
-                                 top=1, catalog=catalog).best[0]
+            best = plan_training(model, ours, n, system=system, **common).best[0]
             tried.append((n, best.step_time_s))
             if best.step_time_s <= ref.step_time_s:
-                return MatchResult(ours, theirs, their_chips, ref.step_time_s, n, best.step_time_s, tried, ref, best)
+                return MatchResult(ours, theirs, their_chips, ref.step_time_s, n, best.step_time_s, tried, ref, best,
+                                   gbs, *ids)
         except InfeasibleError:
             tried.append((n, None))
         n = _next_count(n, node, gbs)
-    return MatchResult(ours, theirs, their_chips, ref.step_time_s, None, None, tried, ref, None)
+    return MatchResult(ours, theirs, their_chips, ref.step_time_s, None, None, tried, ref, None, gbs, *ids)
 
 
 def _next_count(n: float, node: int, gbs: int) -> int:
@@ -210,7 +242,7 @@ def _next_count(n: float, node: int, gbs: int) -> int:
 
 def compare_training(
     model: str | ModelArch, hardware: Sequence[str], chips: int, *, systems: Sequence[str] | None = None,
-    catalog: Catalog | None = None, **kwargs: Any
+    catalog: Catalog | None = None, top: int = 3, **kwargs: Any
 ) -> dict[str, TrainingSearch | InfeasibleError]:
     """The best plans of the same job on several accelerators, or on several systems (each with its own chip
     and network), keyed by hardware or system id (an error where none fits)."""
@@ -220,7 +252,7 @@ def compare_training(
         [(hw, None, hw) for hw in hardware]
     for hw, sys_id, key in targets:
         try:
-            out[key] = plan_training(model, hw, chips, system=sys_id, top=3, catalog=catalog, **kwargs)
+            out[key] = plan_training(model, hw, chips, system=sys_id, top=top, catalog=catalog, **kwargs)
         except InfeasibleError as exc:
             out[key] = exc
     return out
@@ -233,6 +265,7 @@ class MixedComparison:
     mixed: MixedSearch
     alone: dict[str, PlanResult | None]  # each type on its own chips
     same_total: dict[str, PlanResult | None]  # each type with the fleet's total chip count
+    global_batch: int = 0  # sequences per step, the same for every plan compared
 
     @property
     def verdict(self) -> str:
@@ -278,7 +311,7 @@ def compare_mixed_training(
             return None
 
     return MixedComparison(mixed, {hw: best(hw, n) for hw, n in fleet.items()},
-                           {hw: best(hw, total) for hw in fleet})
+                           {hw: best(hw, total) for hw in fleet}, gbs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +372,8 @@ def plan_serving(
     accel = catalog.accelerator(hardware, "hardware")
     sys_ = catalog.system(system, "system") if system else catalog.default_system(accel.id)
     tr = load_trace(trace) if trace is not None else None
+    if tr is not None and rate is not None:
+        tr = _at_rate(tr, rate)
     if tr is not None:
         i, o = float(tr.input_tokens.mean()), float(max(tr.output_tokens.mean(), 1.0))
     elif input_tokens is None or output_tokens is None:
@@ -360,33 +395,21 @@ def plan_serving(
     return ServingPlans(search, [conf[k] for k in order], w)
 
 
+def _at_rate(trace: Any, rate: float) -> Any:
+    """The trace's requests (lengths, order, burstiness) with arrivals time-scaled to a mean of ``rate`` req/s,
+    so that ``--rate R --trace T`` sizes for R and replays T at R."""
+    from fleetwise.workload.traces import Trace
+
+    span = float(trace.arrival_s[-1] - trace.arrival_s[0]) if len(trace) > 1 else 0.0
+    if span <= 0:
+        raise SpecError(f"--trace {trace.source}: all requests arrive at once; its arrivals cannot be scaled "
+                        f"to --rate {rate:g}")
+    scale = (len(trace) - 1) / span / rate
+    return Trace(trace.arrival_s * scale, trace.input_tokens, trace.output_tokens,
+                 f"{trace.source} (arrivals scaled to {rate:g} req/s)")
+
+
 # --- studies: the one entry point every front end (CLI, HTTP, sweeps) shares --------------------------------------
-
-def _plan_from(inputs: Mapping[str, Any], where: str) -> TrainingPlan:
-    from pydantic import ValidationError
-
-    from fleetwise.catalog.loader import format_validation_error
-
-    try:
-        return TrainingPlan(**dict(inputs.get("plan") or {}))
-    except (ValidationError, TypeError) as exc:
-        if isinstance(exc, ValidationError):
-            raise SpecError(format_validation_error(where, exc)) from None
-        raise SpecError(f"{where}: plan must be an object of plan fields") from None
-
-
-_TRAIN_KEYS = ("system", "seq_len", "global_batch", "precision", "tokens", "attention_kernel")
-
-
-def _train_inputs(inputs: Mapping[str, Any], allowed: Sequence[str], kind: str) -> dict[str, Any]:
-    unknown = sorted(set(inputs) - set(allowed))
-    if unknown:
-        raise SpecError(f"{kind}: unknown input {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
-    for need in ("model", "hardware"):
-        if not isinstance(inputs.get(need), str):
-            raise SpecError(f"{kind}: input {need!r} is required (a catalog id)")
-    return {k: inputs[k] for k in _TRAIN_KEYS if inputs.get(k) is not None}
-
 
 def run_study(kind: str, inputs: Mapping[str, Any], *, catalog: Catalog | None = None,
               progress: ProgressFn | None = None) -> Study:
@@ -401,37 +424,6 @@ def run_study(kind: str, inputs: Mapping[str, Any], *, catalog: Catalog | None =
     Returns:
         The study; ``Study.from_json(study.to_json()) == study``.
     """
-    from fleetwise.search.serialize import plan_dict, search_dict
-    from fleetwise.study import STUDY_KINDS
-    from fleetwise.study import Study as _Study
+    from fleetwise.studies import run
 
-    catalog = catalog or load_catalog()
-    if kind == "plan_train":
-        kw = _train_inputs(inputs, ("model", "hardware", "chips", "pinned", "top", "objective", *_TRAIN_KEYS), kind)
-        chips = inputs.get("chips")
-        if not isinstance(chips, int) or isinstance(chips, bool):
-            raise SpecError(f"{kind}: input 'chips' must be a positive integer (got {chips!r:.40})")
-        setup = training_setup(inputs["model"], inputs["hardware"], chips=chips, catalog=catalog, **kw)
-        s = plan_training(inputs["model"], inputs["hardware"], chips, pinned=dict(inputs.get("pinned") or {}),
-                          top=int(inputs.get("top", 10)), objective=str(inputs.get("objective", "time")),
-                          catalog=catalog, progress=progress, **kw)
-        resolved = {"model": setup.model.id, "hardware": setup.accel.id, "chips": chips,
-                    "system": setup.system.id,
-                    "seq_len": setup.job.seq_len, "global_batch": setup.job.global_batch,
-                    "precision": setup.job.precision, "tokens": setup.job.tokens,
-                    "attention_kernel": setup.job.attention_kernel,
-                    "pinned": dict(inputs.get("pinned") or {}), "objective": s.objective,
-                    "top": int(inputs.get("top", 10))}
-        data = search_dict(s)
-        data["rows"] = data.pop("best")
-        return _Study(kind, resolved, data)
-    if kind == "explain_train":
-        kw = _train_inputs(inputs, ("model", "hardware", "plan", *_TRAIN_KEYS), kind)
-        plan = _plan_from(inputs, f"{kind}.plan")
-        r = explain_training(inputs["model"], inputs["hardware"], plan, catalog=catalog, **kw)
-        resolved = {"model": inputs["model"], "hardware": inputs["hardware"], "chips": plan.chips,
-                    "plan": plan.model_dump(), **kw}
-        return _Study(kind, resolved, {"rows": [plan_dict(r)]})
-    if kind in STUDY_KINDS:
-        raise SpecError(f"study kind {kind!r} is not available through run_study yet")
-    raise SpecError(f"study kind must be one of {', '.join(STUDY_KINDS)} (got {kind!r:.40})")
+    return run(kind, inputs, catalog=catalog or load_catalog(), progress=progress)

@@ -158,7 +158,8 @@ class ServingPlan(BaseModel):
             parts.append(f"dp{self.dp}")
         if self.ep > 1:
             parts.append(f"ep{self.ep}")
-        parts += [f"b{self.max_batch}", f"w{self.weight_precision}", f"kv{self.kv_precision}"]
+        parts += [f"b{self.max_batch}", f"tb{self.token_budget}", f"w{self.weight_precision}",
+                  f"kv{self.kv_precision}"]
         if self.prefill_replicas:
             parts.append(f"P:D={self.prefill_replicas}:{self.replicas}")
         return " ".join(parts)

@@ -23,9 +23,9 @@ def test_plan_train_json_reports_candidates_and_time(capsys: pytest.CaptureFixtu
     code, out, _ = run(capsys, "plan", "train", "--model", "llama2-7b", "--hardware", "huawei_ascend_910b",
                        "--chips", "64", "--tokens", "1e11", "--json", "--top", "3")
     assert code == 0
-    data = json.loads(out)
+    data = json.loads(out)["results"]
     assert data["candidates_evaluated"] > 10_000 and data["search_seconds"] > 0
-    best = data["best"][0]
+    best = data["rows"][0]
     assert best["days"] > 0 and best["memory_per_device_gb"] <= best["memory_capacity_gb"]
     assert best["plan"]["tp"] * best["plan"]["pp"] * best["plan"]["dp"] * best["plan"]["cp"] == 64
 
@@ -52,7 +52,7 @@ def test_impossible_plan_is_explained(capsys: pytest.CaptureFixture[str]) -> Non
 def test_explain_prints_the_breakdown(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "explain", "train", "--model", "llama3-70b", "--hardware", "nvidia_h100_sxm",
                        "--tp", "8", "--pp", "4", "--dp", "2", "--vpp", "5", "--json")
-    data = json.loads(out)
+    data = json.loads(out)["results"]["rows"][0]
     assert code == 0 and set(data["breakdown_s"]) >= {"compute_s", "tp_comm_s", "bubble_s", "dp_comm_s"}
 
 
@@ -80,26 +80,28 @@ def test_catalog_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
 def test_match_finds_how_many_of_ours_equal_theirs(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "match", "train", "--model", "llama2-7b", "--ours", "huawei_ascend_910b",
                        "--theirs", "nvidia_h100_sxm:16", "--json")
-    data = json.loads(out)
+    data = json.loads(out)["results"]
     assert code == 0 and data["our_chips"] is not None
     assert data["our_chips"] > 16 and data["our_step_time_s"] <= data["their_step_time_s"]
+    assert data["answer"].startswith("upper bound")
 
 
 def test_compare_train_across_systems_reports_power_and_throughput(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "compare", "train", "--model", "llama2-7b", "--systems",
                        "huawei_atlas_800t_a2,nvidia_dgx_h100_h200", "--chips", "16", "--json")
-    data = json.loads(out)
-    assert code == 0 and set(data) == {"huawei_atlas_800t_a2", "nvidia_dgx_h100_h200"}
-    h100 = data["nvidia_dgx_h100_h200"]["best"][0]
-    ascend = data["huawei_atlas_800t_a2"]["best"][0]
+    rows = json.loads(out)["results"]["rows"]
+    best = {r["target"]: r for r in rows if r["rank"] == 0}
+    assert code == 0 and set(best) == {"huawei_atlas_800t_a2", "nvidia_dgx_h100_h200"}
+    h100 = best["nvidia_dgx_h100_h200"]
+    ascend = best["huawei_atlas_800t_a2"]
     assert h100["tokens_per_s_per_chip"] > ascend["tokens_per_s_per_chip"]  # 989 vs 313 dense TFLOP/s
 
 
 def test_mixed_fleet_plan_compares_with_single_types(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "plan", "train", "--model", "llama2-7b", "--hardware",
                        "huawei_ascend_910b:32,nvidia_h20:16", "--global-batch", "96", "--json", "--top", "1")
-    data = json.loads(out)
-    assert code == 0 and data["mixed"] and "verdict" in data
+    data = json.loads(out)["results"]
+    assert code == 0 and data["rows"] and "verdict" in data
     assert set(data["same_total_chips"]) == {"huawei_ascend_910b", "nvidia_h20"}
 
 

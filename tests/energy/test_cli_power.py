@@ -13,9 +13,9 @@ JOB = ["--model", "llama3-8b", "--hardware", "nvidia_h100_sxm", "--seq-len", "40
 
 def test_power_train_json_reports_energy_and_sweeps(capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["power", "train", *JOB, "--tp", "2", "--pp", "2", "--dp", "8", "--json", "--site", "eu_average"])
-    out = json.loads(capsys.readouterr().out)
+    out = json.loads(capsys.readouterr().out)["results"]
     assert rc == 0
-    assert out["energy"]["site"] == "eu_average"
+    assert out["rows"][0]["energy"]["site"] == "eu_average"
     assert {"stage_plan", "clock", "cap"} <= set(out["sweeps"])
 
 
@@ -27,5 +27,5 @@ def test_power_train_unknown_site_is_one_error_line(capsys: pytest.CaptureFixtur
 
 def test_plan_train_objective_energy(capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["plan", "train", *JOB, "--chips", "16", "--tp", "2", "--objective", "energy", "--top", "2", "--json"])
-    out = json.loads(capsys.readouterr().out)
-    assert rc == 0 and len(out["best"]) == 2
+    out = json.loads(capsys.readouterr().out)["results"]
+    assert rc == 0 and len(out["rows"]) == 2

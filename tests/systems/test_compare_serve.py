@@ -85,8 +85,8 @@ def test_node_systems_default_to_the_largest_supernode_compared(catalog: Catalog
 def test_cli_compare_serve_json_reports_ratios_and_assumptions(catalog: Catalog, capsys: pytest.CaptureFixture[str]
                                                                 ) -> None:
     assert main(["compare", "serve", "--model", "deepseek-v3", "--systems", f"{CM},{NVL}", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    cm, nvl = out["systems"]
+    out = json.loads(capsys.readouterr().out)["results"]
+    cm, nvl = out["rows"]
     assert out["ratios"]["power_ratio_first_over_second"] == pytest.approx(
         cm["power"]["nameplate_w"] / nvl["power"]["nameplate_w"], rel=1e-3)
     assert out["ratios"]["per_chip_decode_second_over_first"] > 1.0

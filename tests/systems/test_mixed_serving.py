@@ -75,7 +75,7 @@ def test_parse_fleet_rejects_one_type_or_a_bad_count(catalog: Catalog) -> None:
 def test_cli_match_serve_reports_chips_power_and_cost(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["match", "serve", "--model", "llama3.1-70b", "--ours", "huawei_ascend_910b", "--theirs",
                  "nvidia_h20:32", "--input-tokens", "2048", "--output-tokens", "256", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = json.loads(capsys.readouterr().out)["results"]
     assert out["ours"]["goodput_rps"] >= out["theirs"]["goodput_rps"]
     assert out["ours"]["facility_kw"] > 0 and out["theirs"]["usd_per_hour"] > 0
 

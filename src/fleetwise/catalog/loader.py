@@ -40,6 +40,44 @@ def load_yaml_file(path: Path) -> Any:
         raise SpecError(f"{path}:{where}: malformed YAML: {problem}") from None
 
 
+# user catalog folders whose data files (efficiency.yaml, calibration.yaml, serving.yaml, power.yaml, sites.yaml,
+# software.yaml, families.yaml) are layered over the bundled ones: set by ``load_catalog``, else $FLEETWISE_CATALOG
+_DATA_LAYERS: list[Path] = []
+_LAYERS_SET = False
+
+
+def data_layers() -> list[Path]:
+    """The user catalog folders layered over the bundled data files (the last ``load_catalog``'s, else the
+    environment's)."""
+    if _LAYERS_SET:
+        return list(_DATA_LAYERS)
+    return [Path(p) for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p]
+
+
+def _layer(base: Any, top: Any, where: str) -> Any:
+    """``top`` over ``base``: mappings merge key by key (recursively), anything else is replaced."""
+    if isinstance(base, dict) and isinstance(top, dict):
+        out = dict(base)
+        for k, v in top.items():
+            out[k] = _layer(base.get(k), v, f"{where}.{k}")
+        return out
+    if base is not None and isinstance(base, dict) != isinstance(top, dict):
+        raise SpecError(f"{where}: a user data file must give a mapping where the bundled file has one "
+                        f"(got {type(top).__name__})")
+    return top
+
+
+def load_data_file(path: Path) -> Any:
+    """A bundled data file with the same-named file of each user catalog folder layered over it, in order
+    (mappings merged key by key: a user file adds or overrides entries, e.g. one chip's efficiency, one site)."""
+    data = load_yaml_file(path)
+    for folder in data_layers():
+        user = folder / path.name
+        if user.is_file() and user.resolve() != path.resolve():
+            data = _layer(data, load_yaml_file(user), str(user))
+    return data
+
+
 def format_validation_error(where: str, exc: ValidationError) -> str:
     """One line per problem: ``where: field: message (got value)``."""
     lines = []
@@ -143,7 +181,9 @@ def _check_references(tables: dict[str, dict[str, Any]], origin: dict[str, str])
 
 
 def load_catalog(extra_dirs: Iterable[str | Path] | None = None) -> Catalog:
-    """Load bundled specs, then user folders (each with accelerators/ systems/ fabrics/ models/).
+    """Load bundled specs, then user folders (each with accelerators/ systems/ fabrics/ models/, and optionally
+    data files layered over the bundled ones: efficiency.yaml, calibration.yaml, serving.yaml, power.yaml,
+    sites.yaml, software.yaml, families.yaml; see ``load_data_file``).
 
     Args:
         extra_dirs: user catalog folders; ``None`` reads ``$FLEETWISE_CATALOG``.
@@ -154,9 +194,12 @@ def load_catalog(extra_dirs: Iterable[str | Path] | None = None) -> Catalog:
     if extra_dirs is None:
         env = os.environ.get(ENV_VAR, "")
         extra_dirs = [p for p in env.split(os.pathsep) if p]
+    global _LAYERS_SET
+    _DATA_LAYERS[:] = [Path(d) for d in extra_dirs]
+    _LAYERS_SET = True
     tables: dict[str, dict[str, Any]] = {k: {} for k in SPEC_TYPES}
     origin: dict[str, str] = {}
-    for folder in [BUNDLED_DIR, *[Path(d) for d in extra_dirs]]:
+    for folder in [BUNDLED_DIR, *_DATA_LAYERS]:
         _read_dir(Path(folder), tables, origin)
     _check_references(tables, origin)
     return Catalog(

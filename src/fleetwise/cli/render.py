@@ -1,4 +1,8 @@
-"""Render API results as terminal tables or JSON (stable key order, plain floats)."""
+"""Render studies as terminal tables (``--json`` prints the study itself, see ``fleetwise.study``).
+
+Every renderer reads only the study: the resolved inputs it echoes first, then the rows. Plans show every
+knob that changes the result (overlaps, rank order, recompute fraction), so no two rows look the same.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,10 @@ import json
 from typing import Any
 
 from fleetwise.catalog.loader import Catalog
-from fleetwise.errors import InfeasibleError, UnknownIdError
-from fleetwise.search.evaluate import PlanResult, TrainingSearch
-from fleetwise.search.serialize import plan_dict, search_dict
+from fleetwise.errors import UnknownIdError
+from fleetwise.study import Study
 
 GB = 1e9
-
-
-def _dump(obj: Any) -> None:
-    print(json.dumps(obj, indent=2, sort_keys=False))
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -25,132 +24,164 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line, "-" * len(line), *body])
 
 
-def _plan_row(r: PlanResult, with_days: bool) -> list[str]:
-    p = r.plan
-    row = [str(p.tp), str(p.pp), str(p.dp), str(p.cp), str(p.ep), str(p.micro_batch), str(p.vpp),
-           p.recompute + (f"({p.recompute_layers_frac:.2f})" if p.recompute == "full" and p.recompute_layers_frac < 1
-                          else ""),
-           str(p.zero), "y" if p.sequence_parallel else "n", f"{r.step_time_s:.3f}", f"{r.tokens_per_s_per_chip:,.0f}",
-           f"{100 * r.mfu:.1f}%", f"{r.memory_total_bytes / GB:.1f}",
-           "-" if r.energy is None else f"{r.energy.energy_j_per_token:.3f}"]
+def job_line(s: Study) -> str:
+    """The resolved training job, defaults and how they were chosen included."""
+    i = s.inputs
+    where = i.get("hardware") or i.get("systems") or i.get("ours") or ""
+    if isinstance(where, list):  # compare train: several accelerators or systems
+        where = "each of " + ", ".join(where)
+    sys_ = f" (system {i['system']})" if i.get("system") else ""
+    chips = f"{i['chips']} x " if i.get("chips") and where else ""
+    extra = []
+    if i.get("sites", 1) and i.get("sites", 1) > 1:
+        extra.append(f"{i['sites']} sites over {i.get('site_link_gbit')} Gbit/s, RTT {i.get('site_link_rtt_ms')} ms")
+    if i.get("tokens"):
+        extra.append(f"{i['tokens']:.3g} tokens in all")
+    model = i.get("model_id") or i.get("model")
+    return (f"{model} on {chips}{where}{sys_}: seq {i['seq_len']}, global batch {i['global_batch']} "
+            f"({i['global_batch_rule']}; {i['tokens_per_step'] / 2**20:.2f}M tokens/step), {i['precision']}, "
+            f"{i.get('attention_kernel', 'flash')} attention" + "".join(f"; {x}" for x in extra))
+
+
+def _recompute(p: dict[str, Any]) -> str:
+    frac = p.get("recompute_layers_frac", 1.0)
+    return str(p["recompute"]) + (f"({frac:.2f})" if p["recompute"] == "full" and frac < 1 else "")
+
+
+def _overlap(p: dict[str, Any]) -> str:
+    on = [k for k, f in (("tp", "tp_comm_overlap"), ("ep", "ep_comm_overlap")) if p.get(f)]
+    return "+".join(on) or "-"
+
+
+def _order(p: dict[str, Any]) -> str:
+    return "dp-in" if p.get("rank_order", "tp-cp-dp-pp") == "tp-cp-dp-pp" else "pp-in"
+
+
+def plan_label(p: dict[str, Any]) -> str:
+    """A plan's every field, short: ``tp8 pp4 dp2 cp1 ep1 mbs1 vpp5 selective zero1 sp ovl:tp order:dp-in``."""
+    return (f"tp{p['tp']} pp{p['pp']} dp{p['dp']} cp{p['cp']} ep{p['ep']} mbs{p['micro_batch']} vpp{p['vpp']} "
+            f"{_recompute(p)} zero{p['zero']} {'sp' if p['sequence_parallel'] else 'no-sp'} ovl:{_overlap(p)} "
+            f"order:{_order(p)}")
+
+
+def _plan_row(r: dict[str, Any], with_days: bool) -> list[str]:
+    p = r["plan"]
+    e = r.get("energy")
+    row = [str(p["tp"]), str(p["pp"]), str(p["dp"]), str(p["cp"]), str(p["ep"]), str(p["micro_batch"]),
+           str(p["vpp"]), _recompute(p), str(p["zero"]), "y" if p["sequence_parallel"] else "n", _overlap(p),
+           _order(p), f"{r['step_time_s']:.3f}", f"{r['tokens_per_s_per_chip']:,.0f}", f"{100 * r['mfu']:.1f}%",
+           f"{r['memory_per_device_gb']:.1f}", "-" if e is None else f"{e['energy_j_per_token']:.3f}"]
     if with_days:
-        row.append("-" if r.days is None else f"{r.days:.1f}")
+        row.append("-" if r.get("days") is None else f"{r['days']:.1f}")
     return row
 
 
-HEADERS = ["tp", "pp", "dp", "cp", "ep", "mbs", "vpp", "recompute", "zero", "sp", "step s", "tok/s/chip", "MFU",
-           "mem GB", "J/token"]
+HEADERS = ["tp", "pp", "dp", "cp", "ep", "mbs", "vpp", "recompute", "zero", "sp", "overlap", "order", "step s",
+           "tok/s/chip", "MFU", "mem GB", "J/token"]
 
 
-def training_search(s: TrainingSearch, as_json: bool, with_days: bool) -> None:
-    if as_json:
-        _dump(search_dict(s))
-        return
-    headers = HEADERS + (["days"] if with_days else [])
-    print(_table(headers, [_plan_row(r, with_days) for r in s.best]))
-    rate = s.candidates_evaluated / max(s.search_seconds, 1e-9)
-    print(f"\n{s.candidates_evaluated:,} candidates evaluated in {s.search_seconds:.2f} s ({rate:,.0f}/s); "
-          f"{s.feasible:,} feasible; Pareto front (time vs memory headroom): {len(s.pareto)} plans")
+def training_search(s: Study) -> None:
+    with_days = s.inputs.get("tokens") is not None
+    print(job_line(s) + f"; ranked by {s.inputs['objective']}")
+    print(_table(HEADERS + (["days"] if with_days else []), [_plan_row(r, with_days) for r in s.rows]))
+    res = s.results
+    rate = res["candidates_evaluated"] / max(res["search_seconds"], 1e-9)
+    print(f"\n{res['candidates_evaluated']:,} candidates evaluated in {res['search_seconds']:.2f} s ({rate:,.0f}/s); "
+          f"{res['feasible']:,} feasible; Pareto front (time vs memory headroom): {len(res['pareto'])} plans")
+    print("overlap: TP/EP communication overlapped; order: dp-in = data-parallel replicas inside the scale-up "
+          "domain before pipeline stages, pp-in = stages first")
 
 
-def plan_result(r: PlanResult, as_json: bool) -> None:
-    if as_json:
-        _dump(plan_dict(r))
-        return
-    print(f"plan: {r.plan.label()}  recompute={r.plan.recompute} zero={r.plan.zero} "
-          f"sp={r.plan.sequence_parallel}  ({r.chips} chips)")
-    print(f"step time {r.step_time_s:.4f} s   tokens/s/chip {r.tokens_per_s_per_chip:,.1f}   MFU {100 * r.mfu:.1f}%")
+def plan_result(s: Study) -> None:
+    r = s.rows[0]
+    print(job_line(s))
+    print(f"plan: {plan_label(r['plan'])}  ({r['chips']} chips)")
+    print(f"step time {r['step_time_s']:.6f} s   tokens/s/chip {r['tokens_per_s_per_chip']:,.1f}   "
+          f"MFU {100 * r['mfu']:.1f}%")
     print("\nstep time breakdown (s):")
     tier_of = {"tp_comm_s": "tp", "cp_comm_s": "cp", "ep_comm_s": "ep", "pp_comm_s": "pp", "dp_comm_s": "dp"}
-    for k, v in r.breakdown_s.items():
-        share = 100 * v / r.step_time_s if r.step_time_s else 0.0
-        tier = r.comm_tiers.get(tier_of.get(k, ""), "")
+    for k, v in r["breakdown_s"].items():
+        share = 100 * v / r["step_time_s"] if r["step_time_s"] else 0.0
+        tier = r["comm_tiers"].get(tier_of.get(k, ""), "")
         print(f"  {k:<14} {v:10.4f}  {share:5.1f}%  {tier}")
-    print("\nconstants used: " + ", ".join(f"{k}={v}" for k, v in r.constants.items()))
-    print(f"\nmemory per device (GB), {r.memory_total_bytes / GB:.1f} of {r.memory_capacity_bytes / GB:.0f}:")
-    for k, v in r.memory_bytes.items():
-        print(f"  {k:<14} {v / GB:10.2f}")
+    print("\nconstants used: " + ", ".join(f"{k}={v}" for k, v in r["constants"].items()))
+    print(f"\nmemory per device (GB), {r['memory_per_device_gb']:.1f} of {r['memory_capacity_gb']:.0f}:")
+    for k, v in r["memory_gb"].items():
+        print(f"  {k:<14} {v:10.2f}")
 
 
-def _usd_per_mtok(e: Any, b: PlanResult) -> str:
-    usd = e.step_cost_usd / (b.tokens_per_s_per_chip * b.chips * b.step_time_s) * 1e6
-    return f"{usd:.2f}" + ("" if e.cost_breakdown_usd.get("hardware") else "*")
+def _usd_per_mtok(r: dict[str, Any]) -> str:
+    e = r["energy"]
+    usd = e["step_cost_usd"] / (r["tokens_per_s_per_chip"] * r["chips"] * r["step_time_s"]) * 1e6
+    return f"{usd:.2f}" + ("" if e["cost_breakdown_usd"].get("hardware") else "*")
 
 
-def comparison(results: dict[str, TrainingSearch | InfeasibleError], as_json: bool) -> None:
-    if as_json:
-        _dump({hw: (search_dict(r) if isinstance(r, TrainingSearch) else {"error": str(r)})
-               for hw, r in results.items()})
-        return
+def comparison(s: Study) -> None:
+    print(job_line(s))
     rows = []
-    for hw, r in results.items():
-        if isinstance(r, TrainingSearch):
-            b = r.best[0]
-            e = b.energy
-            rows.append([hw, b.plan.label(), f"{b.step_time_s:.3f}", f"{b.tokens_per_s_per_chip:,.0f}",
-                         f"{b.tokens_per_s_per_chip * b.chips:,.0f}", f"{100 * b.mfu:.1f}%",
-                         f"{b.memory_total_bytes / GB:.1f}",
-                         "-" if e is None else f"{e.step_energy_j / e.step_time_s / 1e3:,.0f}",
-                         "-" if e is None else f"{e.energy_j_per_token:.3f}",
-                         "-" if e is None else _usd_per_mtok(e, b)])
-        else:
-            rows.append([hw, f"infeasible: {r}"[:60], "-", "-", "-", "-", "-", "-", "-", "-"])
+    partial = False
+    for r in s.rows:
+        if r["rank"] != 0:
+            continue
+        e = r.get("energy")
+        partial = partial or (e is not None and not e["cost_breakdown_usd"].get("hardware"))
+        rows.append([r["target"], plan_label(r["plan"]), f"{r['step_time_s']:.3f}",
+                     f"{r['tokens_per_s_per_chip']:,.0f}", f"{r['tokens_per_s_per_chip'] * r['chips']:,.0f}",
+                     f"{100 * r['mfu']:.1f}%", f"{r['memory_per_device_gb']:.1f}",
+                     "-" if e is None else f"{e['step_energy_j'] / e['step_time_s'] / 1e3:,.0f}",
+                     "-" if e is None else f"{e['energy_j_per_token']:.3f}", "-" if e is None else _usd_per_mtok(r)])
+    for target, msg in s.results["infeasible"].items():
+        rows.append([target, f"infeasible: {msg}"[:60], "-", "-", "-", "-", "-", "-", "-", "-"])
     print(_table(["hardware/system", "best plan", "step s", "tok/s/chip", "tok/s total", "MFU", "mem GB",
                   "facility kW", "J/token", "$/Mtok"], rows))
-    energies = [r.best[0].energy for r in results.values() if isinstance(r, TrainingSearch)]
-    if any(e is not None and not e.cost_breakdown_usd.get("hardware") for e in energies):
+    if partial:
         print("* electricity only: no chip price or rent in the catalog for that accelerator")
 
 
-def match(m: Any, as_json: bool) -> None:
-    pc = m.power_and_cost()
-    if as_json:
-        _dump({"ours": m.ours, "theirs": m.theirs, "their_chips": m.their_chips,
-               "their_step_time_s": m.their_step_time_s, "our_chips": m.our_chips,
-               "our_step_time_s": m.our_step_time_s, "tried": m.tried, "power_and_cost": pc})
+def match(s: Study) -> None:
+    res, i = s.results, s.inputs
+    print(job_line(s))
+    print(f"{i['their_chips']} x {i['theirs']}: best step {res['their_step_time_s']:.3f} s")
+    if res["our_chips"] is None:
+        tried = res["tried"]
+        print(f"no count of {i['ours']} up to {tried[-1][0] if tried else '?'} chips reaches it")
         return
-    print(f"{m.their_chips} x {m.theirs}: best step {m.their_step_time_s:.3f} s")
-    if m.our_chips is None:
-        print(f"no count of {m.ours} up to {m.tried[-1][0] if m.tried else '?'} chips reaches it")
-        return
-    print(f"{m.our_chips} x {m.ours} reach it: step {m.our_step_time_s:.3f} s "
-          f"({m.our_chips / m.their_chips:.2f} of ours per one of theirs)")
+    print(f"{res['our_chips']} x {i['ours']} reach it: step {res['our_step_time_s']:.3f} s "
+          f"({res['our_chips'] / i['their_chips']:.2f} of ours per one of theirs)")
+    print(f"  {res['answer']}")
     for side in ("theirs", "ours"):
-        v = pc[side]
+        v = res["power_and_cost"][side]
         if v["facility_kw"] is None:
             continue
         note = "" if v["hardware_cost_known"] else " (electricity only: no chip price)"
-        usd = f"${v['usd_per_hour']:,.0f}/h{note}"
-        print(f"  {side:<6} facility {v['facility_kw']:,.0f} kW, {v['energy_j_per_token']:.3f} J/token, {usd}")
+        print(f"  {side:<6} facility {v['facility_kw']:,.0f} kW, {v['energy_j_per_token']:.3f} J/token, "
+              f"${v['usd_per_hour']:,.0f}/h{note}")
 
 
-def validation(report: Any, as_json: bool) -> None:
-    data = report.to_json()
-    if as_json:
-        _dump(data)
-        return
+def validation(s: Study) -> None:
+    data = s.results
     rows = []
     for c in data["cases"]:
         for metric, v in c["metrics"].items():
             loso = c.get("loso_errors", {}).get(metric)
             rows.append([c["id"], metric, f"{v['measured']:.4g}", f"{v['predicted']:.4g}", f"{100 * v['error']:+.1f}%"]
                         + ([f"{100 * loso:+.1f}%" if loso is not None else "-"] if "loso_errors" in c else []))
-    headers = ["case", "metric", "measured", "predicted", "error"] + (["loso error"] if report.loso_errors else [])
+    headers = ["case", "metric", "measured", "predicted", "error"] + (["loso error"] if s.inputs["loso"] else [])
     print(_table(headers, rows))
     for title, key in (("summary (in-sample)", "summary"), ("leave one source out", "summary_leave_one_source_out")):
         if key not in data:
             continue
         print(f"\n{title}:")
-        for g, s in data[key].items():
+        for g, v in data[key].items():
             if g == "sweeps":
-                print(f"  {g:<10} n={s['count']:3d}  median regret {100 * s['median_regret']:.1f}%"
-                      f"  max {100 * s['max_regret']:.1f}%  pick within 5% {100 * s['within_5']:.0f}%"
-                      f"  median spearman {s['median_spearman']:.2f}")
+                print(f"  {g:<10} n={v['count']:3d}  median regret {100 * v['median_regret']:.1f}%"
+                      f"  max {100 * v['max_regret']:.1f}%  pick within 5% {100 * v['within_5']:.0f}%"
+                      f"  median spearman {v['median_spearman']:.2f}")
                 continue
-            print(f"  {g:<10} n={s['count']:3d}  median |err| {100 * s['median_ape']:.1f}%"
-                  f"  mean {100 * s['mean_ape']:.1f}%  within 10% {100 * s['within_10']:.0f}%"
-                  f"  within 25% {100 * s['within_25']:.0f}%"
-                  f"  worst {s['worst']['id']} ({100 * s['worst']['error']:+.0f}%)")
+            print(f"  {g:<10} n={v['count']:3d}  median |err| {100 * v['median_ape']:.1f}%"
+                  f"  mean {100 * v['mean_ape']:.1f}%  within 10% {100 * v['within_10']:.0f}%"
+                  f"  within 25% {100 * v['within_25']:.0f}%"
+                  f"  worst {v['worst']['id']} ({100 * v['worst']['error']:+.0f}%)")
     for e in data["errors"]:
         print(f"  not predicted: {e['id']}: {e['message']}")
 
@@ -173,34 +204,35 @@ def catalog(cat: Catalog, args: argparse.Namespace) -> None:
     raise UnknownIdError("catalog", args.id, known)
 
 
-def mixed_training(cmp: Any, as_json: bool) -> None:
+def mixed_training(s: Study) -> None:
     """A mixed fleet's best pipelines next to the single-type plans they compete with."""
-    from dataclasses import asdict
-
-    def single(r: PlanResult | None) -> dict[str, Any] | None:
-        return None if r is None else plan_dict(r)
-
-    if as_json:
-        _dump({
-            "mixed": [asdict(p) for p in cmp.mixed.best],
-            "candidates_evaluated": cmp.mixed.candidates_evaluated,
-            "search_seconds": round(cmp.mixed.search_seconds, 4),
-            "alone": {k: single(v) for k, v in cmp.alone.items()},
-            "same_total_chips": {k: single(v) for k, v in cmp.same_total.items()},
-            "verdict": cmp.verdict,
-        })
-        return
+    i, res = s.inputs, s.results
+    print(f"{i.get('model_id') or i['model']} on {', '.join(f'{a}:{n}' for a, n in i['fleet'])}: seq {i['seq_len']}, "
+          f"global batch {i['global_batch']} ({i['global_batch_rule']}), {i['precision']}")
     rows = []
-    for p in cmp.mixed.best:
-        rows.append([f"{p.first}->{p.second}", str(p.tp), str(p.dp),
-                     " ".join(f"{k.split('_')[-1]}:{v}st/{p.layers[k]}L" for k, v in p.stages.items()),
-                     str(p.micro_batch), p.recompute, f"{p.step_time_s:.3f}", f"{p.tokens_per_s_per_chip:,.0f}",
-                     " ".join(f"{v:.0f}" for v in p.memory_gb.values())])
-    print(_table(["pipeline", "tp", "dp", "stages/layers", "mbs", "recompute", "step s", "tok/s/chip", "mem GB"],
-                 rows))
+    for p in s.rows:
+        rows.append([f"{p['first']}->{p['second']}", str(p["tp"]), str(p["dp"]),
+                     " ".join(f"{k.split('_')[-1]}:{v}st/{p['layers'][k]}L" for k, v in p["stages"].items()),
+                     str(p["micro_batch"]), p["recompute"], str(p["zero"]), f"{p['step_time_s']:.3f}",
+                     f"{p['tokens_per_s_per_chip']:,.0f}", " ".join(f"{v:.0f}" for v in p["memory_gb"].values())])
+    print(_table(["pipeline", "tp", "dp", "stages/layers", "mbs", "recompute", "zero", "step s", "tok/s/chip",
+                  "mem GB"], rows))
     print("\nsingle-type plans:")
-    for label, group in (("alone", cmp.alone), ("same total chips", cmp.same_total)):
+    for label, group in (("alone", res["alone"]), ("same total chips", res["same_total_chips"])):
         for hw, r in group.items():
-            desc = "no feasible plan" if r is None else f"{r.chips} chips {r.plan.label()} step {r.step_time_s:.3f} s"
+            desc = "no feasible plan" if r is None else \
+                f"{r['chips']} chips {plan_label(r['plan'])} step {r['step_time_s']:.3f} s"
             print(f"  {label:<17} {hw:<24} {desc}")
-    print(f"\n{cmp.verdict}")
+    print(f"\n{res['verdict']}")
+
+
+def study(s: Study) -> None:
+    """Print any study as a table."""
+    from fleetwise.cli import compare, power, serve
+
+    printers: dict[str, Any] = {
+        "plan_train": training_search, "explain_train": plan_result, "compare_train": comparison, "match_train": match,
+        "plan_train_mixed": mixed_training, "power_train": power.render, "plan_serve": serve.render_plan,
+        "explain_serve": serve.render_explain, "simulate": serve.render_simulate,
+        "compare_serve": compare.render_compare, "match_serve": compare.render_match, "validate": validation}
+    printers[s.kind](s)

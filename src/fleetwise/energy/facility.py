@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from fleetwise.catalog.loader import format_validation_error, load_yaml_file
+from fleetwise.catalog.loader import data_layers, format_validation_error, load_data_file
 from fleetwise.catalog.types import Accelerator, System
 from fleetwise.energy.power import ChipPower
 from fleetwise.errors import SpecError
@@ -61,10 +61,15 @@ class SiteFile(_Strict):
         return sid, self.sites[sid]
 
 
-@lru_cache(maxsize=8)
 def load_sites(path: Path = SITES_FILE) -> SiteFile:
-    """Parse a sites file; a bad value (negative PUE, unknown default) raises one ``SpecError``."""
-    data = load_yaml_file(Path(path))
+    """Parse a sites file (user catalog folders' sites.yaml layered over it); a bad value (negative PUE, unknown
+    default) raises one ``SpecError``."""
+    return _load_sites(Path(path), tuple(data_layers()))
+
+
+@lru_cache(maxsize=8)
+def _load_sites(path: Path, layers: tuple[Path, ...]) -> SiteFile:
+    data = load_data_file(Path(path))
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a mapping with default_site, sites and node")
     try:

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from fleetwise.catalog.loader import format_validation_error, load_yaml_file
+from fleetwise.catalog.loader import data_layers, format_validation_error, load_data_file
 from fleetwise.catalog.types import Accelerator
 from fleetwise.errors import SpecError
 from fleetwise.perf.calibration import family_of
@@ -106,10 +106,15 @@ class ChipPower:
         return float(np.clip(x ** (1.0 / self.dvfs_exponent), self.f_min, 1.0))
 
 
-@lru_cache(maxsize=4)
 def load_power_file(path: Path = POWER_FILE) -> PowerFile:
-    """Parse power.yaml; a bad value raises ``SpecError`` naming the file and field."""
-    data = load_yaml_file(path)
+    """Parse power.yaml (user catalog folders' power.yaml layered over it); a bad value raises ``SpecError``
+    naming the file and field."""
+    return _load_power_file(path, tuple(data_layers()))
+
+
+@lru_cache(maxsize=4)
+def _load_power_file(path: Path, layers: tuple[Path, ...]) -> PowerFile:
+    data = load_data_file(path)
     try:
         return PowerFile.model_validate(data)
     except ValidationError as exc:

@@ -8,32 +8,35 @@ each constant was fitted on, its in-sample error and its leave-one-source-out er
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from fleetwise.catalog.loader import load_yaml_file
+from fleetwise.catalog.loader import data_layers, load_data_file
 from fleetwise.errors import SpecError
 
 DATA_FILE = Path(__file__).parent / "data" / "calibration.yaml"
 
-# Chip families share software stacks and micro-architecture; constants are fitted per family.
-FAMILIES: dict[str, tuple[str, ...]] = {
-    "nvidia_volta_ampere": ("nvidia_v100_sxm2_32gb", "nvidia_a100_40gb_sxm", "nvidia_a100_80gb_sxm",
-                            "nvidia_a800_80gb_sxm"),
-    "nvidia_hopper": ("nvidia_h100_sxm", "nvidia_h100_pcie", "nvidia_h800_sxm", "nvidia_h20", "nvidia_h200_sxm"),
-    "nvidia_blackwell": ("nvidia_b200_hgx", "nvidia_gb200_per_gpu", "nvidia_gb300_per_gpu"),
-    "huawei_ascend": ("huawei_ascend_910", "huawei_ascend_910b", "huawei_ascend_910b1", "huawei_ascend_910b2",
-                      "huawei_ascend_910b3", "huawei_ascend_910b4", "huawei_ascend_910c"),
-    "google_tpu": ("google_tpu_v3", "google_tpu_v4", "google_tpu_v5e", "google_tpu_v5p", "google_tpu_v6e"),
-    "amd_instinct": ("amd_mi250x", "amd_mi300x", "amd_mi325x"),
-}
+FAMILIES_FILE = Path(__file__).parent / "data" / "families.yaml"
+
+
+@lru_cache(maxsize=8)
+def _families(layers: tuple[Path, ...]) -> dict[str, str]:
+    data: Any = load_data_file(FAMILIES_FILE)
+    chips = data.get("chips") if isinstance(data, dict) else None
+    if not isinstance(chips, dict) or not all(isinstance(v, str) and v for v in chips.values()):
+        raise SpecError(f"{FAMILIES_FILE}: expected 'chips', a mapping of chip id -> family name")
+    return {str(k): v for k, v in chips.items()}
+
+
+def families() -> dict[str, str]:
+    """Chip id -> family (``perf/data/families.yaml``, with user catalog folders layered over it)."""
+    return _families(tuple(data_layers()))
 
 
 def family_of(chip_id: str) -> str:
-    for fam, chips in FAMILIES.items():
-        if chip_id in chips:
-            return fam
-    return "global"
+    """The chip's family, whose fitted constants it uses; ``global`` for a chip in none."""
+    return families().get(chip_id, "global")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +62,7 @@ def load_calibration(path: Path = DATA_FILE) -> Calibration:
     """Read fitted group constants; a missing file means uncalibrated (every constant 1.0)."""
     if not path.exists():
         return Calibration({})
-    data: Any = load_yaml_file(path)
+    data: Any = load_data_file(path)
     if not isinstance(data, dict) or not isinstance(data.get("groups"), dict):
         raise SpecError(f"{path}: expected a 'groups' mapping")
     groups = {}

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fleetwise.catalog.loader import load_yaml_file
+from fleetwise.catalog.loader import load_data_file
 from fleetwise.errors import SpecError
 from fleetwise.network.curves import CollectiveEfficiency, parse_collective
-from fleetwise.perf.calibration import FAMILIES
+from fleetwise.perf.calibration import families
 
 FloatArray = npt.NDArray[np.float64]
 DATA_FILE = Path(__file__).parent / "data" / "efficiency.yaml"
@@ -93,7 +93,10 @@ class EfficiencyTable:
         fitted chip of its family (``borrowed_from`` says which), else the generic defaults."""
         if chip_id in self.chips:
             return self.chips[chip_id]
-        for fam in FAMILIES.values():
+        members: dict[str, list[str]] = {}
+        for chip, name in families().items():  # file order: neighbours in a family are the nearest chips
+            members.setdefault(name, []).append(chip)
+        for fam in members.values():
             if chip_id in fam:
                 here = fam.index(chip_id)
                 fitted = sorted((abs(fam.index(c) - here), fam.index(c) < here, c) for c in fam if c in self.chips)
@@ -155,7 +158,7 @@ def _chip(chip_id: str, raw: dict[str, Any], defaults: dict[str, Any], is_defaul
 
 def load_efficiency(path: Path = DATA_FILE) -> EfficiencyTable:
     """Read the fitted efficiency file."""
-    data = load_yaml_file(path)
+    data = load_data_file(path)
     if not isinstance(data, dict) or "chips" not in data:
         raise SpecError(f"{path}: expected top-level keys defaults, chips, collectives")
     d = data.get("defaults", {})

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fleetwise.catalog.loader import load_yaml_file
+from fleetwise.catalog.loader import load_data_file
 from fleetwise.catalog.types import Accelerator, ModelArch, Precision, System
 from fleetwise.errors import SpecError
 from fleetwise.network.collectives import Network, build_network
@@ -406,7 +406,7 @@ def load_serving_constants(chip_id: str, expert_parallel: bool = False,
     """The fitted serving constants of ``chip_id``'s group (its own, else the global one, else none)."""
     if not path.exists():
         return ServingConstants()
-    data = load_yaml_file(path)
+    data = load_data_file(path)
     groups = data.get("groups") if isinstance(data, dict) else None
     if not isinstance(groups, dict):
         raise SpecError(f"{path}: expected a 'groups' mapping")
@@ -437,7 +437,7 @@ def make_serving_setup(model: ModelArch, accel: Accelerator, system: System | No
 @functools.lru_cache(maxsize=4)
 def _latency_entries(path: Path) -> tuple[dict[str, Any], ...]:
     """The latency-only all-to-all entries of the efficiency file (read once per file)."""
-    data = load_yaml_file(path)
+    data = load_data_file(path)
     return tuple(e for e in (data.get("alltoall") or {}).values()
                  if isinstance(e, dict) and e.get("tier") == "mixed" and e.get("by_group_size"))
 

@@ -48,3 +48,30 @@ def search_dict(s: TrainingSearch) -> dict[str, Any]:
         "objective": s.objective,
         "assumptions": list(s.assumptions),
     }
+
+
+def rounded(v: Any) -> Any:
+    """Floats to 6 significant digits, through dicts and lists."""
+    if isinstance(v, float):
+        return float(f"{v:.6g}")
+    if isinstance(v, dict):
+        return {k: rounded(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [rounded(x) for x in v]
+    return v
+
+
+def serving_row(c: Any, sim: Any = None) -> dict[str, Any]:
+    """One ranked serving plan (a ``ServingCandidate``) and its simulator replay (a ``Confirmation``) if run."""
+    row: dict[str, Any] = {"plan": c.plan.model_dump(), "label": c.plan.label(), "chips": c.plan.chips,
+                           "goodput_rps": round(c.goodput_rps, 4),
+                           "tokens_per_s_per_chip": round(c.tokens_per_s_per_chip, 2),
+                           "ttft_ms": round(c.ttft_s * 1e3, 3), "tpot_ms": round(c.tpot_s * 1e3, 3),
+                           "memory_per_device_gb": round(c.memory_per_device_bytes / 1e9, 3),
+                           "chips_per_goodput": round(c.chips_per_goodput, 4)}
+    if c.energy is not None:
+        row["energy"] = rounded(c.energy)
+    if sim is not None:
+        row["simulated"] = {"ttft_ms": round(sim.ttft_s * 1e3, 3), "tpot_ms": round(sim.tpot_s * 1e3, 3),
+                            "requests": sim.requests, "meets_slo": sim.meets_slo}
+    return row

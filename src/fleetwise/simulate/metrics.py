@@ -45,8 +45,9 @@ class ServingResult:
 
     @property
     def tpot_s(self) -> FloatArray:
-        """Mean time per output token after the first (0 for one-token outputs)."""
-        return np.asarray((self.done_s - self.first_token_s) / np.maximum(self.output_tokens - 1.0, 1.0))
+        """Mean time per output token after the first (0 for one-token outputs; NaN for unfinished requests)."""
+        with np.errstate(invalid="ignore"):  # unfinished requests (stopped by until_s): inf - inf
+            return np.asarray((self.done_s - self.first_token_s) / np.maximum(self.output_tokens - 1.0, 1.0))
 
     @property
     def e2e_s(self) -> FloatArray:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from fleetwise.catalog.loader import format_validation_error, load_yaml_file
+from fleetwise.catalog.loader import data_layers, format_validation_error, load_data_file
 from fleetwise.errors import SpecError
 
 DATA_FILE = Path(__file__).parent / "data" / "software.yaml"
@@ -51,10 +51,14 @@ class SoftwareFacts(BaseModel):
 NO_FACTS = SoftwareFacts(why="no software facts recorded for this source")
 
 
-@lru_cache(maxsize=4)
 def software_facts(path: Path = DATA_FILE) -> dict[str, SoftwareFacts]:
-    """Per-source facts keyed by a case's url."""
-    data = load_yaml_file(path)
+    """Per-source facts keyed by a case's url (user catalog folders' ``software.yaml`` layered over it)."""
+    return _software_facts(path, tuple(data_layers()))
+
+
+@lru_cache(maxsize=4)
+def _software_facts(path: Path, layers: tuple[Path, ...]) -> dict[str, SoftwareFacts]:
+    data = load_data_file(path)
     sources = data.get("sources") if isinstance(data, dict) else None
     if not isinstance(sources, dict):
         raise SpecError(f"{path}: expected a 'sources' mapping of url -> facts")
