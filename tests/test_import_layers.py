@@ -22,7 +22,7 @@ LAYERS: dict[str, int] = {
     "simulate": 6,
     "search": 7,
     "study": 8, "place": 8, "emit": 8, "validate": 8,
-    "sweep": 9, "calibrate": 9,
+    "sweep": 9, "calibrate": 9, "studies": 9,
     "api": 10,
     "report": 11, "cli": 11, "service": 11, "__init__": 11, "__main__": 11,
 }
