@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from fleetwise.catalog.hf_import import model_from_hf_config
-from fleetwise.catalog.loader import Catalog, load_catalog
+from fleetwise.catalog.loader import Catalog, load_catalog, validated
 from fleetwise.catalog.types import ModelArch, Precision, SiteLink
 from fleetwise.errors import InfeasibleError, SpecError
 from fleetwise.perf.setup import make_training_setup
 from fleetwise.perf.training import TrainingSetup
-from fleetwise.plan import TrainingJob, TrainingPlan
+from fleetwise.plan import TrainingJob, TrainingPlan, default_global_batch
 from fleetwise.search.evaluate import PlanResult, ProgressFn, TrainingSearch, evaluate_plan, search_training
 from fleetwise.search.fleet import FleetPart
 from fleetwise.search.mixed import MixedSearch, search_mixed_training
@@ -59,11 +59,12 @@ def training_setup(
     sys_ = catalog.system(system, "system") if system else catalog.default_system(accel.id)
     if seq_len > m.max_seq:
         raise SpecError(f"--seq-len must be <= the model's max_seq {m.max_seq} for {m.id} (got {seq_len})")
+    basis = "given"
     if global_batch is None:
-        unit = chips or 1
-        global_batch = max(1, round(4 * 2**20 / seq_len / unit)) * unit if chips else max(1, 4 * 2**20 // seq_len)
-    job = TrainingJob(seq_len=seq_len, global_batch=global_batch, precision=precision, tokens=tokens,
-                      attention_kernel=attention_kernel)
+        global_batch, basis = default_global_batch(seq_len, chips)
+    job = validated(TrainingJob, "job", dict(seq_len=seq_len, global_batch=global_batch, precision=precision,
+                                             tokens=tokens, attention_kernel=attention_kernel,
+                                             global_batch_basis=basis))
     return make_training_setup(m, accel, sys_, job, sites=sites, site_link=site_link)
 
 
@@ -173,7 +174,7 @@ def match_training(
     """Smallest number of ``ours`` (in steps of a node) whose best plan is at least as fast as theirs."""
     catalog = catalog or load_catalog()
     _check_chips(their_chips)
-    gbs = global_batch or max(1, round(4 * 2**20 / seq_len / their_chips)) * their_chips
+    gbs = global_batch or default_global_batch(seq_len, their_chips)[0]
     ref = plan_training(model, theirs, their_chips, seq_len=seq_len, global_batch=gbs, precision=precision,
                         top=1, catalog=catalog).best[0]
     our_system = catalog.default_system(ours)
@@ -264,8 +265,9 @@ def compare_mixed_training(
     catalog = catalog or load_catalog()
     m = resolve_model(catalog, model)
     total = sum(fleet.values())
-    gbs = global_batch or max(1, round(4 * 2**20 / seq_len / total)) * total
-    job = TrainingJob(seq_len=seq_len, global_batch=gbs, precision=precision)
+    gbs, basis = (global_batch, "given") if global_batch else default_global_batch(seq_len, total)
+    job = validated(TrainingJob, "job", dict(seq_len=seq_len, global_batch=gbs, precision=precision,
+                                             global_batch_basis=basis))
     parts = tuple(FleetPart(catalog.accelerator(hw), catalog.default_system(hw), n) for hw, n in fleet.items())
     mixed = search_mixed_training(parts, m, job, top=top)  # type: ignore[arg-type]
 

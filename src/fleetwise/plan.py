@@ -6,6 +6,7 @@ and users save as JSON. ``TrainingJob`` is the workload it runs.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -33,10 +34,45 @@ class TrainingJob(BaseModel):
         description="flash: fused, O(s) memory, skips masked blocks; unfused: score matrix materialised "
         "(softmax, mask, dropout over s^2 elements), as in stacks without a flash kernel",
     )
+    global_batch_basis: str = Field(
+        default="given", max_length=200,
+        description="how global_batch was chosen: 'given', or the default rule and its numbers",
+    )
 
     @property
     def tokens_per_step(self) -> int:
         return self.seq_len * self.global_batch
+
+
+DEFAULT_TOKENS_PER_STEP = 4 * 2**20  # ~4M tokens: GPT-3 175B used 3.2M, Llama 2/3 4M, Megatron-Turing 4M
+
+
+def default_global_batch(seq_len: int, chips: int | None = None) -> tuple[int, str]:
+    """The global batch a practitioner would pick: ~4M tokens per step, shaped to split over replicas.
+
+    The batch is ``2^k · u`` sequences, where ``u`` is the odd part of the chip count (1 when unknown) and
+    ``2^k`` brings it closest (in ratio) to 4M tokens, so every power-of-two data-parallel width and every
+    width dividing the chip count's odd part divides it. It stays ~4M tokens however many chips there are
+    (data parallelism is then bounded by the batch, as it is in practice).
+
+    Args:
+        seq_len: tokens per sequence.
+        chips: accelerators of the job, if known.
+
+    Returns:
+        (sequences per step, a one-line account of how they were chosen).
+    """
+    target = DEFAULT_TOKENS_PER_STEP / seq_len  # sequences
+    odd = chips or 1
+    while odd % 2 == 0:
+        odd //= 2
+    if odd > 4 * target:  # a chip count with a large odd factor: round the target to whole sequences instead
+        odd = 1
+    k = max(0, round(math.log2(max(target / odd, 1.0))))
+    gbs = max(1, 2**k * odd)
+    why = (f"default: ~4M tokens per step ({gbs} x {seq_len} = {gbs * seq_len / 2**20:.2f}M tokens; "
+           f"{gbs} = 2^{k}" + (f" x {odd}, the odd part of {chips} chips)" if odd > 1 else ")"))
+    return gbs, why
 
 
 class TrainingPlan(BaseModel):

@@ -55,6 +55,7 @@ def search_dict(s: TrainingSearch) -> dict[str, Any]:
         "pareto_time_energy": [plan_dict(r) for r in s.pareto_time_energy],
         "objective": s.objective,
         "assumptions": list(s.assumptions),
+        "job": None if s.job is None else s.job.model_dump(),
     }
 
 
@@ -91,6 +92,9 @@ def training_search(s: TrainingSearch, as_json: bool, with_days: bool) -> None:
     rate = s.candidates_evaluated / max(s.search_seconds, 1e-9)
     print(f"\n{s.candidates_evaluated:,} candidates evaluated in {s.search_seconds:.2f} s ({rate:,.0f}/s); "
           f"{s.feasible:,} feasible; Pareto front (time vs memory headroom): {len(s.pareto)} plans")
+    if s.job is not None:
+        print(f"job: seq-len {s.job.seq_len}, global batch {s.job.global_batch} sequences "
+              f"({s.job.global_batch_basis}), precision {s.job.precision}")
 
 
 def plan_result(r: PlanResult, as_json: bool) -> None:

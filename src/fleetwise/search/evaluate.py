@@ -27,7 +27,7 @@ from fleetwise.errors import InfeasibleError, SpecError
 from fleetwise.perf.candidates import Candidates
 from fleetwise.perf.model_math import model_flops_per_token
 from fleetwise.perf.training import ASSUMPTIONS, StepColumns, TrainingSetup, training_step
-from fleetwise.plan import TrainingPlan
+from fleetwise.plan import TrainingJob, TrainingPlan
 from fleetwise.search.pareto import pareto_front
 from fleetwise.search.space import (
     SearchSpace,
@@ -82,6 +82,7 @@ class TrainingSearch:
     assumptions: tuple[str, ...] = field(default=ASSUMPTIONS + ENERGY_ASSUMPTIONS)
     objective: str = "time"
     pareto_time_energy: list[PlanResult] = field(default_factory=list)
+    job: TrainingJob | None = None  # the resolved workload (seq-len, global batch and how it was chosen, ...)
 
 
 OBJECTIVES = ("time", "energy", "cost", "carbon")
@@ -291,6 +292,7 @@ def search_training(s: TrainingSetup, space: SearchSpace, top: int = 10,
         feasible=feasible,
         rejected_by=rejected,
         search_seconds=time.perf_counter() - t0,
+        job=s.job,
     )
 
 
