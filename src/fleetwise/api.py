@@ -69,8 +69,9 @@ def training_setup(
 
 
 def _check_chips(chips: int) -> None:
-    if chips < 1:
-        raise SpecError(f"--chips must be a positive integer (got {chips})")
+    from fleetwise.search.space import check_chips
+
+    check_chips(chips)
 
 
 def plan_training(

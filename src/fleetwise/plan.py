@@ -80,13 +80,13 @@ class TrainingPlan(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    tp: int = Field(default=1, ge=1)
-    pp: int = Field(default=1, ge=1)
-    dp: int = Field(default=1, ge=1)
-    cp: int = Field(default=1, ge=1)
-    ep: int = Field(default=1, ge=1)
-    micro_batch: int = Field(default=1, ge=1)
-    vpp: int = Field(default=1, ge=1, description="virtual pipeline stages per rank (interleaved 1F1B)")
+    tp: int = Field(default=1, ge=1, le=1_000_000)
+    pp: int = Field(default=1, ge=1, le=1_000_000)
+    dp: int = Field(default=1, ge=1, le=1_000_000)
+    cp: int = Field(default=1, ge=1, le=1_000_000)
+    ep: int = Field(default=1, ge=1, le=1_000_000)
+    micro_batch: int = Field(default=1, ge=1, le=100_000_000)
+    vpp: int = Field(default=1, ge=1, le=10_000, description="virtual pipeline stages per rank (interleaved 1F1B)")
     recompute: Recompute = "none"
     recompute_layers_frac: float = Field(
         default=1.0, gt=0.0, le=1.0, description="with full recompute: share of each stage's layers recomputed"

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from fleetwise.catalog.loader import Catalog, format_validation_error
 from fleetwise.cli.args import percentile, positive_float, positive_int
-from fleetwise.errors import SpecError
+from fleetwise.errors import SpecError, cut
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -85,9 +85,15 @@ def _plan_from_flags(args: argparse.Namespace) -> Any:
     if getattr(args, "plan", None):
         try:
             doc = json.loads(Path(args.plan).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise SpecError(f"{args.plan}: cannot read plan JSON ({exc})") from None
-        raw = doc["plans"][0]["plan"] if isinstance(doc, dict) and "plans" in doc else doc
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise SpecError(f"{args.plan}: cannot read plan JSON ({cut(str(exc), 120)})") from None
+        try:
+            raw = doc["plans"][0]["plan"] if isinstance(doc, dict) and "plans" in doc else doc
+        except (IndexError, KeyError, TypeError):
+            raise SpecError(f"{args.plan}: 'plans' must be a list of {{'plan': ...}} objects") from None
+        if not isinstance(raw, dict):
+            raise SpecError(f"{args.plan}: expected a plan object (or 'plan serve --json' output), "
+                            f"got a JSON {type(raw).__name__}")
         fields.update(raw)
     names = {"max_batch": "max_batch", "token_budget": "token_budget", "prefill_replicas": "prefill_replicas",
              "weights": "weight_precision", "kv": "kv_precision"}
@@ -184,11 +190,12 @@ def _rounded(v: Any) -> Any:
 
 def _explain_serve(args: argparse.Namespace, catalog: Catalog) -> int:
     from fleetwise.perf.batching import decode_rates, max_batch_by_kv
-    from fleetwise.perf.inference import ASSUMPTIONS, kv_capacity
+    from fleetwise.perf.inference import ASSUMPTIONS, check_serving_plan, kv_capacity
     from fleetwise.simulate.serving import shape_of
 
     plan = _plan_from_flags(args)
     s = _setup(args, catalog, plan.ep > 1)
+    check_serving_plan(s, plan)
     i, o, _ = _lengths(args)
     sh = shape_of(plan)
     budget = np.array([float(plan.token_budget)])

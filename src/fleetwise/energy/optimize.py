@@ -44,8 +44,8 @@ def sweep_settings(c: Candidates, cols: StepColumns, s: TrainingSetup, e: Energy
 
 
 def cap_settings(e: EnergySetup, fractions: Sequence[float] = CAP_FRACTIONS) -> list[PowerSettings]:
-    """A global power-cap sweep: caps at fractions of the chip's maximum power."""
-    return [PowerSettings(cap_w=f * e.chip.max_w) for f in fractions]
+    """A global power-cap sweep: caps at fractions of the chip's maximum power (those the chip can hold)."""
+    return [PowerSettings(cap_w=f * e.chip.max_w) for f in fractions if f * e.chip.max_w >= e.chip.cap_floor_w]
 
 
 def clock_settings(e: EnergySetup, clocks: Sequence[float] = CLOCKS, stage_plan: bool = True) -> list[PowerSettings]:

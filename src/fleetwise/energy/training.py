@@ -69,16 +69,30 @@ class EnergySetup:
     settings: PowerSettings = field(default_factory=PowerSettings)
 
 
+def check_power_settings(chip: ChipPower, settings: PowerSettings) -> None:
+    """Raise ``SpecError`` for a clock or power cap the chip cannot run at, naming the allowed range.
+
+    A cap below ``chip.cap_floor_w`` cannot be honoured (DVFS stops at the lowest clock, and the chip would
+    draw more than the cap), so it is refused rather than silently exceeded; a cap above the chip's maximum
+    power is inert and accepted.
+    """
+    if not chip.f_min <= settings.clock <= 1.0:
+        raise SpecError(f"clock (--clock) must be in [{chip.f_min:.2f}, 1] of {chip.chip_id}'s maximum clock "
+                        f"(got {settings.clock:g})")
+    cap = settings.cap_w
+    if cap is not None and not cap >= chip.cap_floor_w:
+        raise SpecError(f"power cap (--cap / --power-cap-w) {cap:g} W is below what {chip.chip_id} can be held "
+                        f"to (its busiest phase at the lowest clock); allowed: {chip.cap_floor_w:.0f} W or more "
+                        f"(up to {chip.max_w:.0f} W; above that the cap is inert)")
+
+
 def energy_setup(accel: Accelerator, system: System, site: str | None = None,
                  settings: PowerSettings | None = None, sites_file: Path = SITES_FILE,
                  power_file: Path = POWER_FILE) -> EnergySetup:
     """Resolve the chip's power parameters, the node overhead and the site (default: the file's default site)."""
     settings = settings or PowerSettings()
     chip = chip_power(accel, power_file)
-    if not 0.0 < settings.clock <= 1.0:
-        raise SpecError(f"power settings: clock must be in ({chip.f_min:.2f}, 1] of the maximum (got {settings.clock})")
-    if settings.cap_w is not None and settings.cap_w <= 0:
-        raise SpecError(f"power settings: cap_w must be > 0 W (got {settings.cap_w})")
+    check_power_settings(chip, settings)
     sf = load_sites(Path(sites_file))
     sid, st = sf.site(site)
     return EnergySetup(chip=chip, node=node_power(system, accel, chip, sf.node), site_id=sid, site=st,

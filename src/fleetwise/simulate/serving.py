@@ -136,11 +136,14 @@ def simulate(s: ServingSetup, plan: ServingPlan, trace: Trace, until_s: float = 
     """
     import heapq
 
+    from fleetwise.perf.inference import check_serving_plan
+
+    check_serving_plan(s, plan)
     table = StepTable.build(s, plan)
     if table.kv_capacity_tokens < 1:
         from fleetwise.errors import InfeasibleError
 
-        raise InfeasibleError(f"plan {plan.label()}: the weights leave no room for a KV cache")
+        raise InfeasibleError(f"plan {plan.label()}: the weights leave no room for a KV cache in device memory")
     dis = plan.is_disaggregated
     dp = plan.dp
     decode_engines = [_Engine("decode" if dis else "mixed", table) for _ in range(plan.replicas * dp)]
