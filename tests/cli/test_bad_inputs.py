@@ -248,3 +248,13 @@ def test_bad_inputs_exit_2_with_one_short_line_naming_the_field(
         elif needle.lower() not in lines[0].lower():
             problems.append(f"message lacks {needle!r}: {lines[0]}: {argv}")
     assert not problems, f"{len(problems)} of {len(cases)} bad inputs misbehaved:\n" + "\n".join(problems)
+
+
+def test_calibrate_module_has_help_and_a_clean_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from fleetwise.validate.calibrate import main as calibrate_main
+
+    with pytest.raises(SystemExit) as exc:
+        calibrate_main(["--help"])
+    assert exc.value.code == 0 and "calibrate" in capsys.readouterr().out
+    assert calibrate_main(["/no/such/cases.yaml"]) == 2  # fails before anything is fitted or written
+    assert "no such case file" in capsys.readouterr().err

@@ -192,6 +192,8 @@ def validation(report: Any, as_json: bool) -> None:
                   f"  worst {s['worst']['id']} ({100 * s['worst']['error']:+.0f}%)")
     for e in data["errors"]:
         print(f"  not predicted: {e['id']}: {e['message']}")
+    for e in data["invalid"]:
+        print(f"  invalid: {e['message']}")
 
 
 def catalog(cat: Catalog, args: argparse.Namespace) -> None:

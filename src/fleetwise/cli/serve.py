@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -217,12 +218,15 @@ def _explain_serve(args: argparse.Namespace, catalog: Catalog) -> int:
 
 
 def _simulate(args: argparse.Namespace, catalog: Catalog) -> int:
-    from fleetwise.simulate.serving import simulate
+    from fleetwise.simulate.serving import offered_load, overload_warning, simulate
     from fleetwise.workload.traces import load_trace
 
     plan = _plan_from_flags(args)
     s = _setup(args, catalog, plan.ep > 1)
     trace = load_trace(args.trace)
+    warning = overload_warning(offered_load(s, plan, trace))
+    if warning:  # said before the replay, which may take long
+        print(f"fleetwise: warning: {warning}", file=sys.stderr)
     t0 = time.perf_counter()
     r = simulate(s, plan, trace, args.until_s)
     wall = time.perf_counter() - t0

@@ -263,6 +263,15 @@ class Report:
     predictions: list[CasePrediction]
     errors: list[dict[str, str]]
     loso_errors: dict[str, dict[str, float]] | None = field(default=None)
+    invalid: list[dict[str, str]] = field(default_factory=list)  # case files or entries that do not parse
+
+    @property
+    def invalid_summary(self) -> str:
+        """One line naming the first invalid case file or entry and how many there are ('' when none)."""
+        if not self.invalid:
+            return ""
+        more = f" (and {len(self.invalid) - 1} more)" if len(self.invalid) > 1 else ""
+        return f"{self.invalid[0]['message'].splitlines()[0][:240]}{more}; the valid cases ran"
 
     def to_json(self) -> dict[str, Any]:
         cases = []
@@ -281,7 +290,8 @@ class Report:
             if self.loso_errors is not None:
                 entry["loso_errors"] = {k: _r(v) for k, v in self.loso_errors.get(p.case.id, {}).items()}
             cases.append(entry)
-        out: dict[str, Any] = {"summary": summarise(self.predictions), "cases": cases, "errors": self.errors}
+        out: dict[str, Any] = {"summary": summarise(self.predictions), "cases": cases, "errors": self.errors,
+                               "invalid": self.invalid}
         if self.loso_errors is not None:
             out["summary_leave_one_source_out"] = summarise(self.predictions, self.loso_errors)
         return out
@@ -304,10 +314,18 @@ def validate_files(paths: Iterable[Path], catalog: Catalog | None = None, loso: 
     preds: list[CasePrediction] = []
     errors: list[dict[str, str]] = []
     cases: list[Case] = []
+    invalid: list[dict[str, str]] = []
     for path in paths:
-        file_cases, file_errors = load_cases(Path(path))
+        if not Path(path).is_file():
+            invalid.append({"id": str(path), "message": f"{path}: no such case file"})
+            continue
+        try:
+            file_cases, file_errors = load_cases(Path(path))
+        except SpecError as exc:  # the whole file is unreadable: report it, run the other files
+            invalid.append({"id": str(path), "message": str(exc)})
+            continue
         cases += file_cases
-        errors += file_errors
+        invalid += file_errors
     for case in cases:
         measured = [k for k in case.measured if k not in ENERGY_METRICS]
         try:
@@ -321,4 +339,4 @@ def validate_files(paths: Iterable[Path], catalog: Catalog | None = None, loso: 
         from fleetwise.validate.calibrate import leave_one_source_out
 
         loso_errors = leave_one_source_out(preds, catalog, eff, calib)
-    return Report(preds, errors, loso_errors)
+    return Report(preds, errors, loso_errors, invalid)
