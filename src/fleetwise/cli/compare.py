@@ -101,6 +101,7 @@ def system_doc(r: Any, catalog: Catalog) -> dict[str, Any]:
         "site": r.site_id, "usd_per_kwh": r.usd_per_kwh,
         "usd_per_chip_hour": None if r.usd_per_chip_hour is None else round(r.usd_per_chip_hour, 4),
         "usd_per_million_output_tokens": None if cost is None else round(cost, 4),
+        "hardware_price": r.hardware_price,
         "energy_usd_per_million_output_tokens": round(r.energy_usd_per_million_output_tokens, 4),
     }
 
@@ -156,6 +157,7 @@ def _render_systems(out: dict[str, Any]) -> None:
         dep = d["deployment"]
         print(f"    {dep['prefill_engines']}x {dep['prefill']['engine']} | {dep['decode_engines']}x "
               f"{dep['decode']['engine']}; power: {d['power']['nameplate_basis']}")
+        print(f"    hardware price: {d['hardware_price']}")
     for k, v in out.get("ratios", {}).items():
         print(f"  {k}: {v:g}")
     print("assumptions:")

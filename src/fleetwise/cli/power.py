@@ -47,6 +47,7 @@ def energy_dict(e: TrainingEnergy) -> dict[str, Any]:
         "energy_breakdown_j": {k: round(v, 1) for k, v in e.energy_breakdown_j.items()},
         "phases": {k: {"chips": n, "power_w": round(p, 2), "time_s": round(t, 6)} for k, (n, p, t) in e.phases.items()},
         "cost_breakdown_usd_per_step": {k: round(v, 4) for k, v in e.cost_breakdown_usd.items()},
+        "hardware_price": e.hardware_price,
         "derived": list(e.derived),
     }
 
@@ -102,6 +103,7 @@ def _print(label: str, chips: int, e: TrainingEnergy) -> None:
           f"{e.avg_power_w_per_node:,.0f} W per node (wall, PUE excluded)")
     print(f"energy {e.step_energy_j / 1e6:.3f} MJ per step, {e.energy_j_per_token:.3f} J per token; "
           f"cost ${e.step_cost_usd:,.2f}, CO2 {e.step_co2_kg:.2f} kg per step")
+    print(f"hardware price: {e.hardware_price}")
     if e.job_energy_mwh is not None:
         print(f"whole job: {e.job_energy_mwh:,.1f} MWh, ${e.job_cost_usd:,.0f}, {e.job_co2_t:,.1f} t CO2")
     print("\nphases (chips x power x seconds per step):")

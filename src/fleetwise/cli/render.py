@@ -141,9 +141,12 @@ def comparison(results: dict[str, TrainingSearch | InfeasibleError], as_json: bo
             rows.append([hw, f"infeasible: {r}"[:60], "-", "-", "-", "-", "-", "-", "-", "-"])
     print(_table(["hardware/system", "best plan", "step s", "tok/s/chip", "tok/s total", "MFU", "mem GB",
                   "facility kW", "J/token", "$/Mtok"], rows))
-    energies = [r.best[0].energy for r in results.values() if isinstance(r, TrainingSearch)]
-    if any(e is not None and not e.cost_breakdown_usd.get("hardware") for e in energies):
-        print("* electricity only: no chip price or rent in the catalog for that accelerator")
+    print("\n$/Mtok = electricity + hardware, the hardware priced by:")
+    for hw, r in results.items():
+        e = r.best[0].energy if isinstance(r, TrainingSearch) else None
+        if e is not None:
+            star = "" if e.cost_breakdown_usd.get("hardware") else "  (*: electricity only)"
+            print(f"  {hw:<28} {e.hardware_price}{star}")
 
 
 def match(m: Any, as_json: bool) -> None:

@@ -8,7 +8,7 @@ The search over plans *and* settings lives in ``fleetwise.search.evaluate.search
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fleetwise.energy.training import EnergySetup, PowerSettings, training_energy
 from fleetwise.perf.candidates import Candidates
@@ -37,7 +37,7 @@ def sweep_settings(c: Candidates, cols: StepColumns, s: TrainingSetup, e: Energy
     """Evaluate row ``row`` of the plan table under each power setting."""
     out = []
     for st in settings:
-        ec = training_energy(c, cols, s, EnergySetup(e.chip, e.node, e.site_id, e.site, e.usd_per_chip_hour, st))
+        ec = training_energy(c, cols, s, replace(e, settings=st))
         out.append(SettingOutcome(st, float(ec.step_time_s[row]), float(ec.step_energy_j[row]),
                                   float(ec.avg_power_w_per_chip[row])))
     return out
