@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetwise.catalog.hf_import import model_from_hf_config
-from fleetwise.catalog.loader import Catalog, load_catalog, validated
+from fleetwise.catalog.loader import Catalog, is_file, load_catalog, validated
 from fleetwise.catalog.types import ModelArch, Precision, SiteLink
 from fleetwise.errors import InfeasibleError, SpecError
 from fleetwise.perf.setup import make_training_setup
@@ -29,7 +29,7 @@ def resolve_model(catalog: Catalog, model: str | ModelArch) -> ModelArch:
     """A catalog id, a path to a Hugging Face ``config.json``, or a ``ModelArch``."""
     if isinstance(model, ModelArch):
         return model
-    if model.endswith(".json") or Path(model).is_file():
+    if model.endswith(".json") or is_file(model):
         return model_from_hf_config(Path(model))
     return catalog.model(model, "model")
 

@@ -108,7 +108,12 @@ class TrainingPlan(BaseModel):
     def _sp_default(cls, data: object) -> object:
         """Sequence parallelism defaults to on exactly when there is tensor parallelism."""
         if isinstance(data, dict) and data.get("sequence_parallel") is None:
-            data = {**data, "sequence_parallel": int(data.get("tp", 1)) > 1}
+            tp = data.get("tp", 1)
+            try:
+                on = int(tp) > 1
+            except (TypeError, ValueError, OverflowError):  # a bad tp: its own field check reports it
+                on = False
+            data = {**data, "sequence_parallel": on}
         return data
 
     @model_validator(mode="after")

@@ -261,7 +261,11 @@ def model_from_hf_config(path: Path, *, model_id: str | None = None) -> ModelArc
         The validated ``ModelArch`` (params_total is left unset: count it with the perf model).
     """
     path = Path(path)
-    data = _read_json(path)
+    return model_from_hf_dict(_read_json(path), path, model_id=model_id)
+
+
+def model_from_hf_dict(data: Mapping[str, Any], path: Path, *, model_id: str | None = None) -> ModelArch:
+    """A parsed ``config.json`` (``path`` names it in errors and gives the default id) as a ``ModelArch``."""
     cfg = HfConfig(path, data)
     if "model_type" not in data:
         raise SpecError(

@@ -27,6 +27,22 @@ MAX_YAML_BYTES = 20_000_000  # the largest bundled file is ~100 KB; a bigger "sp
 MAX_ERRORS_SHOWN = 3
 
 
+def is_file(path: str | Path) -> bool:
+    """``Path(path).is_file()``, False (not an error) for names the OS refuses (too long, NUL bytes)."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def is_dir(path: str | Path) -> bool:
+    """``Path(path).is_dir()``, False for names the OS refuses."""
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):
+        return False
+
+
 def load_yaml_file(path: Path) -> Any:
     """Parse one YAML file; a syntax error names the file and line.
 
@@ -39,9 +55,11 @@ def load_yaml_file(path: Path) -> Any:
             raise SpecError(f"{path}: file of {size:,} bytes is too large for a spec (at most {MAX_YAML_BYTES:,})")
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise SpecError(f"{path}: cannot read file ({exc.strerror})") from None
+        raise SpecError(f"{cut(str(path), 200)}: cannot read file ({exc.strerror})") from None
     except UnicodeDecodeError as exc:
         raise SpecError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except ValueError as exc:  # a NUL byte in the name
+        raise SpecError(f"{cut(str(path), 200)}: cannot read file ({cut(str(exc), 80)})") from None
     return parse_yaml_text(text, str(path))
 
 
@@ -152,14 +170,14 @@ def _lookup(table: Mapping[str, S], kind: str, id_: str, field: str | None) -> S
 
 def _iter_entry_files(folder: Path, kind: str) -> Iterable[Path]:
     sub = folder / kind
-    if sub.is_dir():
+    if is_dir(sub):
         yield from sorted(sub.glob("*.yaml"))
         yield from sorted(sub.glob("*.yml"))
 
 
 def _read_dir(folder: Path, tables: dict[str, dict[str, Any]], origin: dict[str, str]) -> None:
-    if not folder.is_dir():
-        raise SpecError(f"catalog folder {folder} does not exist (from --catalog or ${ENV_VAR})")
+    if not is_dir(folder):
+        raise SpecError(f"catalog folder {cut(str(folder), 200)} does not exist (from --catalog or ${ENV_VAR})")
     for kind in SPEC_TYPES:
         for path in _iter_entry_files(folder, kind):
             data = load_yaml_file(path)

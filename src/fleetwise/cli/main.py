@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from fleetwise.catalog.loader import format_validation_error, load_catalog
 from fleetwise.cli import compare, render, serve
-from fleetwise.cli.args import positive_float, positive_int
+from fleetwise.cli.args import BoundedArgumentParser, positive_float, positive_int
 from fleetwise.errors import FleetwiseError, SpecError
 
 
@@ -60,7 +60,7 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fleetwise", description="Plan, explain and validate AI infrastructure.")
+    parser = BoundedArgumentParser(prog="fleetwise", description="Plan, explain and validate AI infrastructure.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     for verb, helptext in (("plan", "search the best plans"), ("explain", "explain one plan"),

@@ -190,14 +190,16 @@ def _rounded(v: Any) -> Any:
 
 
 def _explain_serve(args: argparse.Namespace, catalog: Catalog) -> int:
-    from fleetwise.perf.batching import decode_rates, max_batch_by_kv
+    from fleetwise.perf.batching import decode_rates, max_batch_by_kv, plan_latency_s
     from fleetwise.perf.inference import ASSUMPTIONS, check_serving_plan, kv_capacity
+    from fleetwise.search.serving import ServingWorkload, check_workload
     from fleetwise.simulate.serving import shape_of
 
     plan = _plan_from_flags(args)
     s = _setup(args, catalog, plan.ep > 1)
     check_serving_plan(s, plan)
     i, o, _ = _lengths(args)
+    check_workload(s, ServingWorkload(i, o, args.ttft_ms / 1e3, args.tpot_ms / 1e3, percentile=args.percentile))
     sh = shape_of(plan)
     budget = np.array([float(plan.token_budget)])
     limit = min(float(plan.max_batch), float(max_batch_by_kv(s, sh, i, o, budget)[0]))
@@ -213,6 +215,11 @@ def _explain_serve(args: argparse.Namespace, catalog: Catalog) -> int:
            "constants": {"family": s.constants.family, "compute_scale": s.constants.compute_scale,
                          "step_overhead_s": s.constants.step_overhead_s},
            "assumptions": list(ASSUMPTIONS)}
+    ttft, tpot = plan_latency_s(s, sh, plan.is_disaggregated, limit, i, o, float(plan.token_budget))
+    out["slo"] = {"ttft_ms": round(ttft * 1e3, 3), "tpot_ms": round(tpot * 1e3, 4), "ttft_target_ms": args.ttft_ms,
+                  "tpot_target_ms": args.tpot_ms, "meets_ttft": ttft * 1e3 <= args.ttft_ms,
+                  "meets_tpot": tpot * 1e3 <= args.tpot_ms,
+                  "basis": "analytic steady state at the batch above (no queueing; percentile applies to replays)"}
     print(json.dumps(out, indent=2, sort_keys=True) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
     return 0
 

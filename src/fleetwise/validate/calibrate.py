@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import yaml
 
-from fleetwise.catalog.loader import Catalog, load_catalog
+from fleetwise.catalog.loader import Catalog, is_file, load_catalog
 from fleetwise.errors import FleetwiseError
 from fleetwise.perf.calibration import DATA_FILE, Calibration, GroupConstants, family_of
 from fleetwise.perf.efficiency import EfficiencyTable, load_efficiency
@@ -165,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     files = list(args.files) or [p for p in bundled_case_files() if p.name == "training.yaml"]
     try:
-        missing = [f for f in files if not f.is_file()]
+        missing = [f for f in files if not is_file(f)]
         if missing:
             raise FleetwiseError(f"{missing[0]}: no such case file")
         result = write_calibration(files)

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from fleetwise.catalog.loader import Catalog, format_validation_error, load_catalog, load_yaml_file
+from fleetwise.catalog.loader import Catalog, format_validation_error, is_file, load_catalog, load_yaml_file
 from fleetwise.catalog.types import Accelerator, ModelArch, System
-from fleetwise.errors import FleetwiseError, InfeasibleError, SpecError
+from fleetwise.errors import FleetwiseError, InfeasibleError, SpecError, cut
 from fleetwise.perf.calibration import Calibration, GroupConstants, load_calibration
 from fleetwise.perf.efficiency import EfficiencyTable, load_efficiency
 from fleetwise.perf.setup import make_training_setup
@@ -316,8 +316,8 @@ def validate_files(paths: Iterable[Path], catalog: Catalog | None = None, loso: 
     cases: list[Case] = []
     invalid: list[dict[str, str]] = []
     for path in paths:
-        if not Path(path).is_file():
-            invalid.append({"id": str(path), "message": f"{path}: no such case file"})
+        if not is_file(path):
+            invalid.append({"id": str(path), "message": f"{cut(str(path), 200)}: no such case file"})
             continue
         try:
             file_cases, file_errors = load_cases(Path(path))
