@@ -140,6 +140,8 @@ def _cases(files: dict[str, str]) -> Iterator[tuple[list[str], str]]:
     yield [*SIMULATE, "--trace", "/no/such/trace.csv"], "trace"
     yield [*SIMULATE, "--until-s", "0"], "--until-s"
     yield [*SIMULATE, "--chips", "7", "--tp", "2"], "--chips"
+    yield [*SIMULATE, "--chips", "8", "--replicas", "2", "--tp", "1"], "--chips"  # would drop --chips
+    yield [*EXPLAIN_SERVE, "--chips", "4", "--replicas", "1", "--tp", "1"], "--chips"
     # compare / match
     yield [*COMPARE, "--hardware", "no-such-chip"], "hardware"
     yield [*COMPARE], "--hardware"

@@ -103,6 +103,12 @@ def _plan_from_flags(args: argparse.Namespace) -> Any:
         if v is not None:
             fields[names.get(k, k)] = v
     chips = getattr(args, "chips", None)
+    if chips and "replicas" in fields:  # both given: they must agree, or --chips would be silently dropped
+        per = fields.get("tp", 1) * fields.get("pp", 1) * fields.get("dp", 1)
+        total = (fields["replicas"] + fields.get("prefill_replicas", 0)) * per
+        if total != chips:
+            raise SpecError(f"--chips {chips} disagrees with the plan's {total} chips (replicas x tp*pp*dp); "
+                            "give one of --chips or --replicas")
     if chips and "replicas" not in fields:
         per = fields.get("tp", 1) * fields.get("pp", 1) * fields.get("dp", 1)
         if chips % per:
