@@ -175,6 +175,7 @@ def match_training(
     """Smallest number of ``ours`` (in steps of a node) whose best plan is at least as fast as theirs."""
     catalog = catalog or load_catalog()
     _check_chips(their_chips)
+    catalog.accelerator(ours, "ours")  # an unknown id fails before the reference search
     gbs = global_batch or default_global_batch(seq_len, their_chips)[0]
     ref = plan_training(model, theirs, their_chips, seq_len=seq_len, global_batch=gbs, precision=precision,
                         top=1, catalog=catalog).best[0]

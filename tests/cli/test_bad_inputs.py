@@ -33,7 +33,7 @@ SLO = ["--ttft-ms", "1000", "--tpot-ms", "100"]
 LENGTHS = ["--input-tokens", "512", "--output-tokens", "128"]
 SERVE = ["plan", "serve", *SERVE_JOB, *SLO, *LENGTHS, "--no-confirm"]
 EXPLAIN_SERVE = ["explain", "serve", *SERVE_JOB, *SLO, *LENGTHS]
-SIMULATE = ["simulate", *SERVE_JOB, "--trace", "azure_conv", "--until-s", "5"]
+SIMULATE = ["simulate", *SERVE_JOB, "--trace", str(Path(__file__).parents[1] / "data" / "traces" / "azure_tiny.csv")]
 COMPARE = ["compare", "train", "--model", "gpt3-13b", "--seq-len", "2048", "--chips", "64"]
 MATCH = ["match", "train", "--model", "gpt3-13b", "--seq-len", "2048", "--ours", "huawei_ascend_910b"]
 
@@ -152,6 +152,16 @@ def _cases(files: dict[str, str]) -> Iterator[tuple[list[str], str]]:
     yield [*MATCH, "--theirs", f"{A100}:abc"], "--theirs"
     yield [*MATCH, "--theirs", "no-such-chip:8"], "no-such-chip"
     yield [*MATCH, "--theirs", f"{A100}:8", "--ours", "no-such-chip"], "no-such-chip"
+    # compare serve / match serve
+    cs = ["compare", "serve", "--model", "deepseek-v3", "--systems", "huawei_cloudmatrix_384"]
+    yield [*cs, "--input-tokens", "nan"], "--input-tokens"
+    yield [*cs, "--output-tokens", "-5"], "--output-tokens"
+    yield [*cs, "--tpot-ms", "0"], "--tpot-ms"
+    yield [*cs, "--price", "huawei_ascend_910c"], "--price"
+    yield [*cs, "--price", "huawei_ascend_910c=-3"], "--price"
+    yield [*cs[:4], "--systems", "no-such-system"], "system"
+    yield ["match", "serve", "--model", "llama3-8b", "--ours", "huawei_ascend_910b", "--theirs",
+           "nvidia_h100_sxm:8", "--ttft-ms", "-1"], "--ttft-ms"
     # validate / catalog
     yield ["validate", "/no/such/cases.yaml"], "cases.yaml"
     yield ["catalog", "show", "no-such-id"], "no-such-id"
@@ -187,7 +197,7 @@ def _write_files(root: Path) -> dict[str, str]:
     files["bad_value_catalog"] = str(root / "badvalue")
     put("unknownfield/accelerators/x1.yaml", chip.format(hbm=96) + "colour: blue\n")
     files["unknown_field_catalog"] = str(root / "unknownfield")
-    put("longvalue/accelerators/x1.yaml", chip.format(hbm=96).replace("vendor: v", "vendor: [" + "9, " * 50_000 + "9]"))
+    put("longvalue/accelerators/x1.yaml", chip.format(hbm=96).replace("vendor: v", "vendor: [" + "9, " * 5_000 + "9]"))
     files["long_value_catalog"] = str(root / "longvalue")
     files["big_plan"] = put("big_plan.json", json.dumps({"plans": [{"plan": {"tp": "x" * 442_000}}]}))
     files["bad_trace"] = put("bad_trace.csv", "not,a,trace\n1,2\n")

@@ -231,11 +231,13 @@ def _explain_serve(args: argparse.Namespace, catalog: Catalog) -> int:
 
 
 def _simulate(args: argparse.Namespace, catalog: Catalog) -> int:
+    from fleetwise.perf.inference import check_serving_plan
     from fleetwise.simulate.serving import offered_load, overload_warning, simulate
     from fleetwise.workload.traces import load_trace
 
     plan = _plan_from_flags(args)
     s = _setup(args, catalog, plan.ep > 1)
+    check_serving_plan(s, plan)  # before reading the trace: a plan that cannot run fails at once
     trace = load_trace(args.trace)
     warning = overload_warning(offered_load(s, plan, trace))
     if warning:  # said before the replay, which may take long
