@@ -131,6 +131,7 @@ def _cases(files: dict[str, str]) -> Iterator[tuple[list[str], str]]:
     yield [*EXPLAIN_SERVE, "--tp", "1e15"], "tp"
     yield [*EXPLAIN_SERVE, "--weights", "fp3"], "--weights"
     yield [*EXPLAIN_SERVE, "--tp", "1", "--max-batch", "0"], "--max-batch"
+    yield [*EXPLAIN_SERVE, "--tp", "1", "--percentile", "99"], "--percentile"  # would be silently ignored
     yield [*SIMULATE, "--tp", "3"], "tp"
     yield [*SIMULATE, "--model", "llama3-70b", "--tp", "1"], "memory"
     yield [*SIMULATE, "--plan", files["big_plan"]], "plan"

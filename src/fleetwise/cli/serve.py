@@ -44,7 +44,8 @@ def _traffic(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trace", help="trace file (Azure CSV, Mooncake JSONL) or bundled name (azure_conv, ...)")
     p.add_argument("--ttft-ms", type=positive_float, required=True)
     p.add_argument("--tpot-ms", type=positive_float, required=True)
-    p.add_argument("--percentile", type=percentile, default=90.0)
+    p.add_argument("--percentile", type=percentile, default=None,
+                   help="latency percentile the simulator replay must meet (plan serve; default 90)")
 
 
 def add_workload_parsers(verb: str, vsub: Any) -> None:
@@ -144,6 +145,9 @@ def _lengths(args: argparse.Namespace) -> tuple[float, float, Any]:
 def _plan_serve(args: argparse.Namespace, catalog: Catalog) -> int:
     from fleetwise.api import plan_serving
 
+    if args.percentile is None:
+        args.percentile = 90.0
+
     if args.trace is None and (args.input_tokens is None or args.output_tokens is None):
         raise SpecError("give --input-tokens and --output-tokens, or --trace")
     plans = plan_serving(args.model, args.hardware, system=args.system, ttft_ms=args.ttft_ms, tpot_ms=args.tpot_ms,
@@ -205,7 +209,10 @@ def _explain_serve(args: argparse.Namespace, catalog: Catalog) -> int:
     s = _setup(args, catalog, plan.ep > 1)
     check_serving_plan(s, plan)
     i, o, _ = _lengths(args)
-    check_workload(s, ServingWorkload(i, o, args.ttft_ms / 1e3, args.tpot_ms / 1e3, percentile=args.percentile))
+    if args.percentile is not None:  # refused rather than dropped: there is no replay here to take it from
+        raise SpecError("--percentile applies to the simulator replays of 'plan serve'; explain serve predicts "
+                        "the steady state (drop --percentile, or replay the plan with 'simulate')")
+    check_workload(s, ServingWorkload(i, o, args.ttft_ms / 1e3, args.tpot_ms / 1e3))
     sh = shape_of(plan)
     budget = np.array([float(plan.token_budget)])
     limit = min(float(plan.max_batch), float(max_batch_by_kv(s, sh, i, o, budget)[0]))
