@@ -146,9 +146,10 @@ class MatchResult:
     their_plan: PlanResult | None = None
     our_plan: PlanResult | None = None
 
-    def power_and_cost(self) -> dict[str, dict[str, float | None]]:
-        """Facility power (kW, PUE included), $ per hour and J per token of each side's best plan."""
-        out: dict[str, dict[str, float | None]] = {}
+    def power_and_cost(self) -> dict[str, dict[str, float | str | None]]:
+        """Facility power (kW, PUE included), $ per hour and J per token of each side's best plan, and the
+        price its hardware cost used."""
+        out: dict[str, dict[str, float | str | None]] = {}
         for side, r in (("theirs", self.their_plan), ("ours", self.our_plan)):
             e = r.energy if r is not None else None
             out[side] = {
@@ -156,6 +157,7 @@ class MatchResult:
                 "usd_per_hour": None if e is None else e.step_cost_usd / e.step_time_s * 3600.0,
                 "energy_j_per_token": None if e is None else e.energy_j_per_token,
                 "hardware_cost_known": None if e is None else float(bool(e.cost_breakdown_usd.get("hardware"))),
+                "hardware_price": None if e is None else e.hardware_price,
             }
         return out
 

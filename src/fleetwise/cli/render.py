@@ -166,7 +166,7 @@ def match(m: Any, as_json: bool) -> None:
         v = pc[side]
         if v["facility_kw"] is None:
             continue
-        note = "" if v["hardware_cost_known"] else " (electricity only: no chip price)"
+        note = f" (hardware: {v['hardware_price']})"
         usd = f"${v['usd_per_hour']:,.0f}/h{note}"
         print(f"  {side:<6} facility {v['facility_kw']:,.0f} kW, {v['energy_j_per_token']:.3f} J/token, {usd}")
 
