@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from fleetwise.energy.prices import planning_purchase
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_REFERENCE = REPO.parent / "shared" / "reference"
 DEFAULT_OUT = REPO / "src" / "fleetwise" / "catalog" / "data"
@@ -127,6 +129,11 @@ def build_accelerator(e: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
             estimated.append(field)
             notes.append(note)
         out[field] = value
+    if out.get("price_usd") is not None and planning_purchase(e["id"]) is not None:
+        # priced from the sourced purchase facts of energy/data/prices.yaml instead (fleetwise.energy.prices);
+        # a catalog price_usd is then only a user's override
+        out["price_usd"] = None
+        estimated = [f for f in estimated if f != "price_usd"]
     out["confidence"] = e["confidence"]
     out["estimated_fields"] = estimated
     out["notes"] = " ".join(notes) or None

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from fleetwise.catalog.hf_import import model_from_hf_config
-from fleetwise.catalog.loader import Catalog, load_catalog
+from fleetwise.catalog.loader import Catalog, is_file, load_catalog, validated
 from fleetwise.catalog.types import ModelArch, Precision, SiteLink
 from fleetwise.errors import InfeasibleError, SpecError
 from fleetwise.perf.setup import make_training_setup
 from fleetwise.perf.training import TrainingSetup
-from fleetwise.plan import TrainingJob, TrainingPlan
+from fleetwise.plan import TrainingJob, TrainingPlan, default_global_batch
 from fleetwise.search.evaluate import PlanResult, ProgressFn, TrainingSearch, evaluate_plan, search_training
 from fleetwise.search.fleet import FleetPart
 from fleetwise.search.mixed import MixedSearch, search_mixed_training
@@ -37,14 +37,14 @@ from fleetwise.studies.train import PowerStudy as PowerStudy
 from fleetwise.studies.train import power_training as power_training
 from fleetwise.study import Study
 
-DEFAULT_GLOBAL_BATCH = "~4M tokens per step (4 * 2**20 / seq_len sequences), rounded to a multiple of the chip count"
+DEFAULT_GLOBAL_BATCH = "~4M tokens per step, 2^k x the odd part of the chip count (data-parallel widths divide it)"
 
 
 def resolve_model(catalog: Catalog, model: str | ModelArch) -> ModelArch:
     """A catalog id, a path to a Hugging Face ``config.json``, or a ``ModelArch``."""
     if isinstance(model, ModelArch):
         return model
-    if model.endswith(".json") or Path(model).is_file():
+    if model.endswith(".json") or is_file(model):
         return model_from_hf_config(Path(model))
     return catalog.model(model, "model")
 
@@ -74,17 +74,19 @@ def training_setup(
     sys_ = catalog.system(system, "system") if system else catalog.default_system(accel.id)
     if seq_len > m.max_seq:
         raise SpecError(f"--seq-len must be <= the model's max_seq {m.max_seq} for {m.id} (got {seq_len})")
+    basis = "given"
     if global_batch is None:
-        unit = chips or 1
-        global_batch = max(1, round(4 * 2**20 / seq_len / unit)) * unit if chips else max(1, 4 * 2**20 // seq_len)
-    job = TrainingJob(seq_len=seq_len, global_batch=global_batch, precision=precision, tokens=tokens,
-                      attention_kernel=attention_kernel)
+        global_batch, basis = default_global_batch(seq_len, chips)
+    job = validated(TrainingJob, "job", dict(seq_len=seq_len, global_batch=global_batch, precision=precision,
+                                             tokens=tokens, attention_kernel=attention_kernel,
+                                             global_batch_basis=basis))
     return make_training_setup(m, accel, sys_, job, sites=sites, site_link=site_link)
 
 
 def _check_chips(chips: int) -> None:
-    if chips < 1:
-        raise SpecError(f"--chips must be a positive integer (got {chips})")
+    from fleetwise.search.space import check_chips
+
+    check_chips(chips)
 
 
 def plan_training(
@@ -162,9 +164,10 @@ class MatchResult:
     our_system: str | None = None
     their_system: str | None = None
 
-    def power_and_cost(self) -> dict[str, dict[str, float | None]]:
-        """Facility power (kW, PUE included), $ per hour and J per token of each side's best plan."""
-        out: dict[str, dict[str, float | None]] = {}
+    def power_and_cost(self) -> dict[str, dict[str, float | str | None]]:
+        """Facility power (kW, PUE included), $ per hour and J per token of each side's best plan, and the
+        price its hardware cost used."""
+        out: dict[str, dict[str, float | str | None]] = {}
         for side, r in (("theirs", self.their_plan), ("ours", self.our_plan)):
             e = r.energy if r is not None else None
             out[side] = {
@@ -172,6 +175,7 @@ class MatchResult:
                 "usd_per_hour": None if e is None else e.step_cost_usd / e.step_time_s * 3600.0,
                 "energy_j_per_token": None if e is None else e.energy_j_per_token,
                 "hardware_cost_known": None if e is None else float(bool(e.cost_breakdown_usd.get("hardware"))),
+                "hardware_price": None if e is None else e.hardware_price,
             }
         return out
 
@@ -203,7 +207,8 @@ def match_training(
         if sid is not None and catalog.system(sid, name).accelerator_id != hw:
             raise SpecError(f"--{name.replace('_', '-')} {sid} is built from "
                             f"{catalog.system(sid).accelerator_id}, not {hw}")
-    gbs = global_batch or max(1, round(4 * 2**20 / seq_len / their_chips)) * their_chips
+    catalog.accelerator(ours, "ours")  # an unknown id fails before the reference search
+    gbs = global_batch or default_global_batch(seq_len, their_chips)[0]
     common: dict[str, Any] = {"seq_len": seq_len, "global_batch": gbs, "precision": precision, "tokens": tokens,
                               "attention_kernel": attention_kernel, "top": 1, "catalog": catalog}
     ref = plan_training(model, theirs, their_chips, system=their_system, **common).best[0]
@@ -298,8 +303,9 @@ def compare_mixed_training(
     catalog = catalog or load_catalog()
     m = resolve_model(catalog, model)
     total = sum(fleet.values())
-    gbs = global_batch or max(1, round(4 * 2**20 / seq_len / total)) * total
-    job = TrainingJob(seq_len=seq_len, global_batch=gbs, precision=precision)
+    gbs, basis = (global_batch, "given") if global_batch else default_global_batch(seq_len, total)
+    job = validated(TrainingJob, "job", dict(seq_len=seq_len, global_batch=gbs, precision=precision,
+                                             global_batch_basis=basis))
     parts = tuple(FleetPart(catalog.accelerator(hw), catalog.default_system(hw), n) for hw, n in fleet.items())
     mixed = search_mixed_training(parts, m, job, top=top)  # type: ignore[arg-type]
 

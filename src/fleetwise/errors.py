@@ -1,13 +1,45 @@
 """Errors that fleetwise raises for problems a user can fix.
 
-Every message names where the problem is (file, field), what was allowed and what was given.
+Every message names where the problem is (file, field), what was allowed and what was given. Values a user
+gave are echoed through ``shown`` (bounded), and no message grows past ``MAX_MESSAGE_CHARS``.
 """
 
 from __future__ import annotations
 
+MAX_MESSAGE_CHARS = 2000  # a last bound; messages are built short (``shown``) long before this
+MAX_SHOWN_CHARS = 60
+
+
+def shown(value: object, limit: int = MAX_SHOWN_CHARS) -> str:
+    """``repr(value)`` cut to ``limit`` characters (with the full length noted), for echoing user input.
+
+    Containers are summarised by type and size instead of being printed (a 442 KB plan file must not come
+    back as a 442 KB message).
+    """
+    if isinstance(value, dict | list | tuple | set):
+        return f"<{type(value).__name__} of {len(value)} items>"
+    try:
+        text = repr(value)
+    except Exception:  # a value whose repr fails is still a value the user gave
+        text = f"<{type(value).__name__}>"
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 20]}... ({len(text):,} chars)"
+
+
+def cut(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
+    """``text`` itself (no quotes) cut to about ``limit`` characters."""
+    return text if len(text) <= limit else f"{text[: limit - 20]}... ({len(text):,} chars)"
+
 
 class FleetwiseError(Exception):
     """Base of every user-facing fleetwise error."""
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if len(text) <= MAX_MESSAGE_CHARS:
+            return text
+        return f"{text[: MAX_MESSAGE_CHARS - 40]}... (message cut, {len(text):,} chars)"
 
 
 class SpecError(FleetwiseError):
@@ -18,10 +50,10 @@ class UnknownIdError(SpecError):
     """An id (model, accelerator, system, fabric) is not in the catalog."""
 
     def __init__(self, kind: str, given: str, known: list[str], field: str | None = None) -> None:
-        close = _close_matches(given, known)
+        close = _close_matches(given, known) if len(given) <= 200 else []
         where = f" (field: {field})" if field else ""
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        super().__init__(f"unknown {kind} id {given!r}{where}{hint} ('fleetwise catalog list' shows all)")
+        super().__init__(f"unknown {kind} id {shown(given)}{where}{hint} ('fleetwise catalog list' shows all)")
         self.kind = kind
         self.given = given
 

@@ -6,6 +6,7 @@ and users save as JSON. ``TrainingJob`` is the workload it runs.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -33,6 +34,10 @@ class TrainingJob(BaseModel):
         description="flash: fused, O(s) memory, skips masked blocks; unfused: score matrix materialised "
         "(softmax, mask, dropout over s^2 elements), as in stacks without a flash kernel",
     )
+    global_batch_basis: str = Field(
+        default="given", max_length=200,
+        description="how global_batch was chosen: 'given', or the default rule and its numbers",
+    )
 
     host_s_per_kernel: float = Field(
         default=4e-6, ge=0.0, le=1e-3,
@@ -48,18 +53,49 @@ class TrainingJob(BaseModel):
         return self.seq_len * self.global_batch
 
 
+DEFAULT_TOKENS_PER_STEP = 4 * 2**20  # ~4M tokens: GPT-3 175B used 3.2M, Llama 2/3 4M, Megatron-Turing 4M
+
+
+def default_global_batch(seq_len: int, chips: int | None = None) -> tuple[int, str]:
+    """The global batch a practitioner would pick: ~4M tokens per step, shaped to split over replicas.
+
+    The batch is ``2^k · u`` sequences, where ``u`` is the odd part of the chip count (1 when unknown) and
+    ``2^k`` brings it closest (in ratio) to 4M tokens, so every power-of-two data-parallel width and every
+    width dividing the chip count's odd part divides it. It stays ~4M tokens however many chips there are
+    (data parallelism is then bounded by the batch, as it is in practice).
+
+    Args:
+        seq_len: tokens per sequence.
+        chips: accelerators of the job, if known.
+
+    Returns:
+        (sequences per step, a one-line account of how they were chosen).
+    """
+    target = DEFAULT_TOKENS_PER_STEP / seq_len  # sequences
+    odd = chips or 1
+    while odd % 2 == 0:
+        odd //= 2
+    if odd > 4 * target:  # a chip count with a large odd factor: round the target to whole sequences instead
+        odd = 1
+    k = max(0, round(math.log2(max(target / odd, 1.0))))
+    gbs = max(1, 2**k * odd)
+    why = (f"default: ~4M tokens per step ({gbs} x {seq_len} = {gbs * seq_len / 2**20:.2f}M tokens; "
+           f"{gbs} = 2^{k}" + (f" x {odd}, the odd part of {chips} chips)" if odd > 1 else ")"))
+    return gbs, why
+
+
 class TrainingPlan(BaseModel):
     """One parallel configuration of a training job on ``tp·pp·dp·cp`` chips (ep lies inside dp)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    tp: int = Field(default=1, ge=1)
-    pp: int = Field(default=1, ge=1)
-    dp: int = Field(default=1, ge=1)
-    cp: int = Field(default=1, ge=1)
-    ep: int = Field(default=1, ge=1)
-    micro_batch: int = Field(default=1, ge=1)
-    vpp: int = Field(default=1, ge=1, description="virtual pipeline stages per rank (interleaved 1F1B)")
+    tp: int = Field(default=1, ge=1, le=1_000_000)
+    pp: int = Field(default=1, ge=1, le=1_000_000)
+    dp: int = Field(default=1, ge=1, le=1_000_000)
+    cp: int = Field(default=1, ge=1, le=1_000_000)
+    ep: int = Field(default=1, ge=1, le=1_000_000)
+    micro_batch: int = Field(default=1, ge=1, le=100_000_000)
+    vpp: int = Field(default=1, ge=1, le=10_000, description="virtual pipeline stages per rank (interleaved 1F1B)")
     recompute: Recompute = "none"
     recompute_layers_frac: float = Field(
         default=1.0, gt=0.0, le=1.0, description="with full recompute: share of each stage's layers recomputed"
@@ -81,7 +117,12 @@ class TrainingPlan(BaseModel):
     def _sp_default(cls, data: object) -> object:
         """Sequence parallelism defaults to on exactly when there is tensor parallelism."""
         if isinstance(data, dict) and data.get("sequence_parallel") is None:
-            data = {**data, "sequence_parallel": int(data.get("tp", 1)) > 1}
+            tp = data.get("tp", 1)
+            try:
+                on = int(tp) > 1
+            except (TypeError, ValueError, OverflowError):  # a bad tp: its own field check reports it
+                on = False
+            data = {**data, "sequence_parallel": on}
         return data
 
     @model_validator(mode="after")

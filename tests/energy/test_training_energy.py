@@ -7,6 +7,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from fleetwise import api
+from fleetwise.energy.power import chip_power
 from fleetwise.energy.training import PowerSettings, for_training
 from fleetwise.errors import InfeasibleError
 from fleetwise.perf.training import TrainingSetup
@@ -26,9 +27,11 @@ def _plan(tp: int, pp: int, mbs: int) -> TrainingPlan:
 
 @settings(max_examples=60, deadline=None)
 @given(tp=st.sampled_from([1, 2, 4, 8]), pp=st.sampled_from([1, 2, 4]), mbs=st.sampled_from([1, 2]),
-       clock=st.floats(0.5, 1.0), cap=st.one_of(st.none(), st.floats(100.0, 900.0)), stage=st.booleans())
+       clock=st.floats(0.5, 1.0), cap_frac=st.one_of(st.none(), st.floats(0.0, 1.3)), stage=st.booleans())
 def test_energy_reconciles_with_power_times_time(setup: TrainingSetup, tp: int, pp: int, mbs: int, clock: float,
-                                                 cap: float | None, stage: bool) -> None:
+                                                 cap_frac: float | None, stage: bool) -> None:
+    chip = chip_power(setup.accel)  # caps from the lowest the chip can hold to above its maximum (inert)
+    cap = None if cap_frac is None else chip.cap_floor_w + cap_frac * (chip.max_w - chip.cap_floor_w)
     e = for_training(setup, settings=PowerSettings(clock=clock, cap_w=cap, stage_plan=stage))
     try:
         r = evaluate_plan(setup, _plan(tp, pp, mbs), allow_over_memory=True, energy=e)
@@ -38,6 +41,9 @@ def test_energy_reconciles_with_power_times_time(setup: TrainingSetup, tp: int, 
     en = r.energy
     assert en is not None
     assert en.reconcile_error() < 1e-3
+    if cap is not None:  # a cap is honoured: no phase, hence no average, draws more than it
+        assert en.avg_power_w_per_chip <= cap * (1 + 1e-9)
+        assert all(p <= cap * (1 + 1e-9) for _, p, _ in en.phases.values())
     assert sum(en.energy_breakdown_j.values()) == pytest.approx(en.step_energy_j, rel=1e-3)
     for group in ("critical", "other"):
         times = [t for k, (_, _, t) in en.phases.items() if k.startswith(group)]

@@ -106,3 +106,27 @@ def test_a_plan_the_analytic_model_says_misses_tpot_widely_also_misses_in_simula
     trace = synthetic_trace(np.random.default_rng(1), 600, rate, i, o)
     r = simulate(setup, plan, trace)
     assert np.median(r.tpot_s) > slo_tpot
+
+
+def test_overloaded_trace_is_flagged_before_the_replay() -> None:
+    import numpy as np
+
+    from fleetwise.catalog.loader import load_catalog
+    from fleetwise.perf.inference import make_serving_setup
+    from fleetwise.plan import ServingPlan
+    from fleetwise.simulate.serving import offered_load, overload_warning, simulate
+    from fleetwise.workload.traces import synthetic_trace
+
+    c = load_catalog()
+    a = c.accelerator("nvidia_a100_80gb_sxm")
+    s = make_serving_setup(c.model("llama3-8b"), a, c.default_system(a.id))
+    plan = ServingPlan(tp=1)
+    light = synthetic_trace(np.random.default_rng(0), 200, 1.0, 512, 128)
+    heavy = synthetic_trace(np.random.default_rng(0), 400, 400.0, 512, 128)
+    lo, hi = offered_load(s, plan, light), offered_load(s, plan, heavy)
+    assert lo is not None and hi is not None and lo < 1.0 < hi
+    assert overload_warning(lo) is None and "add replicas" in (overload_warning(hi) or "")
+    r_light, r_heavy = simulate(s, plan, light), simulate(s, plan, heavy)
+    # the flag agrees with the replay: overloaded requests wait in queue, light ones do not
+    assert r_heavy.summary()["offered_load"] == round(hi, 4)
+    assert float(np.median(r_heavy.ttft_s)) > 10 * float(np.median(r_light.ttft_s))

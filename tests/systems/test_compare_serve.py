@@ -67,10 +67,11 @@ def test_decode_throughput_follows_catalog_hbm_bandwidth(catalog: Catalog) -> No
     assert _compare(faster)[0].decode_best.tokens_per_s_per_chip > base
 
 
-def test_cost_is_unknown_without_a_price_and_follows_one_when_given(catalog: Catalog) -> None:
+def test_cost_uses_the_sourced_price_and_follows_one_when_given(catalog: Catalog) -> None:
     model = catalog.model("deepseek-v3")
     cm = [catalog.system(CM)]
-    assert compare_systems(model, cm, W, catalog)[0].usd_per_million_output_tokens is None
+    sourced = compare_systems(model, cm, W, catalog)[0]  # 910C: press-reported purchase price (prices.yaml)
+    assert sourced.usd_per_million_output_tokens is not None and sourced.hardware_price.startswith("purchase $")
     cheap = compare_systems(model, cm, W, catalog, prices={"huawei_ascend_910c": 10_000.0})[0]
     dear = compare_systems(model, cm, W, catalog, prices={"huawei_ascend_910c": 20_000.0})[0]
     assert 0 < cheap.usd_per_million_output_tokens < dear.usd_per_million_output_tokens

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,22 @@ def test_unknown_metric_is_rejected(tmp_path: Path) -> None:
 def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=r"cases.yaml: line \d+"):
         load_cases(_write(tmp_path, GOOD + "\n  - : [unclosed\n"))
+
+
+def test_validate_runs_the_valid_cases_and_exits_2_on_an_invalid_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fleetwise.cli.main import main
+
+    good = _write(tmp_path, GOOD)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GOOD.replace("id: good", "id: bad").replace("chips: 8", "chips: -8"))
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("- id: [unclosed\n")
+    code = main(["validate", str(good), str(bad), str(broken), str(tmp_path / "missing.yaml"), "--json"])
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    assert code == 2
+    assert [c["id"] for c in report["cases"]] == ["good"]  # the valid case still ran
+    assert [e["id"] for e in report["invalid"]] == ["bad", str(broken), str(tmp_path / "missing.yaml")]
+    assert err.count("error:") == 1 and "chips" in err and "(and 2 more)" in err

@@ -17,8 +17,12 @@ from pydantic import ValidationError
 
 from fleetwise.catalog.loader import format_validation_error
 from fleetwise.catalog.types import ModelArch
-from fleetwise.errors import SpecError
+from fleetwise.errors import SpecError, shown
 
+# Keys that may be 0 (counts of optional parts); every other integer is a size or count that must be >= 1.
+_MAY_BE_ZERO = frozenset({"shared_expert_intermediate_size", "decoder_sparse_step", "num_nextn_predict_layers",
+                          "n_routed_experts", "n_shared_experts", "first_k_dense_replace", "moe_layer_freq",
+                          "num_experts", "sliding_window"})
 _HASH_DIR = re.compile(r"^[0-9a-f]{40}$")  # Hugging Face cache snapshot folders
 
 
@@ -34,16 +38,19 @@ class HfConfig:
         return self.data.get(key) is not None
 
     def int_(self, key: str, default: int | None = None) -> int:
-        """A non-negative integer field; absent (or null) falls back to ``default`` when one is given."""
+        """A positive integer field (or non-negative, for the keys of ``_MAY_BE_ZERO``); absent (or null)
+        falls back to ``default`` when one is given."""
         value = self.data.get(key)
         if value is None:
             if default is not None:
                 return default
             raise SpecError(
-                f"{self.path}: missing required key {key!r} (needed for model_type {self.model_type!r})"
+                f"{self.path}: missing required key {key!r} (needed for model_type {shown(self.model_type)})"
             )
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise SpecError(f"{self.path}: {key} must be a non-negative integer (got {value!r})")
+        low = 0 if key in _MAY_BE_ZERO else 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            kind = "a non-negative" if low == 0 else "a positive"
+            raise SpecError(f"{self.path}: {key} must be {kind} integer (got {shown(value)})")
         return value
 
     def opt_int(self, key: str) -> int | None:
@@ -55,17 +62,23 @@ class HfConfig:
         if value is None:
             return default
         if not isinstance(value, bool):
-            raise SpecError(f"{self.path}: {key} must be true or false (got {value!r})")
+            raise SpecError(f"{self.path}: {key} must be true or false (got {shown(value)})")
         return value
 
 
 def _read_json(path: Path) -> Mapping[str, Any]:
     try:
+        if path.stat().st_size > 10_000_000:
+            raise SpecError(f"{path}: too large for a config.json ({path.stat().st_size:,} bytes; at most 10 MB)")
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"{path}: cannot read file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise SpecError(f"{path}: JSON nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise SpecError(f"{path}: line {exc.lineno}, column {exc.colno}: malformed JSON: {exc.msg}") from None
     if not isinstance(data, dict):
@@ -91,7 +104,7 @@ def _gated_activation(cfg: HfConfig) -> str:
         return "swiglu"
     if act.startswith("gelu"):
         return "geglu"
-    raise SpecError(f"{cfg.path}: hidden_act must be one of silu, swish, gelu* for a gated MLP (got {act!r})")
+    raise SpecError(f"{cfg.path}: hidden_act must be one of silu, swish, gelu* for a gated MLP (got {shown(act)})")
 
 
 def _attention_kind(heads: int, kv_heads: int) -> str:
@@ -248,7 +261,11 @@ def model_from_hf_config(path: Path, *, model_id: str | None = None) -> ModelArc
         The validated ``ModelArch`` (params_total is left unset: count it with the perf model).
     """
     path = Path(path)
-    data = _read_json(path)
+    return model_from_hf_dict(_read_json(path), path, model_id=model_id)
+
+
+def model_from_hf_dict(data: Mapping[str, Any], path: Path, *, model_id: str | None = None) -> ModelArch:
+    """A parsed ``config.json`` (``path`` names it in errors and gives the default id) as a ``ModelArch``."""
     cfg = HfConfig(path, data)
     if "model_type" not in data:
         raise SpecError(
@@ -257,7 +274,7 @@ def model_from_hf_config(path: Path, *, model_id: str | None = None) -> ModelArc
     importer = IMPORTERS.get(cfg.model_type)
     if importer is None:
         raise SpecError(
-            f"{path}: model_type: unsupported {cfg.model_type!r}; supported: {', '.join(sorted(IMPORTERS))}"
+            f"{path}: model_type: unsupported {shown(cfg.model_type)}; supported: {', '.join(sorted(IMPORTERS))}"
         )
     fields = importer(cfg)
     name = str(data.get("_name_or_path") or model_id or _model_id(path, data))

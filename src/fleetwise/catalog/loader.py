@@ -14,30 +14,82 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from fleetwise.catalog.types import SPEC_TYPES, Accelerator, Fabric, ModelArch, Spec, System
-from fleetwise.errors import SpecError, UnknownIdError
+from fleetwise.errors import SpecError, UnknownIdError, cut, shown
 
 BUNDLED_DIR = Path(__file__).parent / "data"
 ENV_VAR = "FLEETWISE_CATALOG"
 S = TypeVar("S", bound=Spec)
+M = TypeVar("M", bound=BaseModel)
+MAX_YAML_BYTES = 20_000_000  # the largest bundled file is ~100 KB; a bigger "spec" is a wrong path
+MAX_ERRORS_SHOWN = 3
+
+
+def is_file(path: str | Path) -> bool:
+    """``Path(path).is_file()``, False (not an error) for names the OS refuses (too long, NUL bytes)."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def is_dir(path: str | Path) -> bool:
+    """``Path(path).is_dir()``, False for names the OS refuses."""
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def load_yaml_file(path: Path) -> Any:
-    """Parse one YAML file; a syntax error names the file and line."""
+    """Parse one YAML file; a syntax error names the file and line.
+
+    Anchors and aliases (``&name`` / ``*name``) are refused: specs are plain data, and nested aliases let a
+    few hundred bytes expand into gigabytes (the "billion laughs" file) once anything walks the result.
+    """
     try:
+        size = path.stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise SpecError(f"{path}: file of {size:,} bytes is too large for a spec (at most {MAX_YAML_BYTES:,})")
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise SpecError(f"{path}: cannot read file ({exc.strerror})") from None
+        raise SpecError(f"{cut(str(path), 200)}: cannot read file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except ValueError as exc:  # a NUL byte in the name
+        raise SpecError(f"{cut(str(path), 200)}: cannot read file ({cut(str(exc), 80)})") from None
+    return parse_yaml_text(text, str(path))
+
+
+def parse_yaml_text(text: str, where: str) -> Any:
+    """Parse YAML text (no anchors or aliases); errors name ``where`` and the line."""
     try:
-        # the C parser when PyYAML was built with libyaml (about 10x faster on the large case files)
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 (safe loader)
+        if "&" in text or "*" in text:  # only then can an anchor or alias be present: check the events
+            _refuse_aliases(text, where)
+        return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader (CSafeLoader or SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        line = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(f"{path}:{where}: malformed YAML: {problem}") from None
+        raise SpecError(f"{where}:{line}: malformed YAML: {cut(str(problem), 120)}") from None
+    except RecursionError:
+        raise SpecError(f"{where}: YAML nested too deeply") from None
+
+
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _refuse_aliases(text: str, where: str) -> None:
+    for event in yaml.parse(text, Loader=_LOADER):
+        anchor = getattr(event, "anchor", None)
+        if isinstance(event, yaml.AliasEvent) or anchor is not None:
+            mark = event.start_mark
+            sigil = "*" if isinstance(event, yaml.AliasEvent) else "&"
+            line = f" line {mark.line + 1}:" if mark is not None else ""
+            raise SpecError(f"{where}:{line} YAML anchors and aliases are not allowed "
+                            f"(found {sigil}{cut(str(anchor or ''), 30)}); write the values out")
 
 
 # user catalog folders whose data files (efficiency.yaml, calibration.yaml, serving.yaml, power.yaml, sites.yaml,
@@ -79,17 +131,28 @@ def load_data_file(path: Path) -> Any:
 
 
 def format_validation_error(where: str, exc: ValidationError) -> str:
-    """One line per problem: ``where: field: message (got value)``."""
+    """One line per problem (at most three): ``where: field: message (got value)``, values cut short."""
     lines = []
-    for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "(entry)"
+    errors = exc.errors()
+    for err in errors[:MAX_ERRORS_SHOWN]:
+        field = ".".join(shown(p, 40) if not isinstance(p, str) else p[:40] for p in err["loc"]) or "(entry)"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown field (not allowed here)"
         given = err.get("input")
-        got = "" if err["type"] in ("missing",) or isinstance(given, dict) else f" (got {given!r})"
-        lines.append(f"{where}: {field}: {msg}{got}")
+        got = "" if err["type"] in ("missing",) or isinstance(given, dict) else f" (got {shown(given)})"
+        lines.append(f"{where}: {field}: {cut(str(msg), 160)}{got}")
+    if len(errors) > MAX_ERRORS_SHOWN:
+        lines.append(f"{where}: ... and {len(errors) - MAX_ERRORS_SHOWN} more problems")
     return "\n".join(lines)
+
+
+def validated(model: type[M], where: str, data: Mapping[str, Any]) -> M:
+    """``model(**data)`` with a ``SpecError`` naming ``where`` and the field instead of a ``ValidationError``."""
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(where, exc)) from None
 
 
 def parse_spec(kind: str, data: Any, where: str) -> Spec:
@@ -145,14 +208,14 @@ def _lookup(table: Mapping[str, S], kind: str, id_: str, field: str | None) -> S
 
 def _iter_entry_files(folder: Path, kind: str) -> Iterable[Path]:
     sub = folder / kind
-    if sub.is_dir():
+    if is_dir(sub):
         yield from sorted(sub.glob("*.yaml"))
         yield from sorted(sub.glob("*.yml"))
 
 
 def _read_dir(folder: Path, tables: dict[str, dict[str, Any]], origin: dict[str, str]) -> None:
-    if not folder.is_dir():
-        raise SpecError(f"catalog folder {folder} does not exist (from --catalog or ${ENV_VAR})")
+    if not is_dir(folder):
+        raise SpecError(f"catalog folder {cut(str(folder), 200)} does not exist (from --catalog or ${ENV_VAR})")
     for kind in SPEC_TYPES:
         for path in _iter_entry_files(folder, kind):
             data = load_yaml_file(path)

@@ -193,11 +193,11 @@ class Attention(Spec):
     """Attention variant. MLA uses the low-rank fields; MHA/GQA/MQA use heads/kv_heads/head_dim."""
 
     type: Literal["MHA", "GQA", "MQA", "MLA"]
-    q_lora_rank: int | None = Field(default=None, ge=1)
-    kv_lora_rank: int | None = Field(default=None, ge=1)
-    qk_nope_head_dim: int | None = Field(default=None, ge=1)
-    qk_rope_head_dim: int | None = Field(default=None, ge=1)
-    v_head_dim: int | None = Field(default=None, ge=1)
+    q_lora_rank: int | None = Field(default=None, ge=1, le=1_000_000)
+    kv_lora_rank: int | None = Field(default=None, ge=1, le=1_000_000)
+    qk_nope_head_dim: int | None = Field(default=None, ge=1, le=1_000_000)
+    qk_rope_head_dim: int | None = Field(default=None, ge=1, le=1_000_000)
+    v_head_dim: int | None = Field(default=None, ge=1, le=1_000_000)
     sliding_window: int | None = Field(default=None, ge=1)
     qkv_bias: bool = False
 
@@ -220,9 +220,9 @@ class Moe(Spec):
     experts: int = Field(ge=1, le=100_000)
     shared_experts: int = Field(default=0, ge=0, le=1000)
     top_k: int = Field(ge=1, le=1000)
-    moe_ffn_hidden: int = Field(ge=1)
-    dense_layers: int = Field(default=0, ge=0, description="layers with a dense MLP instead of MoE")
-    layer_step: int = Field(default=1, ge=1, description="1: every non-dense layer is MoE")
+    moe_ffn_hidden: int = Field(ge=1, le=10_000_000)
+    dense_layers: int = Field(default=0, ge=0, le=10_000, description="layers with a dense MLP instead of MoE")
+    layer_step: int = Field(default=1, ge=1, le=10_000, description="1: every non-dense layer is MoE")
 
     @model_validator(mode="after")
     def _top_k_le_experts(self) -> Moe:
@@ -244,13 +244,14 @@ class ModelArch(Spec):
     year: int | None = None
     arch: Literal["dense", "moe"]
     layers: int = Field(ge=1, le=10_000)
-    hidden: int = Field(ge=1)
-    ffn_hidden: int | None = Field(default=None, ge=1)
-    heads: int = Field(ge=1)
-    kv_heads: int | None = Field(default=None, ge=1)
-    head_dim: int = Field(ge=1)
-    vocab: int = Field(ge=1)
-    max_seq: int = Field(ge=1)
+    # Upper bounds are sanity limits ~100x beyond any published model, so that a typo cannot overflow arrays.
+    hidden: int = Field(ge=1, le=1_000_000)
+    ffn_hidden: int | None = Field(default=None, ge=1, le=10_000_000)
+    heads: int = Field(ge=1, le=100_000)
+    kv_heads: int | None = Field(default=None, ge=1, le=100_000)
+    head_dim: int = Field(ge=1, le=100_000)
+    vocab: int = Field(ge=1, le=100_000_000)
+    max_seq: int = Field(ge=1, le=1_000_000_000)
     activation: Activation = "gelu"
     norm: Literal["layernorm", "rmsnorm"] = "layernorm"
     positional: Literal["learned", "rope", "alibi", "relative", "none"] = "rope"
@@ -259,7 +260,7 @@ class ModelArch(Spec):
     linear_bias: bool = False
     attention: Attention
     moe: Moe | None = None
-    mtp_modules: int = Field(default=0, ge=0)
+    mtp_modules: int = Field(default=0, ge=0, le=100)
     params_total: int | None = Field(default=None, ge=1, description="published (recounted) parameter count")
     params_active: int | None = Field(default=None, ge=1)
     confidence: Literal["high", "medium", "low"] = "medium"

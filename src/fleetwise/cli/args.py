@@ -4,6 +4,18 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import NoReturn
+
+from fleetwise.errors import cut, shown
+
+MAX_USAGE_ERROR_CHARS = 240
+
+
+class BoundedArgumentParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one bounded line (argparse echoes values in full)."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(cut(" ".join(message.split()), MAX_USAGE_ERROR_CHARS))
 
 
 def positive_int(text: str) -> int:
@@ -11,9 +23,9 @@ def positive_int(text: str) -> int:
     try:
         v = int(float(text))
     except (ValueError, OverflowError):
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {shown(text)}") from None
     if v < 1 or float(text) != v:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {shown(text)}")
     return v
 
 
@@ -22,9 +34,9 @@ def positive_float(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {shown(text)}") from None
     if math.isnan(v) or v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {shown(text)}")
     return v
 
 
@@ -32,5 +44,5 @@ def percentile(text: str) -> float:
     """A percentile in (0, 100]."""
     v = positive_float(text)
     if v > 100:
-        raise argparse.ArgumentTypeError(f"expected a percentile in (0, 100], got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a percentile in (0, 100], got {shown(text)}")
     return v

@@ -17,9 +17,9 @@ from typing import Any
 
 from fleetwise.catalog.loader import load_catalog
 from fleetwise.cli import compare, render, serve
-from fleetwise.cli.args import positive_float, positive_int
+from fleetwise.cli.args import BoundedArgumentParser, positive_float, positive_int
 from fleetwise.cli.request import study_request
-from fleetwise.errors import FleetwiseError
+from fleetwise.errors import FleetwiseError, SpecError
 
 
 def _json_arg(p: argparse.ArgumentParser) -> None:
@@ -84,7 +84,7 @@ def _study_file_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from fleetwise.version import __version__
 
-    parser = argparse.ArgumentParser(prog="fleetwise", description="Plan, explain and validate AI infrastructure.")
+    parser = BoundedArgumentParser(prog="fleetwise", description="Plan, explain and validate AI infrastructure.")
     parser.add_argument("--version", action="version", version=f"fleetwise {__version__}",
                         help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -166,6 +166,10 @@ def run(args: argparse.Namespace) -> int:
         print(study.to_json())
     else:
         render.study(study)
+    invalid = study.results.get("invalid") if kind == "validate" else None
+    if invalid:  # the valid cases ran and were reported; the run still fails, naming the first bad file
+        more = f" (and {len(invalid) - 1} more)" if len(invalid) > 1 else ""
+        raise SpecError(f"{invalid[0]['message'].splitlines()[0][:240]}{more}; the valid cases ran")
     return 0
 
 

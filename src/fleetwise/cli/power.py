@@ -41,6 +41,7 @@ def render(s: Study) -> None:
           f"{e['avg_power_w_per_node']:,.0f} W per node (wall, PUE excluded)")
     print(f"energy {e['step_energy_j'] / 1e6:.3f} MJ per step, {e['energy_j_per_token']:.3f} J per token; "
           f"cost ${e['step_cost_usd']:,.2f}, CO2 {e['step_co2_kg']:.2f} kg per step")
+    print(f"hardware price: {e.get('hardware_price')}")
     if e.get("job_energy_mwh") is not None:
         print(f"whole job: {e['job_energy_mwh']:,.1f} MWh, ${e['job_cost_usd']:,.0f}, {e['job_co2_t']:,.1f} t CO2")
     print("\nphases (chips x power x seconds per step):")

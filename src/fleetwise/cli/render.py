@@ -119,12 +119,10 @@ def _usd_per_mtok(r: dict[str, Any]) -> str:
 def comparison(s: Study) -> None:
     print(job_line(s))
     rows = []
-    partial = False
     for r in s.rows:
         if r["rank"] != 0:
             continue
         e = r.get("energy")
-        partial = partial or (e is not None and not e["cost_breakdown_usd"].get("hardware"))
         rows.append([r["target"], plan_label(r["plan"]), f"{r['step_time_s']:.3f}",
                      f"{r['tokens_per_s_per_chip']:,.0f}", f"{r['tokens_per_s_per_chip'] * r['chips']:,.0f}",
                      f"{100 * r['mfu']:.1f}%", f"{r['memory_per_device_gb']:.1f}",
@@ -134,8 +132,12 @@ def comparison(s: Study) -> None:
         rows.append([target, f"infeasible: {msg}"[:60], "-", "-", "-", "-", "-", "-", "-", "-"])
     print(_table(["hardware/system", "best plan", "step s", "tok/s/chip", "tok/s total", "MFU", "mem GB",
                   "facility kW", "J/token", "$/Mtok"], rows))
-    if partial:
-        print("* electricity only: no chip price or rent in the catalog for that accelerator")
+    print("\n$/Mtok = electricity + hardware, the hardware priced by:")
+    for r in s.rows:
+        e = r.get("energy")
+        if r["rank"] == 0 and e is not None:
+            star = "" if e["cost_breakdown_usd"].get("hardware") else "  (*: electricity only)"
+            print(f"  {r['target']:<28} {e.get('hardware_price')}{star}")
 
 
 def match(s: Study) -> None:
@@ -153,7 +155,7 @@ def match(s: Study) -> None:
         v = res["power_and_cost"][side]
         if v["facility_kw"] is None:
             continue
-        note = "" if v["hardware_cost_known"] else " (electricity only: no chip price)"
+        note = f" (hardware: {v['hardware_price']})"
         print(f"  {side:<6} facility {v['facility_kw']:,.0f} kW, {v['energy_j_per_token']:.3f} J/token, "
               f"${v['usd_per_hour']:,.0f}/h{note}")
 
@@ -184,6 +186,8 @@ def validation(s: Study) -> None:
                   f"  worst {v['worst']['id']} ({100 * v['worst']['error']:+.0f}%)")
     for e in data["errors"]:
         print(f"  not predicted: {e['id']}: {e['message']}")
+    for e in data["invalid"]:
+        print(f"  invalid: {e['message']}")
 
 
 def catalog(cat: Catalog, args: argparse.Namespace) -> None:

@@ -110,12 +110,12 @@ def node_power(system: System, accel: Accelerator, chip: ChipPower, defaults: No
 
 
 def hardware_usd_per_chip_hour(accel: Accelerator, site: Site, defaults: NodeDefaults) -> float | None:
-    """Accelerator rent: the site's rent, else the chip's price amortised over its busy life; None if unknown."""
-    if site.rent_usd_per_chip_hour is not None:
-        return site.rent_usd_per_chip_hour
-    if accel.price_usd is None:
-        return None
-    return accel.price_usd / (defaults.lifetime_years * HOURS_PER_YEAR * defaults.utilisation)
+    """Hardware USD per chip-hour by ``fleetwise.energy.prices.hardware_cost`` (site rent, catalog price,
+    sourced price); None if unknown."""
+    from fleetwise.energy.prices import hardware_cost
+
+    return hardware_cost(accel, "", site.rent_usd_per_chip_hour, defaults.lifetime_years,
+                         defaults.utilisation).usd_per_chip_hour
 
 
 def kwh(energy_j: float) -> float:

@@ -8,7 +8,7 @@ The search over plans *and* settings lives in ``fleetwise.search.evaluate.search
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fleetwise.energy.training import EnergySetup, PowerSettings, training_energy
 from fleetwise.perf.candidates import Candidates
@@ -37,15 +37,15 @@ def sweep_settings(c: Candidates, cols: StepColumns, s: TrainingSetup, e: Energy
     """Evaluate row ``row`` of the plan table under each power setting."""
     out = []
     for st in settings:
-        ec = training_energy(c, cols, s, EnergySetup(e.chip, e.node, e.site_id, e.site, e.usd_per_chip_hour, st))
+        ec = training_energy(c, cols, s, replace(e, settings=st))
         out.append(SettingOutcome(st, float(ec.step_time_s[row]), float(ec.step_energy_j[row]),
                                   float(ec.avg_power_w_per_chip[row])))
     return out
 
 
 def cap_settings(e: EnergySetup, fractions: Sequence[float] = CAP_FRACTIONS) -> list[PowerSettings]:
-    """A global power-cap sweep: caps at fractions of the chip's maximum power."""
-    return [PowerSettings(cap_w=f * e.chip.max_w) for f in fractions]
+    """A global power-cap sweep: caps at fractions of the chip's maximum power (those the chip can hold)."""
+    return [PowerSettings(cap_w=f * e.chip.max_w) for f in fractions if f * e.chip.max_w >= e.chip.cap_floor_w]
 
 
 def clock_settings(e: EnergySetup, clocks: Sequence[float] = CLOCKS, stage_plan: bool = True) -> list[PowerSettings]:

@@ -89,6 +89,11 @@ class ChipPower:
             return np.ones_like(f_arr)
         return np.asarray(np.maximum(s / f_arr, 1.0))
 
+    @property
+    def cap_floor_w(self) -> float:
+        """The lowest power cap DVFS can hold in every phase: the busiest phase's draw at the lowest clock."""
+        return max(float(self.power_w(p, self.f_min)) for p in PHASES)
+
     def capped_clock(self, phase: Phase, cap_w: float | None) -> float:
         """Highest clock at which ``phase`` draws at most ``cap_w``; 1.0 where the cap is inert.
 

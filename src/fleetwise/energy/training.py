@@ -18,8 +18,9 @@ import numpy as np
 import numpy.typing as npt
 
 from fleetwise.catalog.types import Accelerator, System
-from fleetwise.energy.facility import SITES_FILE, NodePower, Site, hardware_usd_per_chip_hour, load_sites, node_power
+from fleetwise.energy.facility import SITES_FILE, NodePower, Site, load_sites, node_power
 from fleetwise.energy.power import POWER_FILE, ChipPower, Phase, chip_power
+from fleetwise.energy.prices import Pricing, hardware_cost
 from fleetwise.errors import SpecError
 from fleetwise.perf.candidates import Candidates
 from fleetwise.perf.training import StepColumns, TrainingSetup
@@ -67,22 +68,38 @@ class EnergySetup:
     site: Site
     usd_per_chip_hour: float | None
     settings: PowerSettings = field(default_factory=PowerSettings)
+    hardware_price: str = "no price known: electricity only"  # which price usd_per_chip_hour came from
+
+
+def check_power_settings(chip: ChipPower, settings: PowerSettings) -> None:
+    """Raise ``SpecError`` for a clock or power cap the chip cannot run at, naming the allowed range.
+
+    A cap below ``chip.cap_floor_w`` cannot be honoured (DVFS stops at the lowest clock, and the chip would
+    draw more than the cap), so it is refused rather than silently exceeded; a cap above the chip's maximum
+    power is inert and accepted.
+    """
+    if not chip.f_min <= settings.clock <= 1.0:
+        raise SpecError(f"clock (--clock) must be in [{chip.f_min:.2f}, 1] of {chip.chip_id}'s maximum clock "
+                        f"(got {settings.clock:g})")
+    cap = settings.cap_w
+    if cap is not None and not cap >= chip.cap_floor_w:
+        raise SpecError(f"power cap (--cap / --power-cap-w) {cap:g} W is below what {chip.chip_id} can be held "
+                        f"to (its busiest phase at the lowest clock); allowed: {chip.cap_floor_w:.0f} W or more "
+                        f"(up to {chip.max_w:.0f} W; above that the cap is inert)")
 
 
 def energy_setup(accel: Accelerator, system: System, site: str | None = None,
                  settings: PowerSettings | None = None, sites_file: Path = SITES_FILE,
-                 power_file: Path = POWER_FILE) -> EnergySetup:
+                 power_file: Path = POWER_FILE, pricing: Pricing = "purchase") -> EnergySetup:
     """Resolve the chip's power parameters, the node overhead and the site (default: the file's default site)."""
     settings = settings or PowerSettings()
     chip = chip_power(accel, power_file)
-    if not 0.0 < settings.clock <= 1.0:
-        raise SpecError(f"power settings: clock must be in ({chip.f_min:.2f}, 1] of the maximum (got {settings.clock})")
-    if settings.cap_w is not None and settings.cap_w <= 0:
-        raise SpecError(f"power settings: cap_w must be > 0 W (got {settings.cap_w})")
+    check_power_settings(chip, settings)
     sf = load_sites(Path(sites_file))
     sid, st = sf.site(site)
+    cost = hardware_cost(accel, sid, st.rent_usd_per_chip_hour, sf.node.lifetime_years, sf.node.utilisation, pricing)
     return EnergySetup(chip=chip, node=node_power(system, accel, chip, sf.node), site_id=sid, site=st,
-                       usd_per_chip_hour=hardware_usd_per_chip_hour(accel, st, sf.node), settings=settings)
+                       usd_per_chip_hour=cost.usd_per_chip_hour, settings=settings, hardware_price=cost.basis)
 
 
 def for_training(s: TrainingSetup, site: str | None = None, settings: PowerSettings | None = None) -> EnergySetup:
@@ -118,6 +135,7 @@ class EnergyColumns:
     usd_per_kwh: float
     gco2_per_kwh: float
     usd_per_chip_hour: float | None
+    hardware_price: str = ""
 
     @property
     def accelerator_j(self) -> FloatArray:
@@ -229,6 +247,7 @@ def training_energy(c: Candidates, cols: StepColumns, s: TrainingSetup, e: Energ
         usd_per_kwh=e.site.usd_per_kwh,
         gco2_per_kwh=e.site.gco2_per_kwh,
         usd_per_chip_hour=e.usd_per_chip_hour,
+        hardware_price=e.hardware_price,
     )
 
 
@@ -253,6 +272,7 @@ class TrainingEnergy:
     phases: dict[str, tuple[float, float, float]]  # name -> (chips, power W, seconds per step)
     cost_breakdown_usd: dict[str, float]
     derived: tuple[str, ...]
+    hardware_price: str = ""  # which price the hardware cost used (rent, amortised purchase, or none)
 
     def reconcile_error(self) -> float:
         """|Σ chips·power·time + host + network| · PUE against the total, as a fraction (should be ~0)."""
@@ -295,4 +315,5 @@ def energy_row(ec: EnergyColumns, i: int, e: EnergySetup, steps: float | None) -
                 for k, p in ec.phases.items() if p.chips[i] > 0},
         cost_breakdown_usd={"electricity": electricity, "hardware": rent},
         derived=derived,
+        hardware_price=e.hardware_price,
     )

@@ -120,3 +120,21 @@ def ttft_s(step_s: FloatArray, input_tokens: float, token_budget: FloatArray) ->
     """Time to first token with chunked prefill: half a step of waiting, then ceil(I/budget) steps."""
     steps = np.ceil(input_tokens / np.maximum(token_budget, 1.0))
     return np.asarray((0.5 + steps) * step_s, dtype=np.float64)
+
+
+def plan_latency_s(s: ServingSetup, sh: ServingShape, disaggregated: bool, batch: float, input_tokens: float,
+                   output_tokens: float, token_budget: float) -> tuple[float, float]:
+    """(TTFT, TPOT) in seconds of one plan at ``batch`` sequences per rank, as the serving search predicts them.
+
+    Co-located: chunked prefill inside decode steps (``ttft_s``); disaggregated: one prompt's prefill plus
+    the KV hand-off, and decode steps without prefill chunks.
+    """
+    b = np.array([max(batch, 1.0)])
+    if disaggregated:
+        tpot = decode_rates(s, sh, b, input_tokens + 0.5 * output_tokens, 1.0, with_prefill=False).tpot_s
+        one_prompt = prefill_rate(s, sh, input_tokens, np.array([input_tokens]))[0].total_s
+        ttft = one_prompt + kv_transfer_s(s, sh, input_tokens)
+    else:
+        tpot = decode_rates(s, sh, b, input_tokens, output_tokens).tpot_s
+        ttft = ttft_s(tpot, input_tokens, np.array([token_budget]))
+    return float(ttft[0]), float(tpot[0])

@@ -39,6 +39,7 @@ from fleetwise.perf.model_math import (
 )
 from fleetwise.perf.moe import token_copies
 from fleetwise.perf.setup import adapt_system, synthetic_system
+from fleetwise.plan import ServingPlan
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -466,3 +467,36 @@ def a2a_latency_floor(chip_id: str, path: Path = EFFICIENCY_FILE) -> tuple[tuple
 
 def with_constants(s: ServingSetup, constants: ServingConstants) -> ServingSetup:
     return replace(s, constants=constants)
+
+
+def check_serving_plan(s: ServingSetup, plan: ServingPlan) -> None:
+    """Raise ``InfeasibleError`` when ``plan`` cannot run ``s.model`` on ``s.accel``; the message says why.
+
+    The rules an inference engine enforces at start-up (vLLM, SGLang): tensor parallelism splits whole
+    attention heads, K/V heads are split or replicated whole (``tp`` divides the K/V heads or is a multiple
+    of them), a pipeline stage holds at least one layer, and the weights with the runtime reserve fit in
+    the chip's memory with room left for a KV cache.
+    """
+    from fleetwise.errors import InfeasibleError
+
+    m, tp = s.model, plan.tp
+    where = f"plan {plan.label()}"
+    if m.heads % tp:
+        ok = [d for d in range(1, min(m.heads, 1024) + 1) if m.heads % d == 0]
+        raise InfeasibleError(f"{where}: tp {tp} must divide the {m.heads} attention heads of {m.id} "
+                              f"(allowed tp: {', '.join(map(str, ok[:12]))}{', ...' if len(ok) > 12 else ''})")
+    kv = m.n_kv_heads
+    if m.attention.type != "MLA" and kv % tp and tp % kv:
+        raise InfeasibleError(f"{where}: tp {tp} must divide the {kv} KV heads of {m.id} or be a multiple "
+                              "of them (each rank holds whole KV heads)")
+    if plan.pp > m.layers:
+        raise InfeasibleError(f"{where}: pp {plan.pp} exceeds the {m.layers} layers of {m.id}")
+    if m.moe is not None and m.moe.experts % plan.ep:
+        raise InfeasibleError(f"{where}: ep {plan.ep} must divide the {m.moe.experts} experts of {m.id}")
+    sh = ServingShape.of(plan.tp, plan.pp, plan.dp, plan.ep, plan.weight_precision, plan.kv_precision)
+    mem = kv_capacity(s, sh, np.array([float(plan.token_budget)]))
+    if not bool(mem.fits[0]):
+        raise InfeasibleError(
+            f"{where}: weights {float(mem.weights[0]) / 1e9:.1f} GB + reserve {float(mem.reserved[0]) / 1e9:.1f} GB "
+            f"per device exceed the {s.accel.hbm_bytes / 1e9:.0f} GB memory of {s.accel.id}, leaving no KV cache; "
+            "use more tp/pp or smaller --weights")

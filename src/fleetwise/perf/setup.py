@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fleetwise.catalog.types import Accelerator, ModelArch, SiteLink, System, Tier
-from fleetwise.errors import SpecError
+from fleetwise.catalog.types import PRECISIONS, Accelerator, ModelArch, Precision, SiteLink, System, Tier
+from fleetwise.errors import InfeasibleError, SpecError
 from fleetwise.network.collectives import Network, build_network
 from fleetwise.perf.calibration import Calibration, GroupConstants, load_calibration
 from fleetwise.perf.efficiency import ChipEfficiency, EfficiencyTable, load_efficiency
@@ -66,6 +66,27 @@ def adapt_system(system: System, accel: Accelerator) -> System:
     })
 
 
+# Formats a framework substitutes for one another without changing the numerics class: "16-bit mixed
+# precision" runs as whichever of bf16/fp16 the chip has, and tf32 GEMMs are fp32 GEMMs on a chip without
+# TF32 units. An 8-bit or 4-bit format the chip lacks has no such stand-in: it would silently run at 16 bits.
+_STAND_INS: dict[str, tuple[str, ...]] = {"bf16": ("fp16",), "fp16": ("bf16",), "tf32": ("fp32",)}
+
+
+def check_precision(accel: Accelerator, precision: Precision, field: str = "--precision") -> None:
+    """Raise ``InfeasibleError`` when ``accel`` has no rate for ``precision`` (nor an equivalent stand-in).
+
+    Args:
+        accel: the chip.
+        precision: the training compute format asked for.
+        field: the flag or field to name in the message.
+    """
+    if accel.supports(precision) or any(accel.supports(p) for p in _STAND_INS.get(precision, ())):  # type: ignore[arg-type]
+        return
+    runs = [p for p in PRECISIONS if p != "int8" and accel.supports(p)]
+    raise InfeasibleError(f"{field} {precision}: {accel.id} has no {precision} compute in its datasheet; "
+                          f"allowed on this chip: {', '.join(runs) or 'none published'}")
+
+
 def make_training_setup(
     model: ModelArch,
     accel: Accelerator,
@@ -79,6 +100,7 @@ def make_training_setup(
     """Bundle everything the training cost model needs (``sites`` > 1 spreads data parallelism over sites)."""
     if sites > 1 and site_link is None:
         raise SpecError(f"--sites {sites} needs the link between the sites (--site-link-gbit)")
+    check_precision(accel, job.precision)
     eff = eff or load_efficiency()
     calibration = calibration or load_calibration()
     sys_ = adapt_system(system, accel) if system is not None else synthetic_system(accel)

@@ -27,10 +27,12 @@ from fleetwise.errors import InfeasibleError, SpecError
 from fleetwise.perf.candidates import Candidates
 from fleetwise.perf.model_math import model_flops_per_token
 from fleetwise.perf.training import ASSUMPTIONS, StepColumns, TrainingSetup, training_step
-from fleetwise.plan import TrainingPlan
+from fleetwise.plan import TrainingJob, TrainingPlan
 from fleetwise.search.pareto import pareto_front
 from fleetwise.search.space import (
     SearchSpace,
+    check_chips,
+    check_pinned,
     generate,
     knob_masks,
     layout_masks,
@@ -82,6 +84,7 @@ class TrainingSearch:
     assumptions: tuple[str, ...] = field(default=ASSUMPTIONS + ENERGY_ASSUMPTIONS)
     objective: str = "time"
     pareto_time_energy: list[PlanResult] = field(default_factory=list)
+    job: TrainingJob | None = None  # the resolved workload (seq-len, global batch and how it was chosen, ...)
 
 
 OBJECTIVES = ("time", "energy", "cost", "carbon")
@@ -178,6 +181,7 @@ def constants_used(s: TrainingSetup) -> dict[str, float | str]:
 def evaluate_plan(s: TrainingSetup, plan: TrainingPlan, allow_over_memory: bool = False,
                   energy: EnergySetup | None = None) -> PlanResult:
     """Predict one plan; raise ``InfeasibleError`` naming each rule it breaks."""
+    check_chips(plan.chips, "plan chips (tp x pp x dp x cp)")
     c = Candidates.from_plans([plan])
     masks = structural_masks(c, s.model, s.job, s.system.domain_size, s.sites)
     broken = [name for name, ok in masks.items() if not ok[0]]
@@ -204,6 +208,8 @@ def search_training(s: TrainingSetup, space: SearchSpace, top: int = 10,
     (time, energy, cost or carbon per step), the Pareto front of time vs memory headroom and of time vs energy."""
     if objective not in OBJECTIVES:
         raise SpecError(f"--objective must be one of {', '.join(OBJECTIVES)} (got {objective!r})")
+    check_chips(space.chips)
+    check_pinned(space, s.job.global_batch)
     e = energy or for_training(s)
     t0 = time.perf_counter()
     total = space_size(space, s.model, s.job)
@@ -291,6 +297,7 @@ def search_training(s: TrainingSetup, space: SearchSpace, top: int = 10,
         feasible=feasible,
         rejected_by=rejected,
         search_seconds=time.perf_counter() - t0,
+        job=s.job,
     )
 
 

@@ -26,7 +26,7 @@ from fleetwise.energy.serving import (
     prefill_work,
     run_step,
 )
-from fleetwise.errors import SpecError
+from fleetwise.errors import SpecError, shown
 from fleetwise.perf.batching import decode_rates, kv_transfer_s, max_batch_by_kv, prefill_rate, ttft_s
 from fleetwise.perf.inference import PRECISION_CODES, ServingSetup, ServingShape, kv_capacity
 from fleetwise.plan import ServingPlan
@@ -247,6 +247,36 @@ def _energy_row(es: ServingEnergySetup, s: ServingSetup, r: _Rows, w: ServingWor
     return row
 
 
+MAX_RATE_PER_S = 1e7  # requests/s: ~100x the busiest public LLM endpoints; a larger rate is a typo
+MAX_REPLICAS = 100_000  # ServingPlan's bound on engines of one deployment
+
+
+def check_workload(s: ServingSetup, w: ServingWorkload) -> None:
+    """Raise ``SpecError`` for traffic no deployment could be sized for, naming the flag and the range.
+
+    Lengths must be finite and fit the model's context window; a rate must be finite and at most
+    ``MAX_RATE_PER_S``; a chip count at most ``MAX_CHIPS``; SLOs finite and positive.
+    """
+    from fleetwise.search.space import MAX_CHIPS
+
+    ctx = s.model.max_seq
+    checks = (("--input-tokens", w.input_tokens, 1.0, float(ctx)),
+              ("--output-tokens", w.output_tokens, 1.0, float(ctx)),
+              ("--ttft-ms", w.ttft_s * 1e3, 1e-6, 1e9), ("--tpot-ms", w.tpot_s * 1e3, 1e-6, 1e9),
+              ("--percentile", w.percentile, 1e-9, 100.0))
+    for name, v, low, high in checks:
+        if not low <= v <= high:
+            raise SpecError(f"{name} must be in [{low:g}, {high:g}] (got {shown(v)})"
+                            + (f"; {s.model.id} has a {ctx:,}-token context" if "tokens" in name else ""))
+    if w.input_tokens + w.output_tokens > ctx:
+        raise SpecError(f"--input-tokens + --output-tokens ({w.input_tokens:g} + {w.output_tokens:g}) must fit "
+                        f"the {ctx:,}-token context of {s.model.id}")
+    if w.rate_per_s is not None and not 0 < w.rate_per_s <= MAX_RATE_PER_S:
+        raise SpecError(f"--rate must be in (0, {MAX_RATE_PER_S:g}] requests/s (got {shown(w.rate_per_s)})")
+    if w.chips is not None and not 1 <= w.chips <= MAX_CHIPS:
+        raise SpecError(f"--chips must be a whole number from 1 to {MAX_CHIPS:,} (got {shown(w.chips)})")
+
+
 def search_serving(s: ServingSetup, w: ServingWorkload, top: int = 10, objective: Objective = "cost",
                    energy: ServingEnergySetup | None = None) -> ServingSearch:
     """Every candidate x batch limit, evaluated at once; SLO-meeting plans ranked by ``objective``.
@@ -263,6 +293,7 @@ def search_serving(s: ServingSetup, w: ServingWorkload, top: int = 10, objective
         raise SpecError(f"objective must be one of {', '.join(OBJECTIVES)} (got {objective!r})")
     if objective == "energy" and energy is None:
         raise SpecError("objective 'energy' needs an energy setup (fleetwise.energy.serving.serving_energy_setup)")
+    check_workload(s, w)
     shape, n_pre, n_dec = serving_candidates(s)
     n = len(n_pre)
     limits = np.array(BATCH_LIMITS, dtype=np.float64)
@@ -305,6 +336,7 @@ def search_serving(s: ServingSetup, w: ServingWorkload, top: int = 10, objective
     elif w.rate_per_s is not None:
         # size for a target utilisation: queueing delay grows without bound as load nears capacity
         units = np.ceil(w.rate_per_s / np.maximum(unit_rps * MAX_UTILISATION, 1e-12))
+    masks["within_size_limit"] = (units * np.maximum(pre, dec) <= MAX_REPLICAS) & (units * chips_unit <= 1e6)
     ok = np.logical_and.reduce(list(masks.values()))
     rejected: dict[str, int] = {}
     alive = np.ones(len(b), dtype=bool)

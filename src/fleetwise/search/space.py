@@ -15,12 +15,42 @@ import numpy as np
 import numpy.typing as npt
 
 from fleetwise.catalog.types import ModelArch
+from fleetwise.errors import SpecError, cut, shown
 from fleetwise.perf.candidates import Candidates
 from fleetwise.plan import RECOMPUTE, TrainingJob
 
 BoolArray = npt.NDArray[np.bool_]
 
 RECOMPUTE_FRACS = (0.25, 0.5, 0.75, 1.0)
+
+
+MAX_CHIPS = 1_000_000  # beyond the largest fleets announced (~10^5-10^6 accelerators); a larger count is a typo
+
+
+def check_chips(chips: int, field: str = "--chips") -> None:
+    """Raise ``SpecError`` unless ``chips`` is a whole number in [1, ``MAX_CHIPS``]."""
+    if isinstance(chips, bool) or not isinstance(chips, int) or not 1 <= chips <= MAX_CHIPS:
+        raise SpecError(f"{field} must be a whole number from 1 to {MAX_CHIPS:,} (got {shown(chips)})")
+
+
+def check_pinned(space: SearchSpace, global_batch: int) -> None:
+    """Raise ``SpecError`` when a pinned width cannot divide the chip count, or a pinned micro-batch exceeds
+    the global batch (nothing could be evaluated)."""
+    width = 1
+    for name in ("tp", "pp", "cp", "dp"):
+        v = space.pinned.get(name)
+        if v is None:
+            continue
+        width *= int(v)
+        if width > space.chips or space.chips % width:
+            pinned = " x ".join(f"{k} {space.pinned[k]}" for k in ("tp", "pp", "cp", "dp") if k in space.pinned)
+            raise SpecError(f"--{name}: {cut(pinned, 80)} must divide --chips {space.chips}")
+    ep = space.pinned.get("ep")
+    if ep is not None and int(ep) > space.chips:
+        raise SpecError(f"--ep {shown(ep)} must be at most --chips {space.chips}")
+    mbs = space.pinned.get("micro_batch")
+    if mbs is not None and int(mbs) > global_batch:
+        raise SpecError(f"--mbs (micro-batch) {shown(mbs)} must be at most the global batch {global_batch}")
 
 
 def divisors(n: int) -> list[int]:

@@ -301,6 +301,7 @@ class SystemServing:
     input_tokens: float
     prefill_best: PhaseOption  # the per-chip fastest prefill engine within the SLO (any size that fits)
     decode_best: PhaseOption
+    hardware_price: str = ""  # which price usd_per_chip_hour came from (rent, amortised purchase, none)
 
     @property
     def output_tokens_per_s(self) -> float:
@@ -369,7 +370,7 @@ def serve_system(model: ModelArch, system: System, w: ServingWorkload, catalog: 
     power = system_power(e, system, dep, chips, pue)
     return SystemServing(system.id, accel.id, chips, dep, power, e.site_id, e.site.usd_per_kwh,
                          e.usd_per_chip_hour, w.output_tokens, w.input_tokens,
-                         max(pre, key=_rate), max(dec, key=_rate))
+                         max(pre, key=_rate), max(dec, key=_rate), e.hardware_price)
 
 
 def compare_systems(model: ModelArch, systems: list[System], w: ServingWorkload, catalog: Catalog,

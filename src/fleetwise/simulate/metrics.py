@@ -38,6 +38,7 @@ class ServingResult:
     output_tokens: FloatArray
     replicas: tuple[ReplicaStats, ...]
     until_s: float
+    offered_load: float | None = None  # trace demand over the plan's full-batch capacity (>1: overloaded)
 
     @property
     def ttft_s(self) -> FloatArray:
@@ -82,6 +83,7 @@ class ServingResult:
             out[name] = {f"p{p:g}": round(float(np.percentile(vals, p)), 4) if vals.size else None
                          for p in PERCENTILES}
             out[name]["mean"] = round(float(vals.mean()), 4) if vals.size else None
+        out["offered_load"] = None if self.offered_load is None else round(self.offered_load, 4)
         out["output_tokens_per_s"] = round(float(self.output_tokens[c].sum()) / max(self.makespan_s, 1e-9), 3)
         out["replicas"] = [{"role": r.role, "utilisation": round(r.busy_s / max(self.makespan_s, 1e-9), 4),
                             "steps": r.steps, "mean_batch": round(r.mean_batch, 3), "max_batch": r.max_batch,

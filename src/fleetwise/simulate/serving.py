@@ -122,6 +122,36 @@ def _route(engines: list[_Engine]) -> _Engine:
     return min(engines, key=lambda e: e.outstanding)
 
 
+def offered_load(s: ServingSetup, plan: ServingPlan, trace: Trace) -> float | None:
+    """Engine-seconds the trace asks for per second of arrivals, over the engines the plan has.
+
+    Each request costs its prompt at the full-budget prefill rate and its output tokens at the full-batch
+    decode rate (the plan's best case, so a value above 1 means queues grow for the whole trace whatever
+    the scheduler does). None for an offline trace (every arrival at the same instant).
+    """
+    if len(trace) < 2:
+        return None
+    span = float(trace.arrival_s.max() - trace.arrival_s.min())
+    if span <= 0:
+        return None
+    table = StepTable.build(s, plan)
+    top = len(table.base) - 1
+    prefill_s_per_token = table.base[top][0] / max(top * PF_STEP, 1)
+    decode_s_per_token = table.base[0][table.max_batch] / max(table.max_batch, 1)
+    work_s = (float(trace.input_tokens.sum()) * prefill_s_per_token
+              + float(trace.output_tokens.sum()) * decode_s_per_token)
+    engines = (plan.replicas + plan.prefill_replicas) * plan.dp
+    return work_s / span / engines
+
+
+def overload_warning(load: float | None) -> str | None:
+    """A one-line warning when ``offered_load`` exceeds the plan's capacity, else None."""
+    if load is None or load <= 1.0:
+        return None
+    return (f"the trace offers {load:.1f}x what this plan can serve at full batch: queues grow for the whole "
+            "replay (long runs, latencies set by the backlog); add replicas or size the plan with 'plan serve'")
+
+
 def simulate(s: ServingSetup, plan: ServingPlan, trace: Trace, until_s: float = math.inf) -> ServingResult:
     """Replay ``trace`` through ``plan``; requests unfinished at ``until_s`` keep ``inf`` timestamps.
 
@@ -136,11 +166,14 @@ def simulate(s: ServingSetup, plan: ServingPlan, trace: Trace, until_s: float = 
     """
     import heapq
 
+    from fleetwise.perf.inference import check_serving_plan
+
+    check_serving_plan(s, plan)
     table = StepTable.build(s, plan)
     if table.kv_capacity_tokens < 1:
         from fleetwise.errors import InfeasibleError
 
-        raise InfeasibleError(f"plan {plan.label()}: the weights leave no room for a KV cache")
+        raise InfeasibleError(f"plan {plan.label()}: the weights leave no room for a KV cache in device memory")
     dis = plan.is_disaggregated
     dp = plan.dp
     decode_engines = [_Engine("decode" if dis else "mixed", table) for _ in range(plan.replicas * dp)]
@@ -303,4 +336,4 @@ def simulate(s: ServingSetup, plan: ServingPlan, trace: Trace, until_s: float = 
     stats = tuple(ReplicaStats(e.role, e.busy_s, e.steps, e.batch_sum / max(e.steps, 1), e.max_seen,
                                e.preemptions) for e in everyone)
     return ServingResult(trace.arrival_s.copy(), np.array(run.first), np.array(run.done),
-                         trace.output_tokens.astype(np.float64), stats, until_s)
+                         trace.output_tokens.astype(np.float64), stats, until_s, offered_load(s, plan, trace))

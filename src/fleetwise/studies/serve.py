@@ -8,8 +8,9 @@ Each returns JSON-ready data; the ``*_study`` runners wrap them with their resol
 from __future__ import annotations
 
 import math
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -83,12 +84,15 @@ def explain_serving(model: str | ModelArch, hardware: str, plan: ServingPlan, *,
     import numpy as np
 
     from fleetwise.perf.batching import decode_rates, kv_transfer_s, max_batch_by_kv, prefill_rate, ttft_s
-    from fleetwise.perf.inference import ASSUMPTIONS, kv_capacity
+    from fleetwise.perf.inference import ASSUMPTIONS, check_serving_plan, kv_capacity
+    from fleetwise.search.serving import ServingWorkload, check_workload
     from fleetwise.simulate.serving import shape_of
 
     catalog = catalog or load_catalog()
     s = _setup(model, hardware, system, catalog, plan.ep > 1)
+    check_serving_plan(s, plan)  # heads split whole, a layer per stage, weights fit: else InfeasibleError
     i, o = _lengths(input_tokens, output_tokens, trace)
+    check_workload(s, ServingWorkload(i, o, (ttft_ms or 1e9) / 1e3, (tpot_ms or 1e9) / 1e3))
     sh = shape_of(plan)
     budget = np.array([float(plan.token_budget)])
     limit = min(float(plan.max_batch), float(max_batch_by_kv(s, sh, i, o, budget)[0]))
@@ -124,20 +128,29 @@ def explain_serving(model: str | ModelArch, hardware: str, plan: ServingPlan, *,
 
 def simulate_serving(model: str | ModelArch, hardware: str, plan: ServingPlan, trace: str, *,
                      until_s: float = math.inf, system: str | None = None,
-                     catalog: Catalog | None = None) -> dict[str, Any]:
+                     catalog: Catalog | None = None,
+                     on_warning: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Replay ``trace`` through ``plan`` in the discrete-event simulator: latency percentiles, served output
     tokens/s (simulated time), and the simulator's own speed (requests per second of wall time)."""
-    from fleetwise.simulate.serving import simulate
+    from fleetwise.perf.inference import check_serving_plan
+    from fleetwise.simulate.serving import offered_load, overload_warning, simulate
     from fleetwise.workload.traces import load_trace
 
     catalog = catalog or load_catalog()
     s = _setup(model, hardware, system, catalog, plan.ep > 1)
+    check_serving_plan(s, plan)  # before reading the trace: a plan that cannot run fails at once
     tr = load_trace(trace)
+    load = offered_load(s, plan, tr)
+    warning = overload_warning(load)
+    if warning and on_warning is not None:  # said before the replay, which may take long
+        on_warning(warning)
     t0 = time.perf_counter()
     r = simulate(s, plan, tr, until_s)
     wall = time.perf_counter() - t0
     out = {"plan": plan.model_dump(), "label": plan.label(), "chips": plan.chips, "trace": str(trace), **r.summary()}
     out["served_output_tokens_per_s"] = out.pop("output_tokens_per_s")
+    out["offered_load"] = None if load is None else round(load, 4)
+    out["warnings"] = [warning] if warning else []
     out["simulator"] = {"wall_seconds": round(wall, 3),
                         "requests_per_wall_second": round(out["requests"] / max(wall, 1e-9), 1)}
     return out
@@ -378,7 +391,8 @@ def simulate_study(inputs: Mapping[str, Any], catalog: Catalog, progress: Progre
     plan = _plan_input(r)
     until = r.number("until_s")
     out = simulate_serving(model, hw, plan, trace, until_s=math.inf if until is None else until,
-                           system=r.text("system"), catalog=catalog)
+                           system=r.text("system"), catalog=catalog,
+                           on_warning=lambda w: print(f"fleetwise: warning: {w}", file=sys.stderr))
     resolved = {**_model_echo(catalog, model), "hardware": hw, "system": _sys_echo(catalog, hw, r.text("system")),
                 "plan": plan.model_dump(), "chips": plan.chips, "trace": trace, "until_s": until}
     return Study("simulate", {**resolved, "defaults": r.defaults()}, {"rows": [out]})
@@ -443,9 +457,6 @@ def validate_study(inputs: Mapping[str, Any], catalog: Catalog, progress: Progre
 
     r = Inputs("validate", inputs, SERVE_INPUTS["validate"])
     files = r.ids("files")
-    for f in files:
-        if not Path(f).is_file():
-            raise SpecError(f"{f}: no such case file")
     loso = r.switch("loso", False)
     report = validate_files([Path(f) for f in files] or bundled_case_files(), catalog, loso=loso)
     return Study("validate", {"files": files or ["(bundled cases)"], "loso": loso, "defaults": r.defaults()},

@@ -89,7 +89,7 @@ def _echo_job(setup: Any, kw: Mapping[str, Any], model: str) -> dict[str, Any]:
     return {"model": model, "model_id": setup.model.id, "hardware": setup.accel.id,
             "system": None if setup.system is None else setup.system.id,
             "seq_len": setup.job.seq_len, "global_batch": setup.job.global_batch,
-            "global_batch_rule": _gb_rule("global_batch" in kw),
+            "global_batch_rule": "given" if "global_batch" in kw else setup.job.global_batch_basis,
             "tokens_per_step": setup.job.seq_len * setup.job.global_batch,
             "precision": setup.job.precision, "tokens": setup.job.tokens,
             "attention_kernel": setup.job.attention_kernel, "sites": kw.get("sites", 1),

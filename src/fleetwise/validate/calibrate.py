@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import yaml
 
-from fleetwise.catalog.loader import Catalog, load_catalog
+from fleetwise.catalog.loader import Catalog, is_file, load_catalog
 from fleetwise.errors import FleetwiseError
 from fleetwise.perf.calibration import DATA_FILE, Calibration, GroupConstants, family_of
 from fleetwise.perf.efficiency import EfficiencyTable, load_efficiency
@@ -152,11 +152,32 @@ def write_calibration(paths: Sequence[Path], out: Path = DATA_FILE) -> dict[str,
     return doc
 
 
-if __name__ == "__main__":
-    # default: the training cases (step-level measurements); whole-run production figures such as
-    # model-card GPU-hours include restarts and idle time and would bias a kernel-time constant
-    files = [Path(a) for a in sys.argv[1:]] or [p for p in bundled_case_files() if p.name == "training.yaml"]
-    result = write_calibration(files)
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m fleetwise.validate.calibrate [CASES.yaml ...]``: refit and rewrite the calibration file."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m fleetwise.validate.calibrate",
+        description=f"Fit the group constants on published training runs and rewrite {DATA_FILE.name} "
+                    "(in-sample and leave-one-source-out error per group).")
+    parser.add_argument("files", nargs="*", type=Path,
+                        help="case files to fit on (default: the shipped training.yaml; step-level measurements "
+                             "only, since whole-run GPU-hours include restarts and idle time)")
+    args = parser.parse_args(argv)
+    files = list(args.files) or [p for p in bundled_case_files() if p.name == "training.yaml"]
+    try:
+        missing = [f for f in files if not is_file(f)]
+        if missing:
+            raise FleetwiseError(f"{missing[0]}: no such case file")
+        result = write_calibration(files)
+    except FleetwiseError as exc:
+        print(f"calibrate: error: {exc}", file=sys.stderr)
+        return 2
     for name, g in result["groups"].items():  # type: ignore[attr-defined]
         print(f"{name:22s} scale={g['compute_scale']:.3f} n={len(g['fitted_on']):3d} "
               f"in-sample={g['in_sample_median_ape']:.3f} loso={g['leave_one_source_out_median_ape']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

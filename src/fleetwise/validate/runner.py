@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from fleetwise.catalog.loader import Catalog, load_catalog
-from fleetwise.errors import FleetwiseError
+from fleetwise.catalog.loader import Catalog, is_file, load_catalog
+from fleetwise.errors import FleetwiseError, SpecError, cut
 from fleetwise.perf.calibration import load_calibration
 from fleetwise.perf.efficiency import load_efficiency
 from fleetwise.validate.cases import ENERGY_METRICS, Case, load_cases
@@ -65,6 +65,15 @@ class Report:
     predictions: list[CasePrediction]
     errors: list[dict[str, str]]
     loso_errors: dict[str, dict[str, float]] | None = field(default=None)
+    invalid: list[dict[str, str]] = field(default_factory=list)  # case files or entries that do not parse
+
+    @property
+    def invalid_summary(self) -> str:
+        """One line naming the first invalid case file or entry and how many there are ('' when none)."""
+        if not self.invalid:
+            return ""
+        more = f" (and {len(self.invalid) - 1} more)" if len(self.invalid) > 1 else ""
+        return f"{self.invalid[0]['message'].splitlines()[0][:240]}{more}; the valid cases ran"
 
     def to_json(self) -> dict[str, Any]:
         cases = []
@@ -83,7 +92,8 @@ class Report:
             if self.loso_errors is not None:
                 entry["loso_errors"] = {k: _r(v) for k, v in self.loso_errors.get(p.case.id, {}).items()}
             cases.append(entry)
-        out: dict[str, Any] = {"summary": summarise(self.predictions), "cases": cases, "errors": self.errors}
+        out: dict[str, Any] = {"summary": summarise(self.predictions), "cases": cases, "errors": self.errors,
+                               "invalid": self.invalid}
         sweeps, sweep_summary = score_sweeps(self.predictions)
         if sweep_summary is not None:  # FORMAT.md "Sweeps": ranking of measured plan sweeps
             out["summary"]["sweeps"] = sweep_summary
@@ -105,10 +115,18 @@ def validate_files(paths: Iterable[Path], catalog: Catalog | None = None, loso: 
     preds: list[CasePrediction] = []
     errors: list[dict[str, str]] = []
     cases: list[Case] = []
+    invalid: list[dict[str, str]] = []
     for path in paths:
-        file_cases, file_errors = load_cases(Path(path))
+        if not is_file(path):
+            invalid.append({"id": str(path), "message": f"{cut(str(path), 200)}: no such case file"})
+            continue
+        try:
+            file_cases, file_errors = load_cases(Path(path))
+        except SpecError as exc:  # the whole file is unreadable: report it, run the other files
+            invalid.append({"id": str(path), "message": str(exc)})
+            continue
         cases += file_cases
-        errors += file_errors
+        invalid += file_errors
     for case in cases:
         measured = [k for k in case.measured if k not in ENERGY_METRICS]
         try:
@@ -122,4 +140,4 @@ def validate_files(paths: Iterable[Path], catalog: Catalog | None = None, loso: 
         from fleetwise.validate.calibrate import leave_one_source_out  # refits; only when asked
 
         loso_errors = leave_one_source_out(preds, catalog, eff, calib)
-    return Report(preds, errors, loso_errors)
+    return Report(preds, errors, loso_errors, invalid)

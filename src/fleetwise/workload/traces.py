@@ -18,7 +18,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from fleetwise.errors import SpecError
+from fleetwise.catalog.loader import is_file
+from fleetwise.errors import SpecError, cut
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -144,10 +145,10 @@ def _read_jsonl(path: Path) -> Trace:
 def load_trace(path: str | Path) -> Trace:
     """Read a trace file (``.csv``: Azure or plain layout; ``.jsonl``: Mooncake), or a bundled name."""
     p = Path(path)
-    if not p.exists() and str(path) in BUNDLED:
+    if not is_file(p) and str(path) in BUNDLED:
         p = DATA_DIR / BUNDLED[str(path)]
-    if not p.is_file():
-        raise SpecError(f"{path}: no such trace file (bundled names: {', '.join(BUNDLED)})")
+    if not is_file(p):
+        raise SpecError(f"{cut(str(path), 200)}: no such trace file (bundled names: {', '.join(BUNDLED)})")
     if p.suffix == ".jsonl":
         return _read_jsonl(p)
     return _read_csv(p)
