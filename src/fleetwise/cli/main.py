@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     from fleetwise.cli import power
 
     power.add_parser(sub, _job_args, _plan_args)
+    from fleetwise.cli import place
+
+    place.add_parser(sub)
     return parser
 
 
@@ -161,6 +164,10 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "catalog":
         render.catalog(catalog, args)
         return 0
+    if args.command == "place":
+        from fleetwise.cli import place
+
+        return place.run(args, catalog)
     if args.command in ("compare", "match") and getattr(args, "workload", None) == "serve":
         return compare.run(args, catalog)
     if args.command == "simulate" or getattr(args, "workload", None) == "serve":

@@ -134,11 +134,11 @@ def fit_rtt_model(sample: RttSample, min_km: float = 0.0) -> RttModel:
         raise SpecError(f"RTT fit on {sample.source}: needs >= 2 pairs beyond {min_km} km (got {len(d)})")
     a = np.column_stack([np.ones_like(d), 2e3 * d / FIBRE_KM_PER_S])
     w = 1.0 / y
-    coef = np.zeros(2)
+    coef: FloatArray = np.zeros(2)
     for _ in range(50):
-        coef = np.linalg.lstsq(a * w[:, None], y * w, rcond=None)[0]
+        coef = np.asarray(np.linalg.lstsq(a * w[:, None], y * w, rcond=None)[0], dtype=np.float64)
         r = np.abs(a @ coef / y - 1.0)
-        w = 1.0 / (y * np.maximum(r, 1e-3) ** 0.5)  # IRLS weights for an L1 loss on relative error
+        w = np.asarray(1.0 / (y * np.maximum(r, 1e-3) ** 0.5), dtype=np.float64)  # IRLS: L1 on relative error
     return RttModel(float(max(coef[0], 0.0)), float(coef[1]), sample.source)
 
 
@@ -171,7 +171,8 @@ def check_rtt_model(model: RttModel, sample: RttSample, min_km: float = LONG_PAI
 def rtt_fit_report() -> list[RttCheck]:
     """Fit on skyplane (AWS/GCP/Azure) and check on Azure P50, then the reverse (both fitted on pairs > 500 km)."""
     sky, az = measured_rtt("skyplane"), measured_rtt("azure")
-    return [check_rtt_model(fit_rtt_model(sky, LONG_PAIR_KM), az), check_rtt_model(fit_rtt_model(az, LONG_PAIR_KM), sky)]
+    return [check_rtt_model(fit_rtt_model(sky, LONG_PAIR_KM), az),
+            check_rtt_model(fit_rtt_model(az, LONG_PAIR_KM), sky)]
 
 
 @cache

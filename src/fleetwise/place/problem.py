@@ -187,7 +187,13 @@ def candidate_plans(sc: Scenario, model: str, chip: str, catalog: Catalog, node_
     return list(out.values())
 
 
-def build_problem(sc: Scenario, catalog: Catalog, where: str = "scenario") -> PlacementProblem:
+def site_arrays(sc: Scenario, catalog: Catalog, where: str = "scenario") -> PlacementProblem:
+    """Site inventories, prices and positions of ``sc`` with no candidate plans (for training placement)."""
+    return build_problem(sc, catalog, where, with_plans=False)
+
+
+def build_problem(sc: Scenario, catalog: Catalog, where: str = "scenario", with_plans: bool = True
+                  ) -> PlacementProblem:
     """Arrays of ``sc``: site inventories and prices, candidate plans per chip type and model, RTT per route."""
     chip_ids = sorted({k for s in sc.sites for k in (*s.chips, *s.rent)})
     for s in sc.sites:
@@ -225,12 +231,12 @@ def build_problem(sc: Scenario, catalog: Catalog, where: str = "scenario") -> Pl
                 rent_usd[i, j] = s.rent[k].usd_per_chip_hour
     models = [sc.model] + ([sc.cascade.model] if sc.cascade else [])
     plans: list[PlanKind] = []
-    for k in chip_ids:
+    for k in chip_ids if with_plans else []:
         accel = catalog.accelerator(k)
         node = max(1, min(8, accel.scaleup_domain or 1))
         for m in models:
             plans += candidate_plans(sc, m, k, catalog, node)
-    if not plans:
+    if not plans and with_plans:
         raise InfeasibleError(f"{where}: no serving plan of {', '.join(models)} meets the SLOs on any chip type "
                               f"({', '.join(chip_ids)})")
     return _assemble(sc, where, chip_ids, pos, pue, price, carbon, power, egress,
@@ -262,13 +268,14 @@ def _assemble(sc: Scenario, where: str, chip_ids: list[str], pos: list[tuple[flo
     edge = np.array([s.edge for s in sc.sites])[None, :]
     local = np.where(edge, sc.network.edge_rtt_ms, sc.network.metro_rtt_ms)
     rtt = np.where(dist < 50.0, local, rtt)  # same city: metro network (or the edge site), not a WAN path
+    rtt = np.where(edge & (dist > sc.network.edge_radius_km), np.inf, rtt)  # edge sites serve their metro only
     demand_region = {d.id: d.region for d in sc.demand}
     for i, did in enumerate(ids):
         for j, s in enumerate(sc.sites):
             a, b = demand_region[did.split("/")[0]], s.region
-            m = pair_rtt_ms(a, b) if a and b else None
-            if m is not None:
-                rtt[i, j] = m[0]
+            meas = pair_rtt_ms(a, b) if a and b and np.isfinite(rtt[i, j]) else None
+            if meas is not None:
+                rtt[i, j] = meas[0]
     overrides = {(o.a, o.b): o.rtt_ms for o in sc.network.rtt} | {(o.b, o.a): o.rtt_ms for o in sc.network.rtt}
     site_index = {s.id: j for j, s in enumerate(sc.sites)}
     for (a, b), v in overrides.items():
@@ -294,3 +301,38 @@ def _assemble(sc: Scenario, where: str, chip_ids: list[str], pos: list[tuple[flo
         rate_rps=np.array(rate), ttft_slo_s=np.array(ttft), tpot_slo_s=np.array(tpot),
         access_rtt_s=np.array(access), bytes_per_request=np.full(len(ids), bytes_per_request),
         rtt_s=np.asarray(rtt) / 1e3, utilisation=sc.utilisation, carbon_usd_per_t=sc.carbon_usd_per_t)
+
+
+def random_problem(rng: np.random.Generator, sites: int, users: int, plans: int, chip_types: int = 3,
+                   load: float = 0.3) -> PlacementProblem:
+    """A synthetic problem of the given size (for benchmarks and property tests): sites and users scattered
+    over a 3,000 km box, plan kinds with random goodput/latency/power, demand at ``load`` of the chips on hand.
+    """
+    slat, slon = rng.uniform(22, 42, sites), rng.uniform(100, 122, sites)
+    ulat, ulon = rng.uniform(22, 42, users), rng.uniform(100, 122, users)
+    chip = rng.integers(0, chip_types, plans)
+    chips = rng.choice([1.0, 2.0, 4.0, 8.0], plans)
+    goodput = chips * rng.uniform(0.5, 5.0, plans)
+    on_hand = np.where(rng.random((sites, chip_types)) < 0.6, rng.integers(8, 129, (sites, chip_types)), 0).astype(
+        float)
+    on_hand[np.arange(sites), rng.integers(0, chip_types, sites)] = np.maximum(
+        on_hand[np.arange(sites), rng.integers(0, chip_types, sites)], 16.0)
+    mean_rps_per_chip = float(np.mean(goodput / chips))
+    rate = rng.dirichlet(np.ones(users)) * load * on_hand.sum() * mean_rps_per_chip * 0.5
+    dist = great_circle_km(ulat[:, None], ulon[:, None], slat[None, :], slon[None, :])
+    return PlacementProblem(
+        site_ids=[f"s{i}" for i in range(sites)], site_lat=slat, site_lon=slon,
+        site_is_edge=np.zeros(sites, dtype=bool), pue=rng.uniform(1.1, 1.6, sites),
+        usd_per_kwh=rng.uniform(0.04, 0.15, sites), gco2_per_kwh=rng.uniform(100, 700, sites),
+        power_limit_w=np.where(rng.random(sites) < 0.5, rng.uniform(20e3, 200e3, sites), np.inf),
+        egress_usd_per_gb=rng.uniform(0.0, 0.1, sites), chip_ids=[f"chip{k}" for k in range(chip_types)],
+        on_hand=on_hand, own_usd_per_chip_hour=np.tile(rng.uniform(0.3, 2.0, chip_types), (sites, 1)),
+        rent_max=np.zeros((sites, chip_types)), rent_usd_per_chip_hour=np.zeros((sites, chip_types)),
+        plan_labels=[f"plan{j}" for j in range(plans)], plan_chip=chip.astype(np.int64),
+        plan_model=["m"] * plans, plan_chips=chips, plan_goodput_rps=goodput,
+        plan_ttft_s=rng.uniform(0.05, 0.4, plans), plan_tpot_s=rng.uniform(0.02, 0.08, plans),
+        plan_it_w=chips * rng.uniform(400, 1200, plans), demand_ids=[f"u{i}" for i in range(users)],
+        demand_model=["m"] * users, demand_lat=ulat, demand_lon=ulon, rate_rps=rate,
+        ttft_slo_s=rng.uniform(1.2, 2.0, users), tpot_slo_s=np.full(users, 0.1),
+        access_rtt_s=np.full(users, 0.01), bytes_per_request=np.full(users, 1024.0),
+        rtt_s=default_rtt_model().rtt_ms(dist) / 1e3)

@@ -8,7 +8,11 @@ region, cheapest region meeting the SLO); ``pareto_front(problem)`` (cost vs car
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -147,7 +151,7 @@ def _milp() -> Any:
 
 
 def solve(p: PlacementProblem, objective: str = "cost", *, gap: float = 1e-4, time_limit_s: float = 60.0,
-          allow_unmet: bool = False, carbon_cap_kg_per_h: float | None = None) -> Placement:
+          allow_unmet: bool = False, carbon_cap_kg_per_h: float | None = None, relax: bool = False) -> Placement:
     """The placement minimising ``objective`` (cost, energy, carbon, weighted) per hour.
 
     Args:
@@ -157,6 +161,7 @@ def solve(p: PlacementProblem, objective: str = "cost", *, gap: float = 1e-4, ti
         time_limit_s: solver time limit.
         allow_unmet: return a placement that leaves demand unmet instead of raising ``InfeasibleError``.
         carbon_cap_kg_per_h: optional upper bound on carbon (for the Pareto front).
+        relax: drop integrality (the LP relaxation: a lower bound, used as the benchmark's baseline).
     """
     from scipy.optimize import Bounds, LinearConstraint
     from scipy.sparse import coo_matrix
@@ -173,13 +178,15 @@ def solve(p: PlacementProblem, objective: str = "cost", *, gap: float = 1e-4, ti
     nx, ny, nk = len(xs), len(yd), len(ks)
     off_y, off_o, off_r, off_u = nx, nx + ny, nx + ny + nk, nx + ny + 2 * nk
     n_var = off_u + n_d
-    scale = max(float(np.abs(c_rep).max()) / max(float(p.plan_goodput_rps.min()), 1e-9), 1e-9)
+    per_rps = (c_rep + (np.maximum(c_own, c_rent)[:, p.plan_chip] * p.plan_chips[None, :])) / p.plan_goodput_rps
+    scale = max(float(np.abs(per_rps).max()), 1e-9)
     c = np.concatenate([c_rep[xs, xp], c_egress[yd, ys], c_own[ks, kk], c_rent[ks, kk],
                         np.full(n_d, UNMET_PENALTY * scale)])
     lb = np.zeros(n_var)
+    # demand must be met (unmet bounded at 0); only a placement allowed to fall short gets the penalised slack
     ub = np.concatenate([np.full(nx, np.inf), np.full(ny, np.inf), p.on_hand[ks, kk], p.rent_max[ks, kk],
-                         p.rate_rps])
-    integrality = np.concatenate([np.ones(nx), np.zeros(n_var - nx)])
+                         p.rate_rps if allow_unmet else np.zeros(n_d)])
+    integrality = np.concatenate([np.full(nx, 0.0 if relax else 1.0), np.zeros(n_var - nx)])
     rows: list[FloatArray] = []
     cols: list[FloatArray] = []
     vals: list[FloatArray] = []
@@ -226,13 +233,19 @@ def solve(p: PlacementProblem, objective: str = "cost", *, gap: float = 1e-4, ti
         add(np.zeros(nx), np.arange(nx).astype(float), carbon, np.array([-np.inf]), np.array([carbon_cap_kg_per_h]),
             1)
     a = coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_row, n_var)).tocsr()
-    res = milp(c, integrality=integrality, bounds=Bounds(lb, ub),
-               constraints=LinearConstraint(a, np.concatenate(row_lb), np.concatenate(row_ub)),
-               options={"mip_rel_gap": gap, "time_limit": time_limit_s, "disp": False})
+    cons = LinearConstraint(a, np.concatenate(row_lb), np.concatenate(row_ub))
+    with _quiet_stdout():  # HiGHS prints debug lines to the C stdout, which would corrupt --json output
+        res = milp(c, integrality=integrality, bounds=Bounds(lb, ub), constraints=cons,
+                   options={"mip_rel_gap": gap, "time_limit": time_limit_s, "disp": False})
+    if res.x is None and not allow_unmet and res.status == 2:  # infeasible: solve again with slack to explain
+        pl = solve(p, objective, gap=max(gap, 1e-3), time_limit_s=time_limit_s, allow_unmet=True,
+                   carbon_cap_kg_per_h=carbon_cap_kg_per_h, relax=relax)
+        raise InfeasibleError(diagnose(pl) if pl.unmet_rps.sum() > 1e-9 else
+                              "infeasible placement: the carbon cap cannot be met")
     if res.x is None:
         raise SolverError(f"HiGHS found no solution ({res.message})")
     x = np.zeros((n_s, n_p))
-    x[xs, xp] = np.round(res.x[:nx])
+    x[xs, xp] = res.x[:nx] if relax else np.round(res.x[:nx])
     y = np.zeros((n_d, n_s, n_p))
     y[yd, ys, yp] = res.x[off_y:off_o]
     rented = np.zeros_like(p.on_hand)
@@ -246,14 +259,40 @@ def solve(p: PlacementProblem, objective: str = "cost", *, gap: float = 1e-4, ti
     return out
 
 
-def diagnose(pl: Placement) -> str:
+def _listed(items: list[str], limit: int = 4) -> str:
+    more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """Send file descriptor 1 to /dev/null for the duration (C-level prints of the solver)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
+def diagnose(pl: Placement, limit: int = 4) -> str:
     """Which demand cannot be met, and which constraint binds: the SLO, chips on hand, or site power."""
     p = pl.problem
     feasible = p.feasible_triples()
     lat = p.latency_s()
     used, power = pl.chips_used(), pl.site_power_w()
+    short = np.nonzero(pl.unmet_rps > 1e-6)[0]
     parts = []
-    for d in np.nonzero(pl.unmet_rps > 1e-6)[0]:
+    for d in short[:limit]:
         did = p.demand_ids[d]
         head = f"{did}: {pl.unmet_rps[d]:.3g} of {p.rate_rps[d]:.3g} req/s cannot be met"
         reach = np.nonzero(feasible[d].any(axis=1))[0]
@@ -261,21 +300,28 @@ def diagnose(pl: Placement) -> str:
             same = np.array([m == p.demand_model[d] for m in p.plan_model])
             hosts = p.site_has_chip() & same[None, :]
             best = float(np.where(hosts, lat[d], np.inf).min()) * 1e3
-            parts.append(f"{head}: the TTFT/TPOT SLO binds (no site and plan meets it: best TTFT {best:.0f} ms "
-                         f"vs SLO {p.ttft_slo_s[d] * 1e3:.0f} ms)")
+            shown = f"best TTFT {best:.0f} ms" if np.isfinite(best) else f"no site hosts {p.demand_model[d]}"
+            parts.append(f"{head}: the TTFT/TPOT SLO binds (no site and plan meets it: {shown} vs SLO "
+                         f"{p.ttft_slo_s[d] * 1e3:.0f} ms)")
             continue
-        binds = []
+        chips_bind, power_bind = [], []
         for s in reach:
-            ks = sorted({int(p.plan_chip[j]) for j in np.nonzero(feasible[d, s])[0]})
-            for k in ks:
+            for k in sorted({int(p.plan_chip[j]) for j in np.nonzero(feasible[d, s])[0]}):
                 cap = p.on_hand[s, k] + p.rent_max[s, k]
                 if used[s, k] > cap - p.plan_chips[p.plan_chip == k].max() + 1e-9:
-                    binds.append(f"{p.site_ids[s]} chips on hand ({used[s, k]:.0f}/{cap:.0f} {p.chip_ids[k]})")
+                    chips_bind.append(f"{p.site_ids[s]} {used[s, k]:.0f}/{cap:.0f} {p.chip_ids[k]}")
             if np.isfinite(p.power_limit_w[s]) and power[s] > p.power_limit_w[s] - p.power_w()[s].max():
-                binds.append(f"{p.site_ids[s]} power ({power[s] / 1e3:.0f}/{p.power_limit_w[s] / 1e3:.0f} kW)")
-        parts.append(f"{head}: reachable within the SLO only at {', '.join(p.site_ids[s] for s in reach)}; "
-                     f"binding: {'; '.join(binds) or 'capacity of those sites'}")
-    return "infeasible placement: " + " | ".join(parts)
+                power_bind.append(f"{p.site_ids[s]} {power[s] / 1e3:.0f}/{p.power_limit_w[s] / 1e3:.0f} kW")
+        binds = []
+        if chips_bind:
+            binds.append(f"chips on hand at {len(chips_bind)} site(s): {_listed(chips_bind, limit)}")
+        if power_bind:
+            binds.append(f"site power at {len(power_bind)} site(s): {_listed(power_bind, limit)}")
+        sites = _listed([p.site_ids[s] for s in reach], limit)
+        parts.append(f"{head}: {len(reach)} site(s) meet its SLO ({sites}); binding: "
+                     f"{'; '.join(binds) or 'the capacity of those sites'}")
+    more = f" | (+{len(short) - limit} more demand classes short)" if len(short) > limit else ""
+    return "infeasible placement: " + " | ".join(parts) + more
 
 
 def _rank_sites(p: PlacementProblem, rule: str) -> np.ndarray:
@@ -320,13 +366,15 @@ def pareto_front(p: PlacementProblem, points: int = 6) -> list[dict[str, float]]
     cheap = solve(p, "cost")
     green = solve(p, "carbon")
     hi, lo = cheap.totals()["carbon_kg_per_h"], green.totals()["carbon_kg_per_h"]
-    out = []
+    out: list[dict[str, float]] = []
     for cap in np.linspace(hi, lo, points):
         try:
             pl = solve(p, "cost", carbon_cap_kg_per_h=float(cap) * (1 + 1e-9) + 1e-9)
         except InfeasibleError:
             continue
         t = pl.totals()
+        if out and abs(out[-1]["cost_usd_per_h"] - t["cost_usd_per_h"]) <= 1e-6 * max(t["cost_usd_per_h"], 1.0):
+            continue  # the same placement under a looser cap
         out.append({"carbon_cap_kg_per_h": float(cap), "cost_usd_per_h": t["cost_usd_per_h"],
                     "carbon_kg_per_h": t["carbon_kg_per_h"], "energy_kwh_per_h": t["energy_kwh_per_h"]})
     return out

@@ -97,6 +97,8 @@ class PairRtt(_Strict):
 class NetworkSpec(_Strict):
     rtt: list[PairRtt] = Field(default_factory=list, description="measured RTT overrides between ids")
     metro_rtt_ms: float = Field(default=2.0, ge=0, le=100, description="RTT within one city (site to users)")
+    edge_radius_km: float = Field(default=100.0, gt=0, le=5000,
+                                  description="an edge site answers only users within this distance (its metro)")
     edge_rtt_ms: float = Field(default=1.0, ge=0, le=100,
                                description="RTT from a city's users to an edge site there (Huawei IEC: 1-5 ms)")
 
