@@ -83,3 +83,13 @@ def test_pareto_front_trades_cost_for_carbon() -> None:
     costs = [pt["cost_usd_per_h"] for pt in front]
     carbon = [pt["carbon_kg_per_h"] for pt in front]
     assert costs == sorted(costs) and carbon == sorted(carbon, reverse=True)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_nested_routing_form_matches_the_per_plan_form(seed: int) -> None:
+    p = small(seed)
+    nested, full = solve(p, "cost", gap=EXACT, nested=True), solve(p, "cost", gap=EXACT, nested=False)
+    assert nested.objective_value == pytest.approx(full.objective_value, rel=2 * EXACT)
+    # the recovered per-plan split respects each plan's capacity and each route's SLO
+    assert (nested.routed_rps.sum(axis=0) <= p.utilisation * p.plan_goodput_rps * nested.replicas + 1e-6).all()
+    assert (nested.routed_rps[~p.feasible_triples()] == 0).all()
