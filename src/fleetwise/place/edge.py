@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fleetwise.catalog.loader import Catalog
-from fleetwise.errors import InfeasibleError, SpecError
+from fleetwise.errors import SpecError
 from fleetwise.place.problem import PlacementProblem
 from fleetwise.place.spec import Scenario
 
@@ -73,16 +73,12 @@ def break_even_rtt_s(draft_s: float, verify_s: float, autoregressive_s: float, a
 def _tpot_s(model: str, chip: str, catalog: Catalog, tpot_ms: float, input_tokens: float,
             output_tokens: float) -> float | None:
     """TPOT of the fastest single-stream plan of ``model`` on one node of ``chip`` (None if nothing fits)."""
-    from fleetwise import api
+    from fleetwise.place.problem import serving_candidates
 
     accel = catalog.accelerator(chip)
-    try:
-        r = api.plan_serving(model, chip, ttft_ms=60_000, tpot_ms=tpot_ms, input_tokens=input_tokens,
-                             output_tokens=output_tokens, chips=max(1, min(8, accel.scaleup_domain or 1)), top=1,
-                             objective="time", confirm=False, catalog=catalog)
-    except InfeasibleError:
-        return None
-    return r.best[0].tpot_s
+    best = serving_candidates(catalog, model, chip, max(1, min(8, accel.scaleup_domain or 1)), 60.0,
+                              tpot_ms / 1e3, input_tokens, output_tokens, 1, "time")
+    return best[0].tpot_s if best else None
 
 
 def speculative_report(sc: Scenario, p: PlacementProblem, catalog: Catalog) -> list[dict[str, object]]:

@@ -17,6 +17,7 @@ from fleetwise.catalog.loader import Catalog
 from fleetwise.errors import InfeasibleError, SpecError
 from fleetwise.place.network import default_rtt_model, great_circle_km, pair_rtt_ms, region
 from fleetwise.place.spec import Scenario
+from fleetwise.search.serving import ServingCandidate
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -150,14 +151,27 @@ class PlanKind:
     it_w: float
 
 
+def serving_candidates(catalog: Catalog, model: str, chip: str, node_chips: int, ttft_s: float, tpot_s: float,
+                       input_tokens: float, output_tokens: float, top: int, objective: str = "cost"
+                       ) -> list[ServingCandidate]:
+    """The serving search (``search.serving.search_serving``) for one node of ``chip``; [] if no plan meets."""
+    from fleetwise.energy.serving import serving_energy_setup
+    from fleetwise.perf.inference import make_serving_setup
+    from fleetwise.search.serving import ServingWorkload, search_serving
+
+    accel = catalog.accelerator(chip)
+    s = make_serving_setup(catalog.model(model, "model"), accel, catalog.default_system(accel.id))
+    w = ServingWorkload(input_tokens, output_tokens, ttft_s, tpot_s, None, node_chips)
+    return search_serving(s, w, top=top, objective=objective,  # type: ignore[arg-type]
+                          energy=serving_energy_setup(s)).best
+
+
 def candidate_plans(sc: Scenario, model: str, chip: str, catalog: Catalog, node_chips: int) -> list[PlanKind]:
-    """The serving search's cheapest and fastest plans of ``model`` on ``chip`` for one node of chips.
+    """The serving search's cheapest plans of ``model`` on ``chip`` for one node of chips, at two TTFT targets.
 
-    Calls ``fleetwise.api.plan_serving`` (no simulator replay) with the loosest SLO of the scenario's demand
-    minus the nearest network; the MILP then keeps, per route, only plans that meet that route's SLO.
+    Runs the serving search (analytic, no simulator replay) at the loosest SLO of the scenario's demand minus
+    the access RTT, and at 30 % of it; the MILP then keeps, per route, only plans that meet that route's SLO.
     """
-    from fleetwise import api
-
     if not sc.demand:
         raise SpecError("scenario: demand is empty: placement of serving needs at least one user region")
     loosest = max(d.ttft_ms - d.access_rtt_ms for d in sc.demand)
@@ -166,15 +180,9 @@ def candidate_plans(sc: Scenario, model: str, chip: str, catalog: Catalog, node_
     seen: set[tuple[float, float, float]] = set()
     # a ladder of TTFT targets: the cheapest plans for the loosest SLO, then faster ones for near-SLO routes
     for share in (1.0, 0.3):
-        try:
-            plans = api.plan_serving(model, chip, ttft_ms=loosest * share, tpot_ms=tpot_ms,
-                                     input_tokens=sc.input_tokens, output_tokens=sc.output_tokens,
-                                     chips=node_chips, top=4 * sc.plans_per_chip, objective="cost",
-                                     confirm=False, catalog=catalog)
-        except InfeasibleError:
-            continue
         kept = 0
-        for c in plans.best:
+        for c in serving_candidates(catalog, model, chip, node_chips, loosest * share / 1e3, tpot_ms / 1e3,
+                                    sc.input_tokens, sc.output_tokens, 4 * sc.plans_per_chip):
             label = f"{model} on {c.plan.chips}x {chip}: {c.plan.label()}"
             key = (float(c.plan.chips), round(c.goodput_rps, 2), round(c.ttft_s * 1e3))
             if kept >= sc.plans_per_chip or label in out or key in seen or c.energy is None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fleetwise.catalog.loader import Catalog
-from fleetwise.errors import FleetwiseError, SpecError
+from fleetwise.errors import FleetwiseError, InfeasibleError, SpecError
 from fleetwise.perf.model_math import param_counts
 from fleetwise.place.network import default_rtt_model, great_circle_km, throughput_model
 from fleetwise.place.problem import PlacementProblem
@@ -62,10 +62,18 @@ def diloco_bandwidth_for_share(params: float, bytes_per_param: float, workers: i
 def _site_run(t: TrainingSpec, p: PlacementProblem, s: int, k: int, chips: int, catalog: Catalog,
               sites: int = 1, link: object | None = None, gbs: int | None = None) -> tuple[float, float]:
     """(step time s, IT energy J per step) of the fastest plan on ``chips`` of chip ``k``."""
-    from fleetwise import api
+    from fleetwise.perf.setup import make_training_setup
+    from fleetwise.plan import TrainingJob
+    from fleetwise.search.evaluate import search_training
+    from fleetwise.search.space import SearchSpace
 
-    r = api.plan_training(t.model, p.chip_ids[k], chips, seq_len=t.seq_len, global_batch=gbs or t.global_batch,
-                          top=1, catalog=catalog, sites=sites, site_link=link)  # type: ignore[arg-type]
+    accel = catalog.accelerator(p.chip_ids[k])
+    job = TrainingJob(seq_len=t.seq_len, global_batch=gbs or t.global_batch or max(1, 4 * 2**20 // t.seq_len))
+    setup = make_training_setup(catalog.model(t.model, "training.model"), accel, catalog.default_system(accel.id),
+                                job, sites=sites, site_link=link)  # type: ignore[arg-type]
+    r = search_training(setup, SearchSpace(chips=chips), top=1)
+    if not r.best:
+        raise InfeasibleError(f"training.model {t.model}: no plan fits {chips} x {accel.id}")
     best = r.best[0]
     e = best.energy
     it_j = (e.step_energy_j / e.pue) if e is not None else 0.0
