@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from fleetwise.cli.main import main
 from fleetwise.errors import SpecError
+from fleetwise.place.plot import draw_map
+from fleetwise.place.problem import random_problem
+from fleetwise.place.solve import solve
 from fleetwise.place.spec import bundled_scenarios, load_scenario
 
 TINY = {
@@ -56,16 +60,22 @@ def test_unknown_region_and_chip_are_located(tmp_path: Path, capsys: pytest.Capt
     assert "sites.east.region: unknown region key 'alibaba:cn-shanghia'" in capsys.readouterr().err
 
 
-def test_place_serve_json_and_map(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    svg = tmp_path / "map.svg"
-    assert main(["place", "serve", str(write(tmp_path, TINY)), "--json", "--pareto", "2", "--map", str(svg)]) == 0
+def test_place_serve_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["place", "serve", str(write(tmp_path, TINY)), "--json", "--pareto", "0"]) == 0
     d = json.loads(capsys.readouterr().out)
     t = d["placement"]["totals"]
     assert t["served_share"] == pytest.approx(1.0) and t["slo_met_share"] == pytest.approx(1.0)
     assert sum(sum(r.values()) for r in d["placement"]["routing_rps"].values()) == pytest.approx(9.0)
     milp = d["comparison"]["milp"]["objective"]
     assert all(v["objective"] >= milp - 1e-6 * milp for v in d["comparison"].values())
-    assert svg.read_text().startswith("<?xml")
+
+
+def test_map_picture_svg_and_bad_suffix(tmp_path: Path) -> None:
+    pl = solve(random_problem(np.random.default_rng(3), sites=4, users=3, plans=4, chip_types=2), "cost")
+    svg = draw_map(pl, tmp_path / "map.svg")
+    assert svg.read_text().startswith("<?xml") and "s0" in svg.read_text()
+    with pytest.raises(SpecError, match=r"\.png or \.svg"):
+        draw_map(pl, tmp_path / "map.jpg")
 
 
 def test_place_rtt_prints_both_fits(capsys: pytest.CaptureFixture[str]) -> None:

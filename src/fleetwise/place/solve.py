@@ -17,10 +17,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from fleetwise.errors import FleetwiseError, InfeasibleError, SpecError
 from fleetwise.place.problem import HOUR_S, FloatArray, PlacementProblem
+from fleetwise.place.routing import prefix_rows, split_routes, tpot_uniform
 from fleetwise.place.spec import OBJECTIVES
 
 UNMET_PENALTY = 1e3  # per (request/s) in units of the objective's largest per-rps coefficient
@@ -181,7 +181,7 @@ def solve(p: PlacementProblem, objective: str = "cost", *, gap: float = 1e-4, ti
     c_rep, c_own, c_rent, c_egress = _coefficients(p, objective)
     hosts = p.site_has_chip()
     feasible = p.feasible_triples()
-    use_nested = _tpot_uniform(p) if nested is None else nested
+    use_nested = tpot_uniform(p) if nested is None else nested
     xs, xp = np.nonzero(hosts)
     if use_nested:
         yd, ys = np.nonzero(feasible.any(axis=2))
@@ -223,7 +223,7 @@ def solve(p: PlacementProblem, objective: str = "cost", *, gap: float = 1e-4, ti
     x_index = -np.ones((n_s, n_p), dtype=np.int64)
     x_index[xs, xp] = np.arange(nx)
     if use_nested:
-        r_, c_, v_, count = _prefix_rows(p, feasible, hosts, yd, ys, x_index, off_y)
+        r_, c_, v_, count = prefix_rows(p, feasible, hosts, yd, ys, x_index, off_y)
         add(r_, c_, v_, np.full(count, -np.inf), np.zeros(count), count)
     else:
         # capacity: routed rate on (s, p) <= utilisation * goodput * replicas
@@ -265,7 +265,7 @@ def solve(p: PlacementProblem, objective: str = "cost", *, gap: float = 1e-4, ti
     x = np.zeros((n_s, n_p))
     x[xs, xp] = res.x[:nx] if relax else np.round(res.x[:nx])
     if use_nested:
-        y = _split_routes(p, feasible, x, yd, ys, res.x[off_y:off_o])
+        y = split_routes(p, feasible, x, yd, ys, res.x[off_y:off_o])
     else:
         y = np.zeros((n_d, n_s, n_p))
         y[yd, ys, yp] = res.x[off_y:off_o]
@@ -278,67 +278,6 @@ def solve(p: PlacementProblem, objective: str = "cost", *, gap: float = 1e-4, ti
     if unmet.sum() > 1e-6 * max(float(p.rate_rps.sum()), 1.0) and not allow_unmet:
         raise InfeasibleError(diagnose(out))
     return out
-
-
-def _tpot_uniform(p: PlacementProblem) -> bool:
-    """Every demand class of a model accepts the same plans on TPOT (so feasible plan sets are nested)."""
-    ok = p.plan_tpot_s[None, :] <= p.tpot_slo_s[:, None]  # (D, P)
-    first: dict[str, npt.NDArray[np.bool_]] = {}
-    for d, m in enumerate(p.demand_model):
-        if m in first and not np.array_equal(first[m], ok[d]):
-            return False
-        first.setdefault(m, ok[d])
-    return True
-
-
-def _latency_order(p: PlacementProblem, plans: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    return plans[np.argsort((p.queue_s + p.plan_ttft_s)[plans], kind="stable")]
-
-
-def _prefix_rows(p: PlacementProblem, feasible: npt.NDArray[np.bool_], hosts: npt.NDArray[np.bool_],
-                 yd: npt.NDArray[np.int64], ys: npt.NDArray[np.int64], x_index: npt.NDArray[np.int64],
-                 off_y: int) -> tuple[FloatArray, FloatArray, FloatArray, int]:
-    """Rows "routes whose plan prefix is within 1..j <= utilisation x capacity of plans 1..j" per site, model, j."""
-    rows: list[float] = []
-    cols: list[float] = []
-    vals: list[float] = []
-    n = 0
-    k = feasible.sum(axis=2)  # (D, S) length of each route's prefix
-    route_index = {(int(d), int(s)): i for i, (d, s) in enumerate(zip(yd, ys, strict=True))}
-    for s in range(len(p.site_ids)):
-        for model in sorted(set(p.plan_model)):
-            plans = _latency_order(p, np.nonzero(hosts[s] & (np.array(p.plan_model) == model))[0])
-            ds = [d for d in range(len(p.demand_ids)) if p.demand_model[d] == model and (d, s) in route_index]
-            if not len(plans) or not ds:
-                continue
-            for j in range(1, len(plans) + 1):
-                members = [d for d in ds if k[d, s] <= j]
-                if not members:
-                    continue
-                rows += [n] * (len(members) + j)
-                cols += [off_y + route_index[(d, s)] for d in members] + [x_index[s, q] for q in plans[:j]]
-                vals += [1.0] * len(members) + [-p.utilisation * p.plan_goodput_rps[q] for q in plans[:j]]
-                n += 1
-    return np.array(rows, dtype=float), np.array(cols, dtype=float), np.array(vals, dtype=float), n
-
-
-def _split_routes(p: PlacementProblem, feasible: npt.NDArray[np.bool_], x: FloatArray, yd: npt.NDArray[np.int64],
-                  ys: npt.NDArray[np.int64], rate: FloatArray) -> FloatArray:
-    """Per-plan routing from per-site routing: tightest routes first, each filling plans within its prefix."""
-    y = np.zeros((len(p.demand_ids), len(p.site_ids), len(p.plan_labels)))
-    cap = p.utilisation * p.plan_goodput_rps[None, :] * x  # (S, P)
-    k = feasible.sum(axis=2)
-    for i in np.lexsort((yd, k[yd, ys])):
-        d, s, left = int(yd[i]), int(ys[i]), float(rate[i])
-        for q in _latency_order(p, np.nonzero(feasible[d, s])[0])[::-1]:
-            take = min(left, float(cap[s, q]))
-            if take > 0:
-                y[d, s, q] += take
-                cap[s, q] -= take
-                left -= take
-        if left > 1e-9 * max(float(rate[i]), 1.0):  # solver tolerance: put the rest on the fastest plan
-            y[d, s, _latency_order(p, np.nonzero(feasible[d, s])[0])[0]] += left
-    return y
 
 
 def _listed(items: list[str], limit: int = 4) -> str:
