@@ -15,7 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "fleetwise" / "place" / "data"
-COPIED = ("regions.csv", "region_energy.csv", "azure_rtt_p50_2024-04.csv", "china_rtt_reported.csv",
+COPIED = ("regions.csv", "region_energy.csv", "azure_rtt_p50_2024-04.csv",
           "LICENSE-azure-docs-CC-BY-4.0.txt", "LICENSE-skyplane-Apache-2.0.txt")
 
 

@@ -54,3 +54,18 @@ def test_kv_transfer_of_a_prompt() -> None:
     kv = kv_cache_bytes(80, 8, 128, 4096, 2.0)
     assert kv == pytest.approx(1.342e9, rel=1e-3)
     assert kv_transfer_s(kv, 0.030, 10.0) == pytest.approx(0.015 + kv * 8 / 10e9)
+
+
+def test_pd_split_report_prices_the_kv_cache_over_the_wan(catalog: object) -> None:
+    from fleetwise.catalog.loader import Catalog
+    from fleetwise.place.pd_split import pd_split_report
+    from fleetwise.place.problem import site_arrays
+    from fleetwise.place.spec import load_scenario
+
+    assert isinstance(catalog, Catalog)
+    sc = load_scenario("china")
+    rows = pd_split_report(sc, site_arrays(sc, catalog), catalog)
+    assert rows and all(r["prefill_chip"] != r["decode_chip"] for r in rows)
+    # qwen2.5-72b: 80 layers x 8 KV heads x 128 x 1 B x 1024 tokens = 168 MB per prompt
+    assert rows[0]["kv_mb_per_prompt"] == pytest.approx(2 * 80 * 8 * 128 * 1024 / 1e6, rel=1e-6)
+    assert [r["transfer_ms"] for r in rows] == sorted(r["transfer_ms"] for r in rows)

@@ -40,6 +40,7 @@ def test_bundled_china_scenario_validates() -> None:
     sc = load_scenario("china")
     assert {d.id for d in sc.demand} == {"beijing", "shanghai", "guangzhou", "chengdu"}
     assert sum(s.edge for s in sc.sites) == 2 and sc.cascade is not None
+    assert load_scenario("europe").sites[0].region == "azure:swedencentral"
 
 
 @pytest.mark.parametrize(("change", "match"), [
@@ -66,6 +67,8 @@ def test_place_serve_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     t = d["placement"]["totals"]
     assert t["served_share"] == pytest.approx(1.0) and t["slo_met_share"] == pytest.approx(1.0)
     assert sum(sum(r.values()) for r in d["placement"]["routing_rps"].values()) == pytest.approx(9.0)
+    split = d["prefill_decode_split"]
+    assert split == []  # both sites hold the same chip type: no cross-site P/D pair to report
     milp = d["comparison"]["milp"]["objective"]
     assert all(v["objective"] >= milp - 1e-6 * milp for v in d["comparison"].values())
 

@@ -109,6 +109,11 @@ def _render(res: Any) -> None:
         print("cost vs carbon (Pareto front):")
         for pt in res.pareto:
             print(f"  ${pt['cost_usd_per_h']:>8.2f}/h  {pt['carbon_kg_per_h']:>7.2f} kg/h")
+    for r in res.pd_split[:3]:
+        print(f"prefill at {r['prefill_site']} ({r['prefill_chip']}) -> decode at {r['decode_site']} "
+              f"({r['decode_chip']}): KV {r['kv_mb_per_prompt']:.0f} MB/prompt over {r['gbit_per_s']:.1f} Gbit/s, "
+              f"RTT {r['rtt_ms']:.0f} ms -> {r['transfer_ms']:.0f} ms ({r['share_of_ttft_slo']:.0%} of the TTFT SLO; "
+              f"{'worth considering' if r['worth_considering'] else 'too slow to split'})")
     for r in res.speculative[:4]:
         a = r["by_acceptance"]["a=0.8"]
         print(f"speculative decoding {r['edge_site']} ({r['edge_chip']}, {r['draft_ms_per_token']:.1f} ms/token) -> "

@@ -36,6 +36,7 @@ class ServingPlacement:
     heuristics: dict[str, Placement]
     pareto: list[dict[str, float]] = field(default_factory=list)
     speculative: list[dict[str, object]] = field(default_factory=list)
+    pd_split: list[dict[str, object]] = field(default_factory=list)
 
     def comparison(self) -> dict[str, dict[str, float]]:
         """Objective and SLO share of the MILP and of each heuristic (lower objective is better)."""
@@ -50,6 +51,7 @@ class ServingPlacement:
                 "comparison": self.comparison(),
                 "heuristics": {k: v.to_dict() for k, v in self.heuristics.items()},
                 "pareto_cost_carbon": self.pareto, "speculative_decoding": self.speculative,
+                "prefill_decode_split": self.pd_split,
                 "rtt_model": [c.to_dict() for c in rtt_fit_report()], "assumptions": list(ASSUMPTIONS)}
 
 
@@ -83,7 +85,9 @@ def place_serving(scenario: Scenario | str | Path, objective: str | None = None,
         from fleetwise.place.edge import speculative_report
 
         spec = speculative_report(sc, p, catalog)
-    return ServingPlacement(sc, p, best, heur, front, spec)
+    from fleetwise.place.pd_split import pd_split_report
+
+    return ServingPlacement(sc, p, best, heur, front, spec, pd_split_report(sc, p, catalog))
 
 
 @dataclass(frozen=True, slots=True)
