@@ -85,3 +85,15 @@ def test_place_rtt_prints_both_fits(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["place", "rtt", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["fitted_on"], r["checked_on"]) for r in rows] == [("skyplane", "azure"), ("azure", "skyplane")]
+
+
+def test_cascade_share_from_a_prompt_length_rule(tmp_path: Path) -> None:
+    from fleetwise.workload.traces import load_trace
+
+    rule = {"model": "qwen2.5-7b", "rule": {"max_input_tokens": 1000, "trace": "azure_conv"}}
+    sc = load_scenario(write(tmp_path, {**TINY, "cascade": rule}))
+    assert sc.cascade is not None
+    tr = load_trace("azure_conv")
+    assert sc.cascade.resolved_share() == pytest.approx(float((tr.input_tokens <= 1000).mean()))
+    with pytest.raises(SpecError, match="exactly one of share"):
+        load_scenario(write(tmp_path, {**TINY, "cascade": {**rule, "share": 0.3}}))

@@ -258,8 +258,8 @@ def _assemble(sc: Scenario, where: str, chip_ids: list[str], pos: list[tuple[flo
     ids, lat, lon, model, rate, ttft, tpot, access, dpos = [], [], [], [], [], [], [], [], []
     for d in sc.demand:
         p = _position(d.region, d.lat, d.lon, f"{where}: demand.{d.id}.region")
-        split = [(sc.model, 1.0)] if sc.cascade is None else [(sc.model, 1.0 - sc.cascade.share),
-                                                              (sc.cascade.model, sc.cascade.share)]
+        share = 0.0 if sc.cascade is None else sc.cascade.resolved_share()
+        split = [(sc.model, 1.0)] if sc.cascade is None else [(sc.model, 1.0 - share), (sc.cascade.model, share)]
         for m, share in split:
             ids.append(d.id if m == sc.model else f"{d.id}/{m}")
             model.append(m)

@@ -81,11 +81,42 @@ class DemandSpec(_Strict):
         return self
 
 
+class CascadeRule(_Strict):
+    """Route to the small model every request whose prompt is at most ``max_input_tokens`` long."""
+
+    max_input_tokens: int = Field(gt=0, le=10_000_000)
+    trace: str = Field(default="azure_conv", description="trace whose prompt lengths give the share (file or name)")
+
+
 class CascadeSpec(_Strict):
-    """Edge tier: ``share`` of each region's requests is answered by ``model`` (a small model)."""
+    """Edge tier: a share of each region's requests is answered by ``model`` (a small model).
+
+    The share is given, or derived from ``rule`` (prompt length cut-off) over a trace's prompt lengths.
+    """
 
     model: str
-    share: float = Field(gt=0, lt=1)
+    share: float | None = Field(default=None, gt=0, lt=1)
+    rule: CascadeRule | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> CascadeSpec:
+        if (self.share is None) == (self.rule is None):
+            raise ValueError("give exactly one of share (0..1) or rule (max_input_tokens)")
+        return self
+
+    def resolved_share(self) -> float:
+        """The share given, or the trace's share of prompts within the rule's cut-off."""
+        if self.share is not None:
+            return self.share
+        assert self.rule is not None
+        from fleetwise.workload.traces import load_trace
+
+        tr = load_trace(self.rule.trace)
+        share = float((tr.input_tokens <= self.rule.max_input_tokens).mean())
+        if not 0.0 < share < 1.0:
+            raise SpecError(f"cascade.rule: max_input_tokens {self.rule.max_input_tokens} sends {share:.0%} of "
+                            f"{self.rule.trace} prompts to the small model; choose a cut-off giving a share in (0, 1)")
+        return share
 
 
 class PairRtt(_Strict):
