@@ -27,6 +27,9 @@ BASE = {  # the smallest command line of each command (ids need not exist: nothi
     ("match", "serve"): ["--model", "m", "--ours", "a", "--theirs", "b:8"],
     ("simulate",): ["--model", "m", "--hardware", "h"],
     ("validate",): [],
+    ("place", "serve"): ["china"],
+    ("place", "train"): ["china"],
+    ("place", "rtt"): [],
 }
 SAMPLE = {"--theirs": "c:16", "--price": "chip=5", "--mixed": "a:1,b:2", "--hardware": "g", "--trace": "azure_conv"}
 
@@ -76,7 +79,7 @@ def test_every_command_has_a_base_line() -> None:
 @pytest.mark.parametrize("path, action", LEAVES, ids=[f"{' '.join(p)} {a.option_strings[0]}" for p, a in LEAVES])
 def test_every_flag_changes_the_inputs_or_is_rejected(path: tuple[str, ...], action: argparse.Action) -> None:
     if action.dest in NOT_INPUTS:  # output and catalog choice (--json, --catalog) and study files (--plan, --row)
-        assert action.dest in ("json", "catalog", "plan", "row")
+        assert action.dest in ("json", "catalog", "plan", "row", "map")
         return
     base = BASE[path]
     flag = _value(action)

@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     from fleetwise.cli import power
 
     power.add_parser(sub, _job_args, _plan_args)
+    from fleetwise.cli import place
+
+    place.add_parser(sub)
     return parser
 
 
@@ -159,6 +162,10 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "catalog":
         render.catalog(catalog, args)
         return 0
+    if args.command == "place":
+        from fleetwise.cli import place
+
+        return place.run(args, catalog)
     kind, inputs = study_request(args)
     progress = _progress(kind == "plan_train" and not args.json and sys.stderr.isatty())
     study = api.run_study(kind, inputs, catalog=catalog, progress=progress)

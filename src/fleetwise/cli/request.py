@@ -14,7 +14,7 @@ from fleetwise.errors import SpecError
 from fleetwise.study import Study
 
 # flags that choose output or the catalog, not the question
-NOT_INPUTS = frozenset({"command", "workload", "json", "catalog", "plan", "row", "action"})
+NOT_INPUTS = frozenset({"command", "workload", "json", "catalog", "plan", "row", "action", "map"})
 TRAIN_PLAN = ("tp", "pp", "dp", "cp", "ep", "mbs", "vpp", "recompute", "recompute_layers_frac", "zero",
               "sequence_parallel", "tp_comm_overlap", "ep_comm_overlap", "rank_order")
 SERVE_PLAN = {"tp": "tp", "pp": "pp", "dp": "dp", "ep": "ep", "replicas": "replicas", "max_batch": "max_batch",
@@ -131,6 +131,13 @@ def study_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         return "validate", given
     if cmd == "simulate":
         return "simulate", _serve(args, "simulate")
+    if cmd == "place":
+        if workload == "rtt":
+            raise SpecError("place rtt is a report of the network model, not a study")
+        given = _given(args)
+        if given.pop("no_heuristics", False):
+            given["heuristics"] = False
+        return f"place_{workload}", given
     kind = f"{cmd}_{workload}"
     if workload == "serve":
         return kind, _serve(args, kind)

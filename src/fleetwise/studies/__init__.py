@@ -12,7 +12,7 @@ from typing import Any
 from fleetwise.catalog.loader import Catalog
 from fleetwise.errors import SpecError
 from fleetwise.search.evaluate import ProgressFn
-from fleetwise.studies import serve, train
+from fleetwise.studies import place, serve, train
 from fleetwise.studies.inputs import echo
 from fleetwise.study import STUDY_KINDS, Study
 
@@ -23,9 +23,10 @@ RUNNERS: dict[str, Runner] = {
     "match_train": train.match_train, "plan_train_mixed": train.plan_train_mixed, "power_train": train.power_train,
     "plan_serve": serve.plan_serve, "explain_serve": serve.explain_serve, "compare_serve": serve.compare_serve,
     "match_serve": serve.match_serve, "simulate": serve.simulate_study, "validate": serve.validate_study,
+    "place_serve": place.place_serve, "place_train": place.place_train,
 }
 
-INPUTS: dict[str, tuple[str, ...]] = {**train.TRAIN_INPUTS, **serve.SERVE_INPUTS}
+INPUTS: dict[str, tuple[str, ...]] = {**train.TRAIN_INPUTS, **serve.SERVE_INPUTS, **place.PLACE_INPUTS}
 
 
 def run(kind: str, inputs: Mapping[str, Any], *, catalog: Catalog, progress: ProgressFn | None = None) -> Study:
