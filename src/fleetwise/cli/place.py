@@ -65,7 +65,7 @@ def run(args: argparse.Namespace, catalog: Catalog) -> int:
         d = dict(study.results)
         print(f"training {d['model']}: {d['tokens']:.3g} tokens, global batch {d['global_batch']}")
         print(f"{'how':<36} {'sites':<24} {'chips':>6} {'days':>8} {'cost $':>10} {'MWh':>8} {'t CO2':>7}  note")
-        for r in d["runs"]:  # type: ignore[attr-defined]
+        for r in d["runs"]:
             days = "inf" if not math.isfinite(r["days"]) else f"{r['days']:.2f}"
             print(f"{r['how']:<36} {'+'.join(r['sites']):<24} {r['chips']:>6} {days:>8} {r['cost_usd']:>10,.0f} "
                   f"{r['energy_mwh']:>8.2f} {r['co2_t']:>7.2f}  {r['note']}")
