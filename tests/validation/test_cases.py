@@ -70,7 +70,7 @@ def test_validate_runs_the_valid_cases_and_exits_2_on_an_invalid_file(
     broken.write_text("- id: [unclosed\n")
     code = main(["validate", str(good), str(bad), str(broken), str(tmp_path / "missing.yaml"), "--json"])
     out, err = capsys.readouterr()
-    report = json.loads(out)
+    report = json.loads(out)["results"]
     assert code == 2
     assert [c["id"] for c in report["cases"]] == ["good"]  # the valid case still ran
     assert [e["id"] for e in report["invalid"]] == ["bad", str(broken), str(tmp_path / "missing.yaml")]

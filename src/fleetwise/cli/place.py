@@ -28,15 +28,18 @@ def add_parser(sub: Any) -> None:
     sp.add_argument("--pareto", type=int, default=6, help="points on the cost-vs-carbon front (0: none)")
     sp.add_argument("--no-heuristics", action="store_true", help="skip the nearest / cheapest comparisons")
     sp.add_argument("--map", type=Path, help="write a map picture (.png or .svg)")
-    sp.add_argument("--json", action="store_true")
-    sp.add_argument("--catalog", action="append", default=None, metavar="DIR")
+    sp.add_argument("--json", action="store_true", help="print the study (JSON) instead of tables")
+    sp.add_argument("--catalog", action="append", default=None, metavar="DIR",
+                    help="user catalog folder (repeatable); default $FLEETWISE_CATALOG")
     tp = psub.add_parser("train", help="which sites train; synchronous DP vs DiLoCo across sites")
     tp.add_argument("scenario", help="scenario YAML file with a training section, or a bundled name")
-    tp.add_argument("--json", action="store_true")
-    tp.add_argument("--catalog", action="append", default=None, metavar="DIR")
+    tp.add_argument("--json", action="store_true", help="print the study (JSON) instead of tables")
+    tp.add_argument("--catalog", action="append", default=None, metavar="DIR",
+                    help="user catalog folder (repeatable); default $FLEETWISE_CATALOG")
     rp = psub.add_parser("rtt", help="the distance RTT model: fit on one measured set, check on the other")
-    rp.add_argument("--json", action="store_true")
-    rp.add_argument("--catalog", action="append", default=None, metavar="DIR")
+    rp.add_argument("--json", action="store_true", help="print the study (JSON) instead of tables")
+    rp.add_argument("--catalog", action="append", default=None, metavar="DIR",
+                    help="user catalog folder (repeatable); default $FLEETWISE_CATALOG")
 
 
 def run(args: argparse.Namespace, catalog: Catalog) -> int:

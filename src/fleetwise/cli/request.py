@@ -36,7 +36,10 @@ def _row(args: argparse.Namespace, kinds: tuple[str, ...]) -> tuple[Study, dict[
         if getattr(args, "row", None) is not None:
             raise SpecError("--row needs --plan STUDY.json")
         return None
-    study = Study.load(args.plan)
+    try:
+        study = Study.load(args.plan)
+    except SpecError as exc:
+        raise SpecError(f"--plan {exc}") from None
     if study.kind not in kinds:
         raise SpecError(f"--plan {args.plan}: a {study.kind} study has no plans for this command "
                         f"(give one of: {', '.join(kinds)})")

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fleetwise.catalog.loader import Catalog
+from fleetwise.catalog.types import Accelerator
 from fleetwise.errors import InfeasibleError, SpecError
 from fleetwise.place.network import default_rtt_model, great_circle_km, pair_rtt_ms, region
 from fleetwise.place.spec import Scenario
@@ -24,6 +25,14 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 HOUR_S = 3600.0
 AMORTISE_HOURS = 4 * 8766.0 * 0.8  # 4-year life at 80 % use, as energy/data/sites.yaml node defaults
+
+
+def _sourced_chip_usd_per_hour(accel: Accelerator, site_id: str) -> float | None:
+    """Owned-chip cost per hour as every other cost in fleetwise prices it (energy/prices.py): the catalog's
+    ``price_usd`` or the sourced purchase price amortised over 4 years at 80 % use (else on-demand rent)."""
+    from fleetwise.energy.prices import hardware_cost
+
+    return hardware_cost(accel, site_id, None, 4.0, 0.8).usd_per_chip_hour
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,8 +238,8 @@ def build_problem(sc: Scenario, catalog: Catalog, where: str = "scenario", with_
             on_hand[i, j] = s.chips.get(k, 0)
             if k in s.chip_usd_per_hour:
                 own[i, j] = s.chip_usd_per_hour[k]
-            elif accel.price_usd is not None:
-                own[i, j] = accel.price_usd / AMORTISE_HOURS
+            elif (cost := _sourced_chip_usd_per_hour(accel, s.id)) is not None:
+                own[i, j] = cost  # the catalog's price_usd, else the sourced purchase (or rent) in prices.yaml
             elif on_hand[i, j] > 0:
                 raise SpecError(f"{where}: sites.{s.id}.chip_usd_per_hour.{k} is required: the catalog has no "
                                 f"price for {k}")
