@@ -63,11 +63,10 @@ def _triples(space: SearchSpace, m: ModelArch, job: TrainingJob) -> npt.NDArray[
 
 
 def _micro_batches(space: SearchSpace, job: TrainingJob) -> list[int]:
-    out, b = [], 1
-    while b <= min(space.max_micro_batch, job.global_batch):
-        out.append(b)
-        b *= 2
-    return space.axis("micro_batch", out)
+    """Every divisor of the global batch up to ``max_micro_batch``: a micro-batch must divide the batch
+    of a data-parallel replica (global batch / dp), whose divisors all divide the global batch. Powers of
+    two alone miss plans: a global batch of 1923 = 3 x 641 on 641 replicas needs micro-batch 3."""
+    return space.axis("micro_batch", [d for d in divisors(job.global_batch) if d <= space.max_micro_batch])
 
 
 def _knob_grid(space: SearchSpace, job: TrainingJob, moe: bool) -> npt.NDArray[np.float64]:
