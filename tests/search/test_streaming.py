@@ -5,7 +5,7 @@ from __future__ import annotations
 from fleetwise.api import training_setup
 from fleetwise.catalog import Catalog
 from fleetwise.search.evaluate import evaluate_plan, search_training
-from fleetwise.search.space import SearchSpace
+from fleetwise.search.space import SearchSpace, space_axes
 
 
 def test_small_blocks_give_the_same_plans_fronts_and_numbers(catalog: Catalog) -> None:
@@ -22,3 +22,31 @@ def test_small_blocks_give_the_same_plans_fronts_and_numbers(catalog: Catalog) -
     alone = evaluate_plan(s, best.plan)
     assert alone.step_time_s == best.step_time_s and alone.energy == best.energy
     assert alone.memory_bytes == best.memory_bytes
+
+
+def test_rules_checked_on_the_grid_match_the_rules_on_rows(catalog: Catalog) -> None:
+    import numpy as np
+
+    from fleetwise.search.space import generate, knob_masks, passing_blocks
+
+    s = training_setup("mixtral-8x7b", "nvidia_h100_sxm", seq_len=4096, global_batch=96, catalog=catalog)
+    space = SearchSpace(chips=16)
+    rows, counts, n = [], {}, 0
+    for sub, c, k in passing_blocks(space, s.model, s.job, space_axes(space, s.model, s.job)[0], block=5000):
+        rows.append(sub)
+        n += k
+        for name, v in c.items():
+            counts[name] = counts.get(name, 0) + v
+    ref_rows, ref_counts, ref_n = [], {}, 0
+    for block in generate(space, s.model, s.job, block=5000):
+        masks = knob_masks(block, s.model, s.job)
+        ref_rows.append(block.take(np.flatnonzero(np.logical_and.reduce(list(masks.values())))))
+        ref_n += len(block)
+        for name, m in masks.items():
+            ref_counts[name] = ref_counts.get(name, 0) + int((~m).sum())
+    assert n == ref_n and counts == ref_counts and sum(counts.values()) > 0
+    for f in ("tp", "pp", "cp", "dp", "ep", "mbs", "vpp", "recompute", "recompute_frac", "zero", "sp", "tp_overlap",
+              "ep_overlap", "pp_inner"):
+        got = np.concatenate([getattr(r, f) for r in rows])
+        want = np.concatenate([getattr(r, f) for r in ref_rows])
+        assert got.dtype == want.dtype and np.array_equal(got, want) and len(got) > 100

@@ -26,15 +26,15 @@ from fleetwise.energy.training import (
 )
 from fleetwise.errors import InfeasibleError, SpecError
 from fleetwise.perf.candidates import Candidates
+from fleetwise.perf.memory import training_memory
 from fleetwise.perf.model_math import model_flops_per_token
 from fleetwise.perf.training import ASSUMPTIONS, StepColumns, TrainingSetup, training_step
 from fleetwise.plan import TrainingPlan
 from fleetwise.search.pareto import pareto_front
 from fleetwise.search.space import (
     SearchSpace,
-    generate,
-    knob_masks,
     layout_masks,
+    passing_blocks,
     space_axes,
     space_size,
     structural_masks,
@@ -206,8 +206,13 @@ def _select(cols: _Cols, cap: float, k: int) -> npt.NDArray[np.int64]:
     memory headroom and the front of time vs energy. The selection of a union is the selection of the
     union of selections, so blocks can be reduced one at a time."""
     obj, mem, tm, etm, en = cols
-    order = np.lexsort((mem, np.round(obj, 9)))
-    chosen = np.concatenate((order[:k], pareto_front(tm, mem - cap), pareto_front(etm, en)))
+    key = np.round(obj, 9)
+    if 0 < k < len(key):  # only rows tied with or better than the k-th can be among the k best
+        near = np.flatnonzero(key <= np.partition(key, k - 1)[k - 1])
+        best = near[np.lexsort((mem[near], key[near]))[:k]]
+    else:
+        best = np.lexsort((mem, key))[:k]
+    chosen = np.concatenate((best, pareto_front(tm, mem - cap), pareto_front(etm, en)))
     return np.unique(chosen)
 
 
@@ -270,20 +275,19 @@ def search_training(s: TrainingSetup, space: SearchSpace, top: int = 10,
     good_layouts = layouts[np.logical_and.reduce(list(lm.values()))] if len(layouts) else layouts
     evaluated = (len(layouts) - len(good_layouts)) * len(knobs)
     cap = 0.0
-    for rows_in in generate(space, s.model, s.job, block=block, layouts=good_layouts):
-        masks = knob_masks(rows_in, s.model, s.job)
-        ok = np.logical_and.reduce(list(masks.values()))
-        for name, m in masks.items():
-            rejected[name] = rejected.get(name, 0) + int((~m).sum())
-        evaluated += len(rows_in)
-        sub = rows_in.take(np.flatnonzero(ok))
-        del rows_in, masks, ok
+    for sub, counts, n_rows in passing_blocks(space, s.model, s.job, good_layouts, block):
+        for name, n in counts.items():
+            rejected[name] = rejected.get(name, 0) + n
+        evaluated += n_rows
+        if len(sub) and not ignore_memory:
+            # memory is cheap next to the step time: drop the plans that do not fit before timing them
+            fits = training_memory(sub, s).fits
+            rejected["fits_memory"] = rejected.get("fits_memory", 0) + int((~fits).sum())
+            sub = sub.take(np.flatnonzero(fits))
         if len(sub):
             cols = training_step(sub, s)
             cap = cols.memory.capacity
-            fits = cols.memory.fits | ignore_memory
-            rejected["fits_memory"] = rejected.get("fits_memory", 0) + int((~fits).sum())
-            idx = np.flatnonzero(fits)
+            idx = np.arange(len(sub))
             feasible += len(idx)
             if len(idx):
                 ec = training_energy(sub, cols, s, e)
