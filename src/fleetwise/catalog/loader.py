@@ -24,6 +24,10 @@ ENV_VAR = "FLEETWISE_CATALOG"
 S = TypeVar("S", bound=Spec)
 
 
+# libyaml's loader parses the catalog ~8x faster than the pure-Python one and gives the same values
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_yaml_file(path: Path) -> Any:
     """Parse one YAML file; a syntax error names the file and line."""
     try:
@@ -31,7 +35,7 @@ def load_yaml_file(path: Path) -> Any:
     except OSError as exc:
         raise SpecError(f"{path}: cannot read file ({exc.strerror})") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 (a safe loader, C or Python)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
