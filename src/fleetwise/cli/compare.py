@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fleetwise.catalog.loader import Catalog
 from fleetwise.errors import SpecError
+
+if TYPE_CHECKING:  # loaded when the command runs, not for --help
+    from fleetwise.catalog.loader import Catalog
 
 
 def _workload_args(p: argparse.ArgumentParser) -> None:

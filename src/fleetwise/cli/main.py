@@ -13,10 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from fleetwise.catalog.loader import format_validation_error, load_catalog
-from fleetwise.cli import compare, render, serve
+from fleetwise.cli import compare, serve
 from fleetwise.cli.args import positive_float, positive_int
 from fleetwise.errors import FleetwiseError, SpecError
 
@@ -136,6 +133,9 @@ def _pinned(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _common(args: argparse.Namespace) -> dict[str, Any]:
+    from pydantic import ValidationError
+
+    from fleetwise.catalog.loader import format_validation_error
     from fleetwise.catalog.types import SiteLink
 
     link = None
@@ -154,7 +154,12 @@ def _common(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    # heavy modules (numpy, pydantic, the catalog) load here, so that --help stays instant
+    from pydantic import ValidationError
+
     from fleetwise import api
+    from fleetwise.catalog.loader import format_validation_error, load_catalog
+    from fleetwise.cli import render
     from fleetwise.plan import TrainingPlan
 
     catalog = load_catalog(args.catalog) if getattr(args, "catalog", None) else load_catalog()

@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from fleetwise.catalog.loader import Catalog, format_validation_error
-from fleetwise.energy.training import PowerSettings, TrainingEnergy
 from fleetwise.errors import SpecError
+
+if TYPE_CHECKING:  # loaded when the command runs, not for --help
+    from fleetwise.catalog.loader import Catalog
+    from fleetwise.energy.training import TrainingEnergy
 
 ArgsFn = Callable[..., None]
 
@@ -52,9 +52,12 @@ def energy_dict(e: TrainingEnergy) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace, catalog: Catalog, fields: dict[str, Any], common: dict[str, Any]) -> int:
+    from pydantic import ValidationError
+
     from fleetwise import api
+    from fleetwise.catalog.loader import format_validation_error
     from fleetwise.energy.optimize import cap_settings, clock_settings, sweep_settings
-    from fleetwise.energy.training import for_training
+    from fleetwise.energy.training import PowerSettings, for_training
     from fleetwise.perf.candidates import Candidates
     from fleetwise.perf.training import training_step
     from fleetwise.plan import TrainingPlan

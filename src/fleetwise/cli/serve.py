@@ -12,14 +12,13 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from pydantic import ValidationError
-
-from fleetwise.catalog.loader import Catalog, format_validation_error
 from fleetwise.cli.args import percentile, positive_float, positive_int
 from fleetwise.errors import SpecError
+
+if TYPE_CHECKING:  # numpy, pydantic and the catalog load when a command runs, not for --help
+    from fleetwise.catalog.loader import Catalog
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -79,6 +78,9 @@ def add_simulate_parser(sub: Any) -> None:
 
 
 def _plan_from_flags(args: argparse.Namespace) -> Any:
+    from pydantic import ValidationError
+
+    from fleetwise.catalog.loader import format_validation_error
     from fleetwise.plan import ServingPlan
 
     fields: dict[str, Any] = {}
@@ -183,6 +185,8 @@ def _rounded(v: Any) -> Any:
 
 
 def _explain_serve(args: argparse.Namespace, catalog: Catalog) -> int:
+    import numpy as np
+
     from fleetwise.perf.batching import decode_rates, max_batch_by_kv
     from fleetwise.perf.inference import ASSUMPTIONS, kv_capacity
     from fleetwise.simulate.serving import shape_of
