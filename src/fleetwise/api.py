@@ -320,7 +320,8 @@ def plan_serving(
     """
     from fleetwise.energy.serving import serving_energy_setup
     from fleetwise.perf.inference import make_serving_setup
-    from fleetwise.search.serving import confirm_in_simulation, search_serving
+    from fleetwise.search.serving import confirm_in_simulation
+    from fleetwise.search.systems import search_serving_plans
     from fleetwise.workload.traces import load_trace
 
     if (rate is None) == (chips is None):
@@ -345,14 +346,15 @@ def plan_serving(
     else:
         i, o = float(input_tokens), float(output_tokens)
     s = make_serving_setup(m, accel, sys_)
+    s_ep = make_serving_setup(m, accel, sys_, expert_parallel=True) if m.moe is not None else None
     w = ServingWorkload(i, o, ttft_ms / 1e3, tpot_ms / 1e3, rate, chips, percentile)
-    result = search_serving(s, w, top=top, objective=objective,  # type: ignore[arg-type]
-                            energy=serving_energy_setup(s, site, power_cap_w))
+    result = search_serving_plans(s, w, top=top, objective=objective,  # type: ignore[arg-type]
+                                  energy=serving_energy_setup(s, site, power_cap_w), ep_setup=s_ep)
     if not result.best:
         worst = max(result.rejected_by, key=lambda k: result.rejected_by[k])
         raise InfeasibleError(f"no plan meets the targets ({result.candidates_evaluated} tried; most rejected by "
                               f"{worst}: {result.rejected_by})")
-    conf = confirm_in_simulation(s, result.best, w, tr) if confirm else [None] * len(result.best)
+    conf = confirm_in_simulation(s, result.best, w, tr, ep_setup=s_ep) if confirm else [None] * len(result.best)
     order = sorted(range(len(result.best)), key=lambda k: (0 if conf[k] and conf[k].meets_slo  # type: ignore[union-attr]
                                                           else 1 if conf[k] is None else 2, k))
     search = ServingSearch([result.best[k] for k in order], result.candidates_evaluated, result.rejected_by)
