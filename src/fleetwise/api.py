@@ -18,7 +18,8 @@ from fleetwise.errors import InfeasibleError, SpecError
 from fleetwise.perf.setup import make_training_setup
 from fleetwise.perf.training import TrainingSetup
 from fleetwise.plan import TrainingJob, TrainingPlan
-from fleetwise.search.evaluate import PlanResult, ProgressFn, TrainingSearch, evaluate_plan, search_training
+from fleetwise.progress import ProgressFn
+from fleetwise.search.evaluate import PlanResult, TrainingSearch, evaluate_plan, search_training
 from fleetwise.search.fleet import FleetPart
 from fleetwise.search.mixed import MixedSearch, search_mixed_training
 from fleetwise.search.serving import Confirmation, ServingCandidate, ServingSearch, ServingWorkload
@@ -169,8 +170,11 @@ def match_training(
     precision: Precision = "bf16",
     max_factor: float = 16.0,
     catalog: Catalog | None = None,
+    progress: ProgressFn | None = None,
 ) -> MatchResult:
-    """Smallest number of ``ours`` (in steps of a node) whose best plan is at least as fast as theirs."""
+    """Smallest number of ``ours`` (in steps of a node) whose best plan is at least as fast as theirs.
+
+    ``progress(chips tried, largest count)`` is called after each count tried."""
     catalog = catalog or load_catalog()
     _check_chips(their_chips)
     gbs = global_batch or max(1, round(4 * 2**20 / seq_len / their_chips)) * their_chips
@@ -185,11 +189,16 @@ def match_training(
             best = plan_training(model, ours, n, seq_len=seq_len, global_batch=gbs, precision=precision,
                                  top=1, catalog=catalog).best[0]
             tried.append((n, best.step_time_s))
+            if progress is not None:
+                progress(n if best.step_time_s > ref.step_time_s else int(their_chips * max_factor),
+                         int(their_chips * max_factor))
             if best.step_time_s <= ref.step_time_s:
                 return MatchResult(ours, theirs, their_chips, ref.step_time_s, n, best.step_time_s, tried, ref, best)
         except InfeasibleError:
             tried.append((n, None))
         n = _next_count(n, node, gbs)
+    if progress is not None:
+        progress(int(their_chips * max_factor), int(their_chips * max_factor))
     return MatchResult(ours, theirs, their_chips, ref.step_time_s, None, None, tried, ref, None)
 
 
@@ -209,10 +218,11 @@ def _next_count(n: float, node: int, gbs: int) -> int:
 
 def compare_training(
     model: str | ModelArch, hardware: Sequence[str], chips: int, *, systems: Sequence[str] | None = None,
-    catalog: Catalog | None = None, **kwargs: Any
+    catalog: Catalog | None = None, progress: ProgressFn | None = None, **kwargs: Any
 ) -> dict[str, TrainingSearch | InfeasibleError]:
     """The best plans of the same job on several accelerators, or on several systems (each with its own chip
-    and network), keyed by hardware or system id (an error where none fits)."""
+    and network), keyed by hardware or system id (an error where none fits); ``progress(done, total)``
+    after each."""
     catalog = catalog or load_catalog()
     out: dict[str, TrainingSearch | InfeasibleError] = {}
     targets = [(catalog.system(s_, "systems").accelerator_id, s_, s_) for s_ in systems] if systems else \
@@ -222,6 +232,8 @@ def compare_training(
             out[key] = plan_training(model, hw, chips, system=sys_id, top=3, catalog=catalog, **kwargs)
         except InfeasibleError as exc:
             out[key] = exc
+        if progress is not None:
+            progress(len(out), len(targets))
     return out
 
 
@@ -259,8 +271,10 @@ def compare_mixed_training(
     precision: Precision = "bf16",
     top: int = 5,
     catalog: Catalog | None = None,
+    progress: ProgressFn | None = None,
 ) -> MixedComparison:
-    """Search a two-type mixed fleet and the single-type plans it should beat."""
+    """Search a two-type mixed fleet and the single-type plans it should beat (``progress(done, total)``
+    after the mixed search and after each single-type search)."""
     catalog = catalog or load_catalog()
     m = resolve_model(catalog, model)
     total = sum(fleet.values())
@@ -268,6 +282,9 @@ def compare_mixed_training(
     job = TrainingJob(seq_len=seq_len, global_batch=gbs, precision=precision)
     parts = tuple(FleetPart(catalog.accelerator(hw), catalog.default_system(hw), n) for hw, n in fleet.items())
     mixed = search_mixed_training(parts, m, job, top=top)  # type: ignore[arg-type]
+    steps = [1, 1 + 2 * len(fleet)]
+    if progress is not None:
+        progress(*steps)
 
     def best(hw: str, n: int) -> PlanResult | None:
         try:
@@ -275,6 +292,10 @@ def compare_mixed_training(
                                  catalog=catalog).best[0]
         except InfeasibleError:
             return None
+        finally:
+            steps[0] += 1
+            if progress is not None:
+                progress(*steps)
 
     return MixedComparison(mixed, {hw: best(hw, n) for hw, n in fleet.items()},
                            {hw: best(hw, total) for hw in fleet})

@@ -106,19 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _progress(enabled: bool) -> Any:
-    if not enabled:
-        return None
+def _progress(args: argparse.Namespace, label: str) -> Any:
+    """A progress bar on stderr when it is a terminal and the output is not JSON (fleetwise.progress)."""
+    from fleetwise.progress import progress_bar
 
-    def bar(done: int, total: int) -> None:
-        width = 30
-        frac = done / max(total, 1)
-        sys.stderr.write(f"\r  searching [{'#' * int(frac * width):<{width}}] {done:,}/{total:,}")
-        if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-    return bar
+    return None if getattr(args, "json", False) else progress_bar(label)
 
 
 def _pinned(args: argparse.Namespace) -> dict[str, Any]:
@@ -176,7 +168,8 @@ def run(args: argparse.Namespace) -> int:
         missing = [f for f in args.files if not f.is_file()]
         if missing:
             raise SpecError(f"{missing[0]}: no such case file")
-        report = validate_files(args.files or bundled_case_files(), catalog, loso=args.loso)
+        report = validate_files(args.files or bundled_case_files(), catalog, loso=args.loso,
+                                progress=_progress(args, "validating"))
         render.validation(report, args.json)
         return 0
     if args.command == "plan" and ":" in args.hardware:
@@ -185,15 +178,15 @@ def run(args: argparse.Namespace) -> int:
         fleet = {p.accel.id: p.chips for p in parse_fleet(args.hardware, catalog)}
         comparison = api.compare_mixed_training(args.model, fleet, seq_len=args.seq_len,
                                                 global_batch=args.global_batch, precision=args.precision,
-                                                top=args.top, catalog=catalog)
+                                                top=args.top, catalog=catalog,
+                                                progress=_progress(args, "searching fleets"))
         render.mixed_training(comparison, args.json)
         return 0
     if args.command == "plan":
         if args.chips is None:
             raise SpecError("--chips is required (or give a mixed fleet as --hardware HW:N,HW:N)")
-        show_bar = not args.json and sys.stderr.isatty()
         result = api.plan_training(args.model, args.hardware, args.chips, system=args.system, pinned=_pinned(args),
-                                   top=args.top, progress=_progress(show_bar), catalog=catalog,
+                                   top=args.top, progress=_progress(args, "searching"), catalog=catalog,
                                    objective=args.objective, **_common(args))
         render.training_search(result, args.json, args.tokens is not None)
         return 0
@@ -217,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
         hws = [h for h in (args.hardware or "").split(",") if h]
         systems = [x for x in (args.systems or "").split(",") if x] or None
         results = api.compare_training(args.model, hws, args.chips, systems=systems, catalog=catalog,
-                                       **_common(args))
+                                       progress=_progress(args, "comparing"), **_common(args))
         render.comparison(results, args.json)
         return 0
     if args.command == "match":
@@ -229,7 +222,8 @@ def run(args: argparse.Namespace) -> int:
         except argparse.ArgumentTypeError as exc:
             raise SpecError(f"--theirs: {exc}") from None
         m = api.match_training(args.model, args.ours, hw, their_n, seq_len=args.seq_len,
-                               global_batch=args.global_batch, precision=args.precision, catalog=catalog)
+                               global_batch=args.global_batch, precision=args.precision, catalog=catalog,
+                               progress=_progress(args, "matching (chips tried)"))
         render.match(m, args.json)
         return 0
     raise SpecError(f"unknown command {args.command!r}")

@@ -7,7 +7,6 @@ Entry points: ``search_training(setup, space)`` → ``TrainingSearch``; ``evalua
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -30,6 +29,7 @@ from fleetwise.perf.memory import training_memory
 from fleetwise.perf.model_math import model_flops_per_token
 from fleetwise.perf.training import ASSUMPTIONS, StepColumns, TrainingSetup, training_step
 from fleetwise.plan import TrainingPlan
+from fleetwise.progress import ProgressFn
 from fleetwise.search.pareto import pareto_front
 from fleetwise.search.space import (
     SearchSpace,
@@ -42,7 +42,6 @@ from fleetwise.search.space import (
 from fleetwise.units import DAY
 
 FloatArray = npt.NDArray[np.float64]
-ProgressFn = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from fleetwise.perf.calibration import Calibration, GroupConstants, load_calibra
 from fleetwise.perf.efficiency import EfficiencyTable, load_efficiency
 from fleetwise.perf.setup import make_training_setup
 from fleetwise.plan import TrainingJob
+from fleetwise.progress import ProgressFn
 from fleetwise.search.evaluate import PlanResult, search_training
 from fleetwise.search.space import SearchSpace
 from fleetwise.units import DAY
@@ -296,8 +297,11 @@ def bundled_case_files() -> list[Path]:
     return sorted(p for p in BUNDLED_CASES.glob("*.yaml") if p.name != "software.yaml")
 
 
-def validate_files(paths: Iterable[Path], catalog: Catalog | None = None, loso: bool = False) -> Report:
-    """Predict every case of every file; cases that cannot be predicted become errors naming why."""
+def validate_files(paths: Iterable[Path], catalog: Catalog | None = None, loso: bool = False,
+                   progress: ProgressFn | None = None) -> Report:
+    """Predict every case of every file; cases that cannot be predicted become errors naming why.
+
+    ``progress(done, total)`` after each case (and, with ``loso``, after each case's refit curve)."""
     catalog = catalog or load_catalog()
     eff = load_efficiency()
     calib = load_calibration()
@@ -308,7 +312,10 @@ def validate_files(paths: Iterable[Path], catalog: Catalog | None = None, loso: 
         file_cases, file_errors = load_cases(Path(path))
         cases += file_cases
         errors += file_errors
-    for case in cases:
+    total = len(cases) * (2 if loso else 1)
+    for done, case in enumerate(cases):
+        if progress is not None:
+            progress(done, total)
         measured = [k for k in case.measured if k not in ENERGY_METRICS]
         try:
             if not measured and case.kind != "training":
@@ -320,5 +327,8 @@ def validate_files(paths: Iterable[Path], catalog: Catalog | None = None, loso: 
     if loso:
         from fleetwise.validate.calibrate import leave_one_source_out
 
-        loso_errors = leave_one_source_out(preds, catalog, eff, calib)
+        step = None if progress is None else (lambda done, _n: progress(len(cases) + done, total))
+        loso_errors = leave_one_source_out(preds, catalog, eff, calib, progress=step)
+    if progress is not None:
+        progress(total, total)
     return Report(preds, errors, loso_errors)
