@@ -140,7 +140,7 @@ def simulate(s: ServingSetup, plan: ServingPlan, trace: Trace, until_s: float = 
         plan: the deployment; ``prefill_replicas > 0`` disaggregates.
         trace: requests sorted by arrival.
         until_s: simulated seconds to stop at.
-        jump: False runs every decode step as its own event (the reference the jump is tested against).
+        jump: False runs every step and arrival as its own event (the reference the jump is tested against).
 
     Returns:
         ``ServingResult`` with per-request first-token and completion times and per-replica stats.
@@ -167,6 +167,10 @@ def simulate(s: ServingSetup, plan: ServingPlan, trace: Trace, until_s: float = 
     # arrivals stay out of the event heap: a sorted list read alongside it (they win ties, as ARRIVAL does)
     by_time = [r for r in sorted(range(n), key=arrivals.__getitem__) if arrivals[r] <= until_s]
     arrival_times = [arrivals[r] for r in by_time] + [math.inf]
+    if not jump:  # the reference replay, as before the jump: every arrival and every step is a heap event
+        for r in by_time:
+            q.push(arrivals[r], ARRIVAL, (ARRIVAL, r, -1))
+        arrival_times = [math.inf]
     everyone = decode_engines + prefill_engines
     nxt = [0]  # position in by_time of the next arrival not yet handled
     cap = table.kv_capacity_tokens
