@@ -82,7 +82,7 @@ class _Engine:
 
     __slots__ = ("role", "table", "waiting", "ready", "prefilled", "batch", "kv", "k", "finish", "order",
                  "version", "busy", "busy_s", "steps", "batch_sum", "max_seen", "preemptions", "outstanding",
-                 "plan_chunks", "plan_joined", "jump", "ver")
+                 "plan_chunks", "plan_joined", "jump", "ver", "idx")
 
     def __init__(self, role: str, table: StepTable) -> None:
         self.role = role
@@ -107,6 +107,7 @@ class _Engine:
         self.plan_joined: list[int] = []
         self.jump: tuple[float, float, float, int, int] | None = None  # steady decode run: t0, base, kv0, batch, steps
         self.ver = 0  # version of the engine's pending step end (a cut jump leaves a stale one)
+        self.idx = 0  # position among the replay's engines (events name engines by it)
 
 
 @dataclass(slots=True)
@@ -218,7 +219,7 @@ def simulate(s: ServingSetup, plan: ServingPlan, trace: Trace, until_s: float = 
         if e.batch > e.max_seen:
             e.max_seen = e.batch
         e.ver += 1
-        q.push(now + dt, STEP_END, (STEP_END, id_of[id(e)], e.ver))
+        q.push(now + dt, STEP_END, (STEP_END, e.idx, e.ver))
 
     kv_s = table.kv_s_per_token
 
@@ -273,7 +274,7 @@ def simulate(s: ServingSetup, plan: ServingPlan, trace: Trace, until_s: float = 
             if not (alone and m and m == to_finish and end_t < t_arr and end_t <= until_s):
                 e.jump = (t, base, kv0, b, m)  # the last run: its end is an event
                 e.ver += 1
-                q.push(end_t, STEP_END, (STEP_END, id_of[id(e)], e.ver))
+                q.push(end_t, STEP_END, (STEP_END, e.idx, e.ver))
                 return True
             # a completion ends this run before anything else can happen: apply it now, at its time
             e.k += m
@@ -282,7 +283,7 @@ def simulate(s: ServingSetup, plan: ServingPlan, trace: Trace, until_s: float = 
                 _, r, v = heapq.heappop(e.finish)
                 if e.version.get(r) != v:
                     continue
-                live_finish.pop((id(e), r), None)
+                live_finish.pop(r, None)
                 run.done[r] = end_t
                 e.kv -= run.prompt[r] + run.remaining[r] + 1
                 e.batch -= 1
@@ -291,7 +292,7 @@ def simulate(s: ServingSetup, plan: ServingPlan, trace: Trace, until_s: float = 
             if not e.batch or e.waiting or e.ready:  # the next step is not steady: start it at end_t
                 e.jump = (t, 0.0, e.kv, e.batch, 0)
                 e.ver += 1
-                q.push(t, STEP_END, (STEP_END, id_of[id(e)], e.ver))
+                q.push(t, STEP_END, (STEP_END, e.idx, e.ver))
                 return True
 
     def _first_end_after(t: float, lo: int, hi: int, t0: float, base: float, kv0: float, b: int,
@@ -333,12 +334,12 @@ def simulate(s: ServingSetup, plan: ServingPlan, trace: Trace, until_s: float = 
         e.batch_sum -= (m - j) * b
         e.jump = (t0, base, kv0, b, j)
         e.ver += 1
-        q.push(_t(j, t0, base, kv0, b), STEP_END, (STEP_END, id_of[id(e)], e.ver))
+        q.push(_t(j, t0, base, kv0, b), STEP_END, (STEP_END, e.idx, e.ver))
 
     def _join(e: _Engine, r: int) -> None:
         e.version[r] = e.version.get(r, 0) + 1
         heapq.heappush(e.finish, (e.k + run.remaining[r], r, e.version[r]))
-        live_finish[(id(e), r)] = e.k + run.remaining[r]
+        live_finish[r] = e.k + run.remaining[r]
         e.order.append(r)
         e.batch += 1
 
@@ -365,15 +366,16 @@ def simulate(s: ServingSetup, plan: ServingPlan, trace: Trace, until_s: float = 
         else:
             e.waiting.appendleft(r)
 
-    live_finish: dict[tuple[int, int], int] = {}
+    live_finish: dict[int, int] = {}  # request -> step it finishes at (a request lives on one engine)
 
     def _live(e: _Engine, r: int) -> bool:
-        return (id(e), r) in live_finish
+        return r in live_finish
 
     def _remaining_steps(e: _Engine, r: int) -> int:
-        return live_finish.pop((id(e), r)) - e.k
+        return live_finish.pop(r) - e.k
 
-    id_of = {id(e): i for i, e in enumerate(everyone)}
+    for i, e in enumerate(everyone):
+        e.idx = i
 
     def end(e: _Engine, now: float) -> None:
         """Apply a finished step (or steady run): decode tokens, prefill progress, completions."""
@@ -400,7 +402,7 @@ def simulate(s: ServingSetup, plan: ServingPlan, trace: Trace, until_s: float = 
                 e.outstanding -= 1
                 d = _route(decode_engines)
                 d.outstanding += 1
-                q.push(now + transfer, KV_READY, (KV_READY, r, id_of[id(d)]))
+                q.push(now + transfer, KV_READY, (KV_READY, r, d.idx))
             elif run.remaining[r] == 0:
                 run.done[r] = now
                 e.kv -= run.prompt[r]
@@ -413,7 +415,7 @@ def simulate(s: ServingSetup, plan: ServingPlan, trace: Trace, until_s: float = 
             k_done, r, v = heapq.heappop(e.finish)
             if e.version.get(r) != v:
                 continue
-            live_finish.pop((id(e), r), None)
+            live_finish.pop(r, None)
             run.done[r] = now
             e.kv -= run.prompt[r] + run.remaining[r] + 1
             e.batch -= 1
