@@ -22,7 +22,8 @@ from fleetwise.errors import InfeasibleError, SpecError
 from fleetwise.perf.setup import make_training_setup
 from fleetwise.perf.training import TrainingSetup
 from fleetwise.plan import TrainingJob, TrainingPlan, default_global_batch
-from fleetwise.search.evaluate import PlanResult, ProgressFn, TrainingSearch, evaluate_plan, search_training
+from fleetwise.progress import ProgressFn
+from fleetwise.search.evaluate import PlanResult, TrainingSearch, evaluate_plan, search_training
 from fleetwise.search.fleet import FleetPart
 from fleetwise.search.mixed import MixedSearch, search_mixed_training
 from fleetwise.search.serving import Confirmation, ServingCandidate, ServingSearch, ServingWorkload
@@ -195,11 +196,13 @@ def match_training(
     their_system: str | None = None,
     tokens: float | None = None,
     attention_kernel: str = "flash",
+    progress: ProgressFn | None = None,
 ) -> MatchResult:
     """Smallest number of ``ours`` (in steps of a node) whose best plan is at least as fast as theirs.
 
     ``system`` / ``their_system`` choose each side's system (default: the catalog's system for the chip);
     the answer is an upper bound: only whole-node, 3-smooth counts 4 % apart are tried.
+    ``progress(chips tried, largest count)`` is called after each count tried.
     """
     catalog = catalog or load_catalog()
     _check_chips(their_chips)
@@ -222,12 +225,17 @@ def match_training(
         try:
             best = plan_training(model, ours, n, system=system, **common).best[0]
             tried.append((n, best.step_time_s))
+            if progress is not None:
+                progress(n if best.step_time_s > ref.step_time_s else int(their_chips * max_factor),
+                         int(their_chips * max_factor))
             if best.step_time_s <= ref.step_time_s:
                 return MatchResult(ours, theirs, their_chips, ref.step_time_s, n, best.step_time_s, tried, ref, best,
                                    gbs, *ids)
         except InfeasibleError:
             tried.append((n, None))
         n = _next_count(n, node, gbs)
+    if progress is not None:
+        progress(int(their_chips * max_factor), int(their_chips * max_factor))
     return MatchResult(ours, theirs, their_chips, ref.step_time_s, None, None, tried, ref, None, gbs, *ids)
 
 
@@ -247,10 +255,11 @@ def _next_count(n: float, node: int, gbs: int) -> int:
 
 def compare_training(
     model: str | ModelArch, hardware: Sequence[str], chips: int, *, systems: Sequence[str] | None = None,
-    catalog: Catalog | None = None, top: int = 3, **kwargs: Any
+    catalog: Catalog | None = None, top: int = 3, progress: ProgressFn | None = None, **kwargs: Any
 ) -> dict[str, TrainingSearch | InfeasibleError]:
     """The best plans of the same job on several accelerators, or on several systems (each with its own chip
-    and network), keyed by hardware or system id (an error where none fits)."""
+    and network), keyed by hardware or system id (an error where none fits); ``progress(done, total)``
+    after each."""
     catalog = catalog or load_catalog()
     out: dict[str, TrainingSearch | InfeasibleError] = {}
     targets = [(catalog.system(s_, "systems").accelerator_id, s_, s_) for s_ in systems] if systems else \
@@ -260,6 +269,8 @@ def compare_training(
             out[key] = plan_training(model, hw, chips, system=sys_id, top=top, catalog=catalog, **kwargs)
         except InfeasibleError as exc:
             out[key] = exc
+        if progress is not None:
+            progress(len(out), len(targets))
     return out
 
 
@@ -298,8 +309,10 @@ def compare_mixed_training(
     precision: Precision = "bf16",
     top: int = 5,
     catalog: Catalog | None = None,
+    progress: ProgressFn | None = None,
 ) -> MixedComparison:
-    """Search a two-type mixed fleet and the single-type plans it should beat."""
+    """Search a two-type mixed fleet and the single-type plans it should beat (``progress(done, total)``
+    after the mixed search and after each single-type search)."""
     catalog = catalog or load_catalog()
     m = resolve_model(catalog, model)
     total = sum(fleet.values())
@@ -308,6 +321,9 @@ def compare_mixed_training(
                                              global_batch_basis=basis))
     parts = tuple(FleetPart(catalog.accelerator(hw), catalog.default_system(hw), n) for hw, n in fleet.items())
     mixed = search_mixed_training(parts, m, job, top=top)  # type: ignore[arg-type]
+    steps = [1, 1 + 2 * len(fleet)]
+    if progress is not None:
+        progress(*steps)
 
     def best(hw: str, n: int) -> PlanResult | None:
         try:
@@ -315,6 +331,10 @@ def compare_mixed_training(
                                  catalog=catalog).best[0]
         except InfeasibleError:
             return None
+        finally:
+            steps[0] += 1
+            if progress is not None:
+                progress(*steps)
 
     return MixedComparison(mixed, {hw: best(hw, n) for hw, n in fleet.items()},
                            {hw: best(hw, total) for hw in fleet}, gbs)
@@ -360,7 +380,8 @@ def plan_serving(
     """
     from fleetwise.energy.serving import serving_energy_setup
     from fleetwise.perf.inference import make_serving_setup
-    from fleetwise.search.serving import confirm_in_simulation, search_serving
+    from fleetwise.search.serving import confirm_in_simulation
+    from fleetwise.search.systems import search_serving_plans
     from fleetwise.workload.traces import load_trace
 
     if (rate is None) == (chips is None):
@@ -387,14 +408,15 @@ def plan_serving(
     else:
         i, o = float(input_tokens), float(output_tokens)
     s = make_serving_setup(m, accel, sys_)
+    s_ep = make_serving_setup(m, accel, sys_, expert_parallel=True) if m.moe is not None else None
     w = ServingWorkload(i, o, ttft_ms / 1e3, tpot_ms / 1e3, rate, chips, percentile)
-    result = search_serving(s, w, top=top, objective=objective,  # type: ignore[arg-type]
-                            energy=serving_energy_setup(s, site, power_cap_w))
+    result = search_serving_plans(s, w, top=top, objective=objective,  # type: ignore[arg-type]
+                                  energy=serving_energy_setup(s, site, power_cap_w), ep_setup=s_ep)
     if not result.best:
         worst = max(result.rejected_by, key=lambda k: result.rejected_by[k])
         raise InfeasibleError(f"no plan meets the targets ({result.candidates_evaluated} tried; most rejected by "
                               f"{worst}: {result.rejected_by})")
-    conf = confirm_in_simulation(s, result.best, w, tr) if confirm else [None] * len(result.best)
+    conf = confirm_in_simulation(s, result.best, w, tr, ep_setup=s_ep) if confirm else [None] * len(result.best)
     order = sorted(range(len(result.best)), key=lambda k: (0 if conf[k] and conf[k].meets_slo  # type: ignore[union-attr]
                                                           else 1 if conf[k] is None else 2, k))
     search = ServingSearch([result.best[k] for k in order], result.candidates_evaluated, result.rejected_by)

@@ -15,10 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fleetwise.catalog.loader import load_catalog
-from fleetwise.cli import compare, render, serve
+from fleetwise.cli import compare, serve
 from fleetwise.cli.args import BoundedArgumentParser, positive_float, positive_int
-from fleetwise.cli.request import study_request
 from fleetwise.errors import FleetwiseError, SpecError
 
 
@@ -140,23 +138,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _progress(enabled: bool) -> Any:
-    if not enabled:
-        return None
+def _progress(args: argparse.Namespace, label: str) -> Any:
+    """A progress bar on stderr when it is a terminal and the output is not JSON (fleetwise.progress)."""
+    from fleetwise.progress import progress_bar
 
-    def bar(done: int, total: int) -> None:
-        width = 30
-        frac = done / max(total, 1)
-        sys.stderr.write(f"\r  searching [{'#' * int(frac * width):<{width}}] {done:,}/{total:,}")
-        if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-    return bar
+    return None if getattr(args, "json", False) else progress_bar(label)
 
 
 def run(args: argparse.Namespace) -> int:
+    # heavy modules (numpy, pydantic, the catalog) load here, so that --help stays instant
     from fleetwise import api
+    from fleetwise.catalog.loader import load_catalog
+    from fleetwise.cli import display, render
+    from fleetwise.cli.request import study_request
 
     catalog = load_catalog(args.catalog) if getattr(args, "catalog", None) else load_catalog()
     if args.command == "catalog":
@@ -167,12 +161,14 @@ def run(args: argparse.Namespace) -> int:
 
         return place.run(args, catalog)
     kind, inputs = study_request(args)
-    progress = _progress(kind == "plan_train" and not args.json and sys.stderr.isatty())
+    labels = {"plan_train": "searching", "plan_train_mixed": "searching fleets", "compare_train": "comparing",
+              "match_train": "matching", "validate": "validating"}
+    progress = _progress(args, labels[kind]) if kind in labels else None
     study = api.run_study(kind, inputs, catalog=catalog, progress=progress)
     if args.json:
         print(study.to_json())
     else:
-        render.study(study)
+        display.study(study)
     invalid = study.results.get("invalid") if kind == "validate" else None
     if invalid:  # the valid cases ran and were reported; the run still fails, naming the first bad file
         more = f" (and {len(invalid) - 1} more)" if len(invalid) > 1 else ""

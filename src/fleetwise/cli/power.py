@@ -7,10 +7,13 @@ Flags and printing only: the work is ``fleetwise.api.power_training`` behind the
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fleetwise.cli.args import positive_float
 from fleetwise.study import Study
+
+if TYPE_CHECKING:  # loaded when the command runs, not for --help
+    pass
 
 ArgsFn = Callable[..., None]
 

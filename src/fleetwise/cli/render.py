@@ -228,15 +228,3 @@ def mixed_training(s: Study) -> None:
                 f"{r['chips']} chips {plan_label(r['plan'])} step {r['step_time_s']:.3f} s"
             print(f"  {label:<17} {hw:<24} {desc}")
     print(f"\n{res['verdict']}")
-
-
-def study(s: Study) -> None:
-    """Print any study as a table."""
-    from fleetwise.cli import compare, power, serve
-
-    printers: dict[str, Any] = {
-        "plan_train": training_search, "explain_train": plan_result, "compare_train": comparison, "match_train": match,
-        "plan_train_mixed": mixed_training, "power_train": power.render, "plan_serve": serve.render_plan,
-        "explain_serve": serve.render_explain, "simulate": serve.render_simulate,
-        "compare_serve": compare.render_compare, "match_serve": compare.render_match, "validate": validation}
-    printers[s.kind](s)

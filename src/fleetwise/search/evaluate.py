@@ -7,8 +7,8 @@ Entry points: ``search_training(setup, space)`` → ``TrainingSearch``; ``evalua
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -25,17 +25,18 @@ from fleetwise.energy.training import (
 )
 from fleetwise.errors import InfeasibleError, SpecError
 from fleetwise.perf.candidates import Candidates
+from fleetwise.perf.memory import training_memory
 from fleetwise.perf.model_math import model_flops_per_token
 from fleetwise.perf.training import ASSUMPTIONS, StepColumns, TrainingSetup, training_step
 from fleetwise.plan import TrainingJob, TrainingPlan
+from fleetwise.progress import ProgressFn
 from fleetwise.search.pareto import pareto_front
 from fleetwise.search.space import (
     SearchSpace,
     check_chips,
     check_pinned,
-    generate,
-    knob_masks,
     layout_masks,
+    passing_blocks,
     space_axes,
     space_size,
     structural_masks,
@@ -43,7 +44,6 @@ from fleetwise.search.space import (
 from fleetwise.units import DAY
 
 FloatArray = npt.NDArray[np.float64]
-ProgressFn = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +108,9 @@ def _metrics(c: Candidates, cols: StepColumns, s: TrainingSetup) -> dict[str, Fl
 
 
 def _result(c: Candidates, cols: StepColumns, s: TrainingSetup, i: int, fits: bool,
-            energy: tuple[EnergyColumns, EnergySetup] | None = None) -> PlanResult:
-    met = _metrics(c, cols, s)
+            energy: tuple[EnergyColumns, EnergySetup] | None = None,
+            met: dict[str, FloatArray] | None = None) -> PlanResult:
+    met = met if met is not None else _metrics(c, cols, s)
     mem = cols.memory
     step = float(cols.step_time_s[i])
     if energy is None:
@@ -200,12 +201,65 @@ def evaluate_plan(s: TrainingSetup, plan: TrainingPlan, allow_over_memory: bool 
     return _result(c, cols, s, 0, fits, (training_energy(c, cols, s, e), e))
 
 
+_Cols = tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]
+
+
+def _select(cols: _Cols, cap: float, k: int) -> npt.NDArray[np.int64]:
+    """Rows worth keeping: the ``k`` best by objective (ties: more headroom first), the front of time vs
+    memory headroom and the front of time vs energy. The selection of a union is the selection of the
+    union of selections, so blocks can be reduced one at a time."""
+    obj, mem, tm, etm, en = cols
+    key = np.round(obj, 9)
+    if 0 < k < len(key):  # only rows tied with or better than the k-th can be among the k best
+        near = np.flatnonzero(key <= np.partition(key, k - 1)[k - 1])
+        best = near[np.lexsort((mem[near], key[near]))[:k]]
+    else:
+        best = np.lexsort((mem, key))[:k]
+    chosen = np.concatenate((best, pareto_front(tm, mem - cap), pareto_front(etm, en)))
+    return np.unique(chosen)
+
+
+@dataclass(slots=True)
+class _Kept:
+    """The rows kept so far across blocks: their plans and the columns the selection needs."""
+
+    rows: Candidates
+    cols: _Cols  # objective, memory, step time, step time under the settings, energy
+
+    def merge(self, other: _Kept, cap: float, k: int) -> _Kept:
+        rows = _concat(self.rows, other.rows)
+        a, b = self.cols, other.cols
+        cols: _Cols = (np.concatenate((a[0], b[0])), np.concatenate((a[1], b[1])), np.concatenate((a[2], b[2])),
+                       np.concatenate((a[3], b[3])), np.concatenate((a[4], b[4])))
+        keep = _select(cols, cap, k)
+        return _Kept(rows.take(keep), _take(cols, keep))
+
+
+def _take(cols: _Cols, i: npt.NDArray[np.int64]) -> _Cols:
+    return cols[0][i], cols[1][i], cols[2][i], cols[3][i], cols[4][i]
+
+
+def _concat(a: Candidates, b: Candidates) -> Candidates:
+    cols: dict[str, Any] = {}
+    for f in fields(Candidates):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if f.name == "pp_inner":
+            x, y = a.pipeline_inner, b.pipeline_inner
+        cols[f.name] = np.concatenate((x, y))
+    return Candidates(**cols)
+
+
 def search_training(s: TrainingSetup, space: SearchSpace, top: int = 10,
                     progress: ProgressFn | None = None, ignore_memory: bool = False,
                     objective: str = "time", energy: EnergySetup | None = None,
-                    max_step_time_s: float | None = None) -> TrainingSearch:
-    """Evaluate the whole space block by block; return the ``top`` feasible plans by ``objective``
-    (time, energy, cost or carbon per step), the Pareto front of time vs memory headroom and of time vs energy."""
+                    max_step_time_s: float | None = None, block: int = 262_144) -> TrainingSearch:
+    """Evaluate the whole space block by block (about ``block`` rows each); return the ``top`` feasible plans
+    by ``objective`` (time, energy, cost or carbon per step), the Pareto front of time vs memory headroom
+    and of time vs energy.
+
+    Blocks are streamed: each is reduced to its best rows and Pareto fronts before the next is made, so
+    memory stays that of one block whatever the size of the space; results are built once, from one
+    small table of the kept rows."""
     if objective not in OBJECTIVES:
         raise SpecError(f"--objective must be one of {', '.join(OBJECTIVES)} (got {objective!r})")
     check_chips(space.chips)
@@ -215,7 +269,8 @@ def search_training(s: TrainingSetup, space: SearchSpace, top: int = 10,
     total = space_size(space, s.model, s.job)
     evaluated = feasible = 0
     rejected: dict[str, int] = {}
-    keep: list[tuple[Candidates, StepColumns, EnergyColumns, npt.NDArray[np.int64]]] = []
+    kept: _Kept | None = None
+    k = 4 * top
     # rules on the parallel layout alone are checked once per layout, for all its knob combinations
     layouts, knobs = space_axes(space, s.model, s.job)
     lm = layout_masks(layouts[:, 0], layouts[:, 1], layouts[:, 2], layouts[:, 4], layouts[:, 3], s.model, s.job,
@@ -224,63 +279,49 @@ def search_training(s: TrainingSetup, space: SearchSpace, top: int = 10,
         rejected[name] = int((~m).sum()) * len(knobs)
     good_layouts = layouts[np.logical_and.reduce(list(lm.values()))] if len(layouts) else layouts
     evaluated = (len(layouts) - len(good_layouts)) * len(knobs)
-    for block in generate(space, s.model, s.job, layouts=good_layouts):
-        masks = knob_masks(block, s.model, s.job)
-        ok = np.logical_and.reduce(list(masks.values()))
-        for name, m in masks.items():
-            rejected[name] = rejected.get(name, 0) + int((~m).sum())
-        evaluated += len(block)
-        sub = block.take(np.flatnonzero(ok))
+    cap = 0.0
+    for sub, counts, n_rows in passing_blocks(space, s.model, s.job, good_layouts, block):
+        for name, n in counts.items():
+            rejected[name] = rejected.get(name, 0) + n
+        evaluated += n_rows
+        if len(sub) and not ignore_memory:
+            # memory is cheap next to the step time: drop the plans that do not fit before timing them
+            fits = training_memory(sub, s).fits
+            rejected["fits_memory"] = rejected.get("fits_memory", 0) + int((~fits).sum())
+            sub = sub.take(np.flatnonzero(fits))
         if len(sub):
             cols = training_step(sub, s)
-            fits = cols.memory.fits | ignore_memory
-            rejected["fits_memory"] = rejected.get("fits_memory", 0) + int((~fits).sum())
-            idx = np.flatnonzero(fits)
+            cap = cols.memory.capacity
+            idx = np.arange(len(sub))
             feasible += len(idx)
             if len(idx):
                 ec = training_energy(sub, cols, s, e)
+                etm = ec.step_time_s
                 if max_step_time_s is not None:  # a time budget under the power settings
-                    idx = idx[ec.step_time_s[idx] <= max_step_time_s]
-                    if not len(idx):
-                        continue
-                rank = ec.objective(objective)
-                order = idx[np.argsort(rank[idx], kind="stable")]
-                keep.append((sub, cols, ec, order[: max(top, 64)]))
-                # Pareto candidates: keep the fronts of this block (time vs free memory, time vs energy)
-                free = cols.memory.capacity - cols.memory.total[idx]
-                front = idx[pareto_front(cols.step_time_s[idx], -free)]
-                keep.append((sub, cols, ec, front))
-                keep.append((sub, cols, ec, idx[pareto_front(ec.step_time_s[idx], ec.step_energy_j[idx])]))
+                    idx = idx[etm[idx] <= max_step_time_s]
+                if len(idx):
+                    block_cols: _Cols = (ec.objective(objective)[idx], cols.memory.total[idx], cols.step_time_s[idx],
+                                  etm[idx], ec.step_energy_j[idx])
+                    sel = _select(block_cols, cap, k)
+                    new = _Kept(sub.take(idx[sel]), _take(block_cols, sel))
+                    kept = new if kept is None else kept.merge(new, cap, k)
+            del cols, sub
         if progress is not None:
             progress(evaluated, total)
-    # choose globally on plain columns first, then build results only for the chosen rows
-    refs = [(b, int(i)) for b, (_, _, _, rows) in enumerate(keep) for i in rows]
-    refs = list(dict.fromkeys(refs))
-    if refs:
-        # the columns are computed properties: evaluate each once per kept block, then gather
-        by_block: dict[int, tuple[FloatArray, ...]] = {}  # keep holds each block up to three times
-        arrays = {}
-        for b in {b for b, _ in refs}:
-            block_key = id(keep[b][1])
-            if block_key not in by_block:
-                by_block[block_key] = (keep[b][2].objective(objective), keep[b][1].step_time_s,
-                                       keep[b][1].memory.total, keep[b][2].step_time_s, keep[b][2].step_energy_j)
-            arrays[b] = by_block[block_key]
-        obj, tm, mem, etm, en = (np.array([arrays[b][k][i] for b, i in refs]) for k in range(5))
-        cap = keep[0][1].memory.capacity
-        order = np.lexsort((mem, np.round(obj, 9)))  # ties: more headroom first
-        chosen = set(order[: 4 * top].tolist()) | set(pareto_front(tm, mem - cap).tolist()) \
-            | set(pareto_front(etm, en).tolist())
-        refs = [refs[j] for j in sorted(chosen)]
     results: list[PlanResult] = []
-    seen: set[str] = set()
-    for b, i in refs:
-        sub, cols, ec, _ = keep[b]
-        r = _result(sub, cols, s, i, True, (ec, e))
-        key = r.plan.model_dump_json()
-        if key not in seen:
-            seen.add(key)
-            results.append(r)
+    if kept is not None:
+        # the kept rows again, as one small table: the same per-row columns, read without whole blocks
+        rows = kept.rows
+        cols = training_step(rows, s)
+        ec = training_energy(rows, cols, s, e)
+        met = _metrics(rows, cols, s)
+        seen: set[str] = set()
+        for i in range(len(rows)):
+            r = _result(rows, cols, s, i, True, (ec, e), met)
+            key = r.plan.model_dump_json()
+            if key not in seen:
+                seen.add(key)
+                results.append(r)
     results.sort(key=lambda r: (round(_objective_of(r, objective), 9), r.memory_total_bytes))  # ties: headroom
     times = np.array([r.step_time_s for r in results])
     free = np.array([r.memory_capacity_bytes - r.memory_total_bytes for r in results])

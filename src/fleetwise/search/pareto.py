@@ -7,11 +7,17 @@ import numpy.typing as npt
 
 
 def pareto_front(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
-    """Indices of points not dominated when minimising both ``a`` and ``b`` (sorted by ``a``)."""
+    """Indices of points not dominated when minimising both ``a`` and ``b`` (sorted by ``a``; of equal
+    points, the first)."""
     if len(a) == 0:
         return np.zeros(0, dtype=np.int64)
-    order = np.lexsort((b, a))
-    running = np.minimum.accumulate(b[order])
+    # cheap exact pre-filter: a point slower than the leanest point, or leaner-losing than the fastest
+    # point, is dominated by it; only the rest need sorting
+    lean = np.flatnonzero(b == b.min())
+    fast = np.flatnonzero(a == a.min())
+    keep = np.flatnonzero((a <= a[lean].min()) & (b <= b[fast].min()))
+    sa, sb = a[keep], b[keep]
+    order = np.lexsort((sb, sa))
+    running = np.minimum.accumulate(sb[order])
     prev = np.concatenate(([np.inf], running[:-1]))
-    keep = b[order] < prev
-    return np.asarray(order[keep], dtype=np.int64)
+    return np.asarray(keep[order[sb[order] < prev]], dtype=np.int64)

@@ -403,10 +403,11 @@ class Confirmation:
 
 def confirm_in_simulation(s: ServingSetup, best: list[ServingCandidate], w: ServingWorkload,
                           trace: object | None = None, top: int = 3, pool: int = 20,
-                          seed: int = 0) -> list[Confirmation | None]:
+                          seed: int = 0, ep_setup: ServingSetup | None = None) -> list[Confirmation | None]:
     """Replay plans in rank order until ``top`` meet the SLO (at most ``pool`` replayed); None = not replayed.
 
     The analytic ranking assumes steady state; the replay adds arrival bursts, queueing and preemption.
+    Plans with expert parallelism replay on ``ep_setup`` (the expert-parallel setup) when given.
     """
     from fleetwise.simulate.serving import simulate
     from fleetwise.workload.traces import Trace, synthetic_trace
@@ -422,7 +423,7 @@ def confirm_in_simulation(s: ServingSetup, best: list[ServingCandidate], w: Serv
         else:
             rate = w.rate_per_s or c.goodput_rps
             tr = synthetic_trace(np.random.default_rng(seed), CONFIRM_REQUESTS, rate, w.input_tokens, w.output_tokens)
-        r = simulate(s, c.plan, tr)
+        r = simulate(ep_setup if ep_setup is not None and c.plan.ep > 1 else s, c.plan, tr)
         done = r.completed
         ttft = float(np.percentile(r.ttft_s[done], w.percentile)) if done.any() else float("inf")
         tpot = float(np.percentile(r.tpot_s[done], w.percentile)) if done.any() else float("inf")

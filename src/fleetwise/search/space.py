@@ -93,11 +93,10 @@ def _triples(space: SearchSpace, m: ModelArch, job: TrainingJob) -> npt.NDArray[
 
 
 def _micro_batches(space: SearchSpace, job: TrainingJob) -> list[int]:
-    out, b = [], 1
-    while b <= min(space.max_micro_batch, job.global_batch):
-        out.append(b)
-        b *= 2
-    return space.axis("micro_batch", out)
+    """Every divisor of the global batch up to ``max_micro_batch``: a micro-batch must divide the batch
+    of a data-parallel replica (global batch / dp), whose divisors all divide the global batch. Powers of
+    two alone miss plans: a global batch of 1923 = 3 x 641 on 641 replicas needs micro-batch 3."""
+    return space.axis("micro_batch", [d for d in divisors(job.global_batch) if d <= space.max_micro_batch])
 
 
 def _knob_grid(space: SearchSpace, job: TrainingJob, moe: bool) -> npt.NDArray[np.float64]:
@@ -184,21 +183,65 @@ def layout_masks(tp: npt.NDArray[np.int64], pp: npt.NDArray[np.int64], cp: npt.N
     return {k: np.asarray(v, dtype=np.bool_) for k, v in masks.items()}
 
 
+def _knob_rules(tp: Any, pp: Any, dp: Any, ep: Any, mbs: Any, vpp: Any, recompute: Any, frac: Any, sp: Any,
+                tp_overlap: Any, ep_overlap: Any, inner: Any, m: ModelArch, job: TrainingJob) -> dict[str, Any]:
+    """The rules that involve the per-plan knobs, on columns or on arrays that broadcast together
+    (layouts down, knob rows across)."""
+    return {
+        "global_batch_divides_into_micro_batches": job.global_batch % (dp * mbs) == 0,
+        "vpp_needs_pipeline_and_layers": (vpp == 1) | ((pp > 1) & (m.layers >= pp * vpp)),
+        "interleaving_needs_micro_batches_multiple_of_pp": (vpp == 1)
+        | ((job.global_batch // np.maximum(dp * mbs, 1)) % pp == 0),
+        "sequence_parallel_needs_tp": ~sp | (tp > 1),
+        "tp_overlap_needs_sequence_parallel": ~tp_overlap | sp,
+        "ep_overlap_needs_expert_parallel": ~ep_overlap | (ep > 1),
+        "pipeline_inner_order_needs_pp_and_dp_without_ep": ~inner | ((pp > 1) & (dp > 1) & (ep == 1)),
+        "recompute_fraction_only_with_full": (recompute == 2) | (frac == 1.0),
+    }
+
+
 def knob_masks(c: Candidates, m: ModelArch, job: TrainingJob) -> dict[str, BoolArray]:
     """The rules that involve the per-plan knobs (micro-batch, vpp, recompute, SP, overlaps)."""
-    masks: dict[str, BoolArray] = {
-        "global_batch_divides_into_micro_batches": job.global_batch % (c.dp * c.mbs) == 0,
-        "vpp_needs_pipeline_and_layers": (c.vpp == 1) | ((c.pp > 1) & (m.layers >= c.pp * c.vpp)),
-        "interleaving_needs_micro_batches_multiple_of_pp": (c.vpp == 1)
-        | ((job.global_batch // np.maximum(c.dp * c.mbs, 1)) % c.pp == 0),
-        "sequence_parallel_needs_tp": ~c.sp | (c.tp > 1),
-        "tp_overlap_needs_sequence_parallel": ~c.tp_overlap | c.sp,
-        "ep_overlap_needs_expert_parallel": ~c.ep_overlap | (c.ep > 1),
-        "pipeline_inner_order_needs_pp_and_dp_without_ep": ~c.pipeline_inner
-        | ((c.pp > 1) & (c.dp > 1) & (c.ep == 1)),
-        "recompute_fraction_only_with_full": (c.recompute == 2) | (c.recompute_frac == 1.0),
-    }
+    masks = _knob_rules(c.tp, c.pp, c.dp, c.ep, c.mbs, c.vpp, c.recompute, c.recompute_frac, c.sp, c.tp_overlap,
+                        c.ep_overlap, c.pipeline_inner, m, job)
     return {k: np.asarray(v, dtype=np.bool_) for k, v in masks.items()}
+
+
+def passing_blocks(space: SearchSpace, m: ModelArch, job: TrainingJob, layouts: npt.NDArray[np.int64],
+                   block: int = 262_144) -> Iterator[tuple[Candidates, dict[str, int], int]]:
+    """The product of ``layouts`` and the knob grid in blocks of about ``block`` rows, checked by the knob
+    rules without materialising it: yields (the rows that pass every rule, the rows each rule rejects,
+    the rows in the block). Rows come in the order of ``generate``."""
+    knobs = _knob_grid(space, job, m.moe is not None)
+    k = len(knobs)
+    if len(layouts) == 0 or k == 0:
+        return
+    kc = [knobs[:, j] for j in range(9)]
+    ints: list[npt.NDArray[np.int64]] = [kc[j].astype(np.int64) for j in (0, 1, 2, 4)]  # mbs vpp recompute zero
+    flags: list[BoolArray] = [kc[j].astype(np.bool_) for j in (5, 6, 7, 8)]  # sp, tp/ep overlap, pp inner
+    frac: npt.NDArray[np.float64] = kc[3]
+    across = [ints[0], ints[1], ints[2], frac, ints[3], *flags]
+    across = [v[None, :] for v in across]
+    per_block = max(1, block // k)
+    for start in range(0, len(layouts), per_block):
+        lay = layouts[start:start + per_block]
+        tp, pp, cp, dp, ep = (lay[:, j][:, None] for j in range(5))
+        shape = (len(lay), k)
+        rules = _knob_rules(tp, pp, dp, ep, across[0], across[1], across[2], across[3], across[5], across[6],
+                            across[7], across[8], m, job)
+        ok = np.ones(shape, dtype=np.bool_)
+        counts = {}
+        for name, rule in rules.items():
+            r = np.broadcast_to(np.asarray(rule, dtype=np.bool_), shape)
+            counts[name] = int(r.size - np.count_nonzero(r))
+            ok &= r
+        li, ki = np.nonzero(ok)
+        rows = Candidates(
+            tp=lay[li, 0], pp=lay[li, 1], cp=lay[li, 2], dp=lay[li, 3], ep=lay[li, 4],
+            mbs=ints[0][ki], vpp=ints[1][ki], recompute=ints[2][ki], recompute_frac=frac[ki], zero=ints[3][ki],
+            sp=flags[0][ki], tp_overlap=flags[1][ki], ep_overlap=flags[2][ki], pp_inner=flags[3][ki],
+        )
+        yield rows, counts, len(lay) * k
 
 
 def structural_masks(c: Candidates, m: ModelArch, job: TrainingJob, domain_size: int,

@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from fleetwise.catalog.loader import Catalog
 from fleetwise.catalog.types import ModelArch, System
-from fleetwise.energy.serving import phase_mix_energy
+from fleetwise.energy.serving import ServingEnergySetup, phase_mix_energy
 from fleetwise.energy.training import EnergySetup, energy_setup
 from fleetwise.errors import InfeasibleError, SpecError
 from fleetwise.perf.batching import decode_rates, kv_transfer_s, max_batch_by_kv, prefill_rate, ttft_s
@@ -32,7 +32,15 @@ from fleetwise.perf.inference import (
     kv_capacity,
     make_serving_setup,
 )
-from fleetwise.search.serving import ServingWorkload
+from fleetwise.plan import ServingPlan
+from fleetwise.search.serving import (
+    MAX_UTILISATION,
+    Objective,
+    ServingCandidate,
+    ServingSearch,
+    ServingWorkload,
+    search_serving,
+)
 
 FloatArray = npt.NDArray[np.float64]
 EP_CHOICES = (8, 16, 32, 64, 128, 256, 320)  # 320 = 256 routed + shared + redundant experts (CloudMatrix decode)
@@ -134,21 +142,24 @@ def _parts(step: StepTimes, j: int) -> dict[str, float]:
 
 
 def _best_per_size(phase: str, sh: ServingShape, per_rank: FloatArray, rate: FloatArray, latency: FloatArray,
-                   handoff: FloatArray, kv_seq: FloatArray, ok: npt.NDArray[np.bool_], step: StepTimes
-                   ) -> list[PhaseOption]:
+                   handoff: FloatArray, kv_seq: FloatArray, ok: npt.NDArray[np.bool_], step: StepTimes,
+                   per_shape: bool = False) -> list[PhaseOption]:
+    """The fastest option per engine size (``per_shape``: per size x weight x KV precision)."""
     chips = (sh.tp * sh.dp).astype(np.int64)
+    key = chips * 64 + sh.wcode * 8 + sh.kvcode if per_shape else chips
     out = []
-    for size in np.unique(chips[ok]):
-        idx = np.nonzero(ok & (chips == size))[0]
+    for size in np.unique(key[ok]):
+        idx = np.nonzero(ok & (key == size))[0]
         j = int(idx[np.lexsort((latency[idx], -rate[idx]))[0]])
-        out.append(PhaseOption(phase, int(size), int(sh.tp[j]), int(sh.ep[j]), PRECISION_CODES[int(sh.wcode[j])],
+        out.append(PhaseOption(phase, int(chips[j]), int(sh.tp[j]), int(sh.ep[j]), PRECISION_CODES[int(sh.wcode[j])],
                                PRECISION_CODES[int(sh.kvcode[j])], float(per_rank[j]), float(rate[j]),
                                float(latency[j]), float(handoff[j]), float(kv_seq[j]), _parts(step, j)))
     return out
 
 
 def prefill_options(s: ServingSetup, w: ServingWorkload, max_chips: int, peer: ServingSetup | None = None,
-                    weights: tuple[str, ...] = WEIGHT_CHOICES, min_ep: int = MIN_EP) -> list[PhaseOption]:
+                    weights: tuple[str, ...] = WEIGHT_CHOICES, min_ep: int = MIN_EP,
+                    per_shape: bool = False) -> list[PhaseOption]:
     """Best prefill engine of each size meeting TTFT (prompt tokens/s per chip), column-wise over shape x chunk.
 
     Args:
@@ -173,11 +184,11 @@ def prefill_options(s: ServingSetup, w: ServingWorkload, max_chips: int, peer: S
     in_flight = np.maximum(t / i, 1.0) * kv_rank  # prompts of one chunk held until handed off
     cap = kv_capacity(s, sh, t)
     ok = cap.fits & (in_flight <= cap.kv_capacity) & (latency <= w.ttft_s) & (sh.tp * sh.dp <= max_chips)
-    return _best_per_size("prefill", sh, t, rate, latency, handoff, kv_rank * sh.tp, ok, step)
+    return _best_per_size("prefill", sh, t, rate, latency, handoff, kv_rank * sh.tp, ok, step, per_shape)
 
 
 def decode_options(s: ServingSetup, w: ServingWorkload, max_chips: int, weights: tuple[str, ...] = WEIGHT_CHOICES,
-                   min_ep: int = MIN_EP) -> list[PhaseOption]:
+                   min_ep: int = MIN_EP, per_shape: bool = False) -> list[PhaseOption]:
     """Best decode engine of each size meeting TPOT (output tokens/s per chip), column-wise over shape x batch."""
     sh, b = _grid(_shapes(s, max_chips, weights, min_ep), DECODE_BATCHES)
     i, o = w.input_tokens, w.output_tokens
@@ -185,7 +196,7 @@ def decode_options(s: ServingSetup, w: ServingWorkload, max_chips: int, weights:
     fits_kv = b <= max_batch_by_kv(s, sh, i, o, b)
     ok = kv_capacity(s, sh, b).fits & fits_kv & (r.tpot_s <= w.tpot_s)
     zero = np.zeros_like(b)
-    return _best_per_size("decode", sh, b, r.tokens_per_s_per_chip, r.tpot_s, zero, zero, ok, r.step)
+    return _best_per_size("decode", sh, b, r.tokens_per_s_per_chip, r.tpot_s, zero, zero, ok, r.step, per_shape)
 
 
 def _split(chips: int, p: PhaseOption, d: PhaseOption, w: ServingWorkload) -> tuple[int, int, float]:
@@ -384,3 +395,87 @@ def compare_systems(model: ModelArch, systems: list[System], w: ServingWorkload,
     ref = node_chips or max((system_chips(x) for x in systems if x.domain_size > x.chips_per_node), default=None)
     return [serve_system(model, x, w, catalog, system_chips(x, ref), site, prices.get(x.accelerator_id))
             for x in systems]
+
+
+def ep_serving_plans(s: ServingSetup, w: ServingWorkload, max_engine_chips: int | None = None
+                     ) -> list[ServingCandidate]:
+    """Large-EP disaggregated plans of a MoE model for a rate or a chip count (the engines ``compare serve``
+    deploys, sized like ``plan serve`` sizes its plans), as serving candidates ranked by chips per goodput.
+
+    Prefill and decode engines share one shape (tp 1, dp = ep ranks, weight and KV precision): a
+    ``ServingPlan`` has one engine shape, and the KV cache moves between engines of the same layout. For a
+    rate, each pool gets whole engines for ``MAX_UTILISATION`` of its capacity; for a chip count, the
+    whole-engine split with the most goodput (``deploy_pd``). ``s`` must be an expert-parallel setup.
+
+    Args:
+        s: serving setup made with ``expert_parallel=True``.
+        w: traffic, SLOs and either ``rate_per_s`` or ``chips``.
+        max_engine_chips: largest engine tried (default: the chip count, else the scale-up domain or 320).
+    """
+    if s.model.moe is None:
+        return []
+    limit = max_engine_chips or w.chips or max(s.system.domain_size, max(EP_CHOICES))
+    pre = prefill_options(s, w, limit, per_shape=True)
+    dec = decode_options(s, w, limit, per_shape=True)
+    by_shape = {(p.engine_chips, p.weights, p.kv): p for p in pre}
+    i, o = w.input_tokens, w.output_tokens
+    out = []
+    for d in dec:
+        p = by_shape.get((d.engine_chips, d.weights, d.kv))
+        if p is None:
+            continue
+        pre_rps = p.engine_chips * p.tokens_per_s_per_chip / i  # one engine's requests/s
+        dec_rps = d.engine_chips * d.tokens_per_s_per_chip / o
+        if w.rate_per_s is not None:
+            n_p = math.ceil(w.rate_per_s / (pre_rps * MAX_UTILISATION) - 1e-9)
+            n_d = math.ceil(w.rate_per_s / (dec_rps * MAX_UTILISATION) - 1e-9)
+            goodput = w.rate_per_s
+        elif w.chips is not None:
+            try:
+                dep = deploy_pd([p], [d], w.chips, w)
+            except InfeasibleError:  # one engine of each kind does not fit the chips
+                continue
+            n_p, n_d, goodput = dep.prefill_engines, dep.decode_engines, dep.goodput_rps
+        else:
+            n_p, n_d, goodput = 1, 1, min(pre_rps, dec_rps)
+        if n_p < 1 or n_d < 1 or goodput <= 0:
+            continue
+        chips = (n_p + n_d) * d.engine_chips
+        plan = ServingPlan(replicas=n_d, prefill_replicas=n_p, tp=1, dp=d.engine_chips, ep=d.ep,
+                           max_batch=int(d.per_rank), token_budget=int(p.per_rank), weight_precision=d.weights,
+                           kv_precision=d.kv)
+        sh = ServingShape.of(1, 1, d.engine_chips, d.ep, d.weights, d.kv)
+        mem = kv_capacity(s, sh, np.array([float(d.per_rank)]))
+        seq = float(kv_bytes_per_sequence(s, sh, np.asarray(i + o, dtype=np.float64))[0])
+        used = float(mem.weights[0] + mem.reserved[0]) + d.per_rank * seq
+        out.append(ServingCandidate(plan, goodput, goodput * o / chips, p.latency_s, d.latency_s, used,
+                                    chips / goodput))
+    out.sort(key=lambda c: (c.chips_per_goodput, c.tpot_s))
+    return out
+
+
+def _rank_key(c: ServingCandidate, objective: Objective) -> tuple[float, ...]:
+    if objective == "time":
+        return (c.tpot_s, c.ttft_s, c.chips_per_goodput)
+    if objective == "energy":  # plans without an energy figure rank after those with one
+        j = c.energy.get("j_per_token") if c.energy else None
+        return (float(j) if isinstance(j, (int, float)) else math.inf, c.chips_per_goodput, -c.goodput_rps)
+    return (c.chips_per_goodput, -c.goodput_rps, c.tpot_s)
+
+
+def search_serving_plans(s: ServingSetup, w: ServingWorkload, top: int = 10, objective: Objective = "cost",
+                         energy: ServingEnergySetup | None = None, ep_setup: ServingSetup | None = None
+                         ) -> ServingSearch:
+    """The one serving search behind ``plan serve``: tensor/pipeline-parallel engines (co-located or P:D,
+    ``search_serving``) and, for MoE models with ``ep_setup``, the large-EP disaggregated engines of
+    ``compare serve`` (``ep_serving_plans``), ranked together by ``objective``.
+
+    EP plans carry no energy figures yet: under the ``energy`` objective they rank after plans that have one.
+    """
+    base = search_serving(s, w, top=top, objective=objective, energy=energy)
+    if ep_setup is None or s.model.moe is None:
+        return base
+    ep = ep_serving_plans(ep_setup, w)
+    merged = sorted(base.best + ep, key=lambda c: _rank_key(c, objective))[:top]
+    rejected = dict(base.rejected_by)
+    return ServingSearch(merged, base.candidates_evaluated + len(ep), rejected)

@@ -11,7 +11,7 @@ from typing import Any
 
 from fleetwise.catalog.loader import Catalog
 from fleetwise.errors import SpecError
-from fleetwise.search.evaluate import ProgressFn
+from fleetwise.progress import ProgressFn
 from fleetwise.studies import place, serve, train
 from fleetwise.studies.inputs import echo
 from fleetwise.study import STUDY_KINDS, Study

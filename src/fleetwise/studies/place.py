@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fleetwise.catalog.loader import Catalog
-from fleetwise.search.evaluate import ProgressFn
+from fleetwise.progress import ProgressFn
 from fleetwise.studies.inputs import Inputs
 from fleetwise.study import Study, canonical_json
 

@@ -18,7 +18,7 @@ from fleetwise.catalog.loader import Catalog, load_catalog
 from fleetwise.catalog.types import ModelArch
 from fleetwise.errors import SpecError
 from fleetwise.plan import ServingPlan
-from fleetwise.search.evaluate import ProgressFn
+from fleetwise.progress import ProgressFn
 from fleetwise.studies.inputs import Inputs, echo
 from fleetwise.study import Study
 
@@ -458,6 +458,6 @@ def validate_study(inputs: Mapping[str, Any], catalog: Catalog, progress: Progre
     r = Inputs("validate", inputs, SERVE_INPUTS["validate"])
     files = r.ids("files")
     loso = r.switch("loso", False)
-    report = validate_files([Path(f) for f in files] or bundled_case_files(), catalog, loso=loso)
+    report = validate_files([Path(f) for f in files] or bundled_case_files(), catalog, loso=loso, progress=progress)
     return Study("validate", {"files": files or ["(bundled cases)"], "loso": loso, "defaults": r.defaults()},
                  report.to_json())

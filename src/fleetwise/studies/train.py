@@ -15,7 +15,7 @@ from fleetwise.catalog.loader import Catalog
 from fleetwise.catalog.types import SiteLink
 from fleetwise.errors import InfeasibleError, SpecError
 from fleetwise.plan import TrainingPlan
-from fleetwise.search.evaluate import ProgressFn
+from fleetwise.progress import ProgressFn
 from fleetwise.studies.inputs import Inputs, echo
 from fleetwise.study import Study
 
@@ -228,7 +228,8 @@ def compare_train(inputs: Mapping[str, Any], catalog: Catalog, progress: Progres
                         + (" (got both)" if hws else ""))
     top = r.whole("top", 3) or 3
     kw = _job(r, system=False)
-    results = api.compare_training(model, hws, chips, systems=systems or None, catalog=catalog, top=top, **kw)
+    results = api.compare_training(model, hws, chips, systems=systems or None, catalog=catalog, top=top,
+                                   progress=progress, **kw)
     rows: list[dict[str, Any]] = []
     infeasible: dict[str, str] = {}
     searches: dict[str, Any] = {}
@@ -268,7 +269,7 @@ def match_train(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressF
     their_system = r.text("their_system")
     max_factor = r.number("max_factor", 16.0) or 16.0
     kw = _job(r, sites=False)
-    m = api.match_training(model, ours, theirs, their_chips, system=kw.pop("system", None),
+    m = api.match_training(model, ours, theirs, their_chips, progress=progress, system=kw.pop("system", None),
                            their_system=their_system, max_factor=max_factor, catalog=catalog, **kw)
     rows = []
     for side, hw, pr in (("theirs", theirs, m.their_plan), ("ours", ours, m.our_plan)):
@@ -326,7 +327,7 @@ def plan_train_mixed(inputs: Mapping[str, Any], catalog: Catalog, progress: Prog
     precision = r.text("precision", "bf16", choices=PRECISIONS) or "bf16"
     gb = r.whole("global_batch")
     top = r.whole("top", 5) or 5
-    cmp = api.compare_mixed_training(model, fleet, seq_len=seq_len, global_batch=gb,
+    cmp = api.compare_mixed_training(model, fleet, progress=progress, seq_len=seq_len, global_batch=gb,
                                      precision=precision, top=top, catalog=catalog)  # type: ignore[arg-type]
     total = sum(fleet.values())
     resolved = {"model": model, "model_id": api.resolve_model(catalog, model).id,

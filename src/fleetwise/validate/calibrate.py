@@ -21,6 +21,7 @@ from fleetwise.catalog.loader import Catalog, is_file, load_catalog
 from fleetwise.errors import FleetwiseError
 from fleetwise.perf.calibration import DATA_FILE, Calibration, GroupConstants, family_of
 from fleetwise.perf.efficiency import EfficiencyTable, load_efficiency
+from fleetwise.progress import ProgressFn
 from fleetwise.validate.cases import ENERGY_METRICS, Case, load_cases
 from fleetwise.validate.predict import predict_case
 from fleetwise.validate.specs import CasePrediction, bundled_case_files
@@ -52,10 +53,14 @@ class Curve:
         return out
 
 
-def scale_curves(cases: Iterable[Case], catalog: Catalog, eff: EfficiencyTable) -> list[Curve]:
+def scale_curves(cases: Iterable[Case], catalog: Catalog, eff: EfficiencyTable,
+                 progress: ProgressFn | None = None) -> list[Curve]:
     curves = []
     calib = Calibration({})
-    for case in cases:
+    cases = list(cases)
+    for done, case in enumerate(cases):
+        if progress is not None:
+            progress(done, len(cases))
         metrics = [k for k in case.measured if k not in ENERGY_METRICS]
         if case.kind != "training" or not metrics:
             continue
@@ -114,9 +119,9 @@ def loso_curve_errors(curves: Sequence[Curve]) -> dict[str, dict[str, float]]:
 
 
 def leave_one_source_out(preds: Sequence[CasePrediction], catalog: Catalog, eff: EfficiencyTable,
-                         calib: Calibration) -> dict[str, dict[str, float]]:
+                         calib: Calibration, progress: ProgressFn | None = None) -> dict[str, dict[str, float]]:
     del calib  # refitted from scratch
-    curves = scale_curves([p.case for p in preds], catalog, eff)
+    curves = scale_curves([p.case for p in preds], catalog, eff, progress)
     return loso_curve_errors(curves)
 
 

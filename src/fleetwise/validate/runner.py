@@ -17,6 +17,7 @@ from fleetwise.catalog.loader import Catalog, is_file, load_catalog
 from fleetwise.errors import FleetwiseError, SpecError, cut
 from fleetwise.perf.calibration import load_calibration
 from fleetwise.perf.efficiency import load_efficiency
+from fleetwise.progress import ProgressFn
 from fleetwise.validate.cases import ENERGY_METRICS, Case, load_cases
 from fleetwise.validate.predict import predict_case
 from fleetwise.validate.specs import BUNDLED_CASES, CasePrediction, bundled_case_files, resolve_specs
@@ -107,8 +108,11 @@ def _r(x: float) -> float:
     return float(f"{x:.6g}")
 
 
-def validate_files(paths: Iterable[Path], catalog: Catalog | None = None, loso: bool = False) -> Report:
-    """Predict every case of every file; cases that cannot be predicted become errors naming why."""
+def validate_files(paths: Iterable[Path], catalog: Catalog | None = None, loso: bool = False,
+                   progress: ProgressFn | None = None) -> Report:
+    """Predict every case of every file; cases that cannot be predicted become errors naming why.
+
+    ``progress(done, total)`` after each case (and, with ``loso``, after each case's refit curve)."""
     catalog = catalog or load_catalog()
     eff = load_efficiency()
     calib = load_calibration()
@@ -127,7 +131,10 @@ def validate_files(paths: Iterable[Path], catalog: Catalog | None = None, loso: 
             continue
         cases += file_cases
         invalid += file_errors
-    for case in cases:
+    total = len(cases) * (2 if loso else 1)
+    for done, case in enumerate(cases):
+        if progress is not None:
+            progress(done, total)
         measured = [k for k in case.measured if k not in ENERGY_METRICS]
         try:
             if not measured and case.kind != "training":
@@ -139,5 +146,8 @@ def validate_files(paths: Iterable[Path], catalog: Catalog | None = None, loso: 
     if loso:
         from fleetwise.validate.calibrate import leave_one_source_out  # refits; only when asked
 
-        loso_errors = leave_one_source_out(preds, catalog, eff, calib)
+        step = None if progress is None else (lambda done, _n: progress(len(cases) + done, total))
+        loso_errors = leave_one_source_out(preds, catalog, eff, calib, progress=step)
+    if progress is not None:
+        progress(total, total)
     return Report(preds, errors, loso_errors, invalid)
