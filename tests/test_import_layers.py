@@ -13,7 +13,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "fleetwise"
 # rank of each top-level package or module; an import must go to a strictly lower rank or stay inside
 LAYERS: dict[str, int] = {
-    "errors": 0, "units": 0, "version": 0,
+    "errors": 0, "units": 0, "version": 0, "progress": 0,
     "catalog": 1,
     "plan": 2, "workload": 2,
     "network": 3,
@@ -22,7 +22,7 @@ LAYERS: dict[str, int] = {
     "simulate": 6,
     "search": 7,
     "study": 8, "place": 8, "emit": 8, "validate": 8,
-    "sweep": 9, "calibrate": 9, "studies": 9,
+    "sweep": 9, "calibrate": 9,
     "api": 10,
     "report": 11, "cli": 11, "service": 11, "__init__": 11, "__main__": 11,
 }

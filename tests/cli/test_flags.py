@@ -143,7 +143,7 @@ def test_an_input_a_study_kind_does_not_take_is_rejected_not_dropped() -> None:
 
 
 def test_every_runnable_kind_declares_its_inputs() -> None:
-    from fleetwise.studies import INPUTS, RUNNERS
+    from fleetwise.api.studies import INPUTS, RUNNERS
 
     assert set(INPUTS) == set(RUNNERS)
     for kind, names in INPUTS.items():

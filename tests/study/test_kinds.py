@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from fleetwise.api import run_study
+from fleetwise.api.studies import RUNNERS
 from fleetwise.catalog.loader import Catalog, load_catalog
 from fleetwise.cli.main import main
-from fleetwise.studies import RUNNERS
 from fleetwise.study import Study
 from fleetwise.validate.runner import bundled_case_files
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from fleetwise.api.studies import place, serve, train
+from fleetwise.api.studies.inputs import echo
 from fleetwise.catalog.loader import Catalog
 from fleetwise.errors import SpecError
 from fleetwise.progress import ProgressFn
-from fleetwise.studies import place, serve, train
-from fleetwise.studies.inputs import echo
 from fleetwise.study import STUDY_KINDS, Study
 
 Runner = Callable[[Mapping[str, Any], Catalog, ProgressFn | None], Study]

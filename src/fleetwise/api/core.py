@@ -28,15 +28,6 @@ from fleetwise.search.fleet import FleetPart
 from fleetwise.search.mixed import MixedSearch, search_mixed_training
 from fleetwise.search.serving import Confirmation, ServingCandidate, ServingSearch, ServingWorkload
 from fleetwise.search.space import SearchSpace
-from fleetwise.studies.serve import compare_mixed_serving as compare_mixed_serving
-from fleetwise.studies.serve import compare_serving_systems as compare_serving_systems
-from fleetwise.studies.serve import explain_serving as explain_serving
-from fleetwise.studies.serve import match_serving_fleets as match_serving_fleets
-from fleetwise.studies.serve import serving_plan as serving_plan
-from fleetwise.studies.serve import simulate_serving as simulate_serving
-from fleetwise.studies.train import PowerStudy as PowerStudy
-from fleetwise.studies.train import power_training as power_training
-from fleetwise.study import Study
 
 DEFAULT_GLOBAL_BATCH = "~4M tokens per step, 2^k x the odd part of the chip count (data-parallel widths divide it)"
 
@@ -435,23 +426,3 @@ def _at_rate(trace: Any, rate: float) -> Any:
     scale = (len(trace) - 1) / span / rate
     return Trace(trace.arrival_s * scale, trace.input_tokens, trace.output_tokens,
                  f"{trace.source} (arrivals scaled to {rate:g} req/s)")
-
-
-# --- studies: the one entry point every front end (CLI, HTTP, sweeps) shares --------------------------------------
-
-def run_study(kind: str, inputs: Mapping[str, Any], *, catalog: Catalog | None = None,
-              progress: ProgressFn | None = None) -> Study:
-    """Answer one question given as JSON data and return it as a ``Study`` (inputs resolved, results attached).
-
-    Args:
-        kind: a ``STUDY_KINDS`` name (``plan_train``, ``explain_train``, …).
-        inputs: the question's inputs as JSON data (ids, counts, settings; ``plan`` for explain kinds).
-        catalog: the catalog to resolve ids in (default: bundled plus ``$FLEETWISE_CATALOG``).
-        progress: optional ``(done, total)`` callback for long searches.
-
-    Returns:
-        The study; ``Study.from_json(study.to_json()) == study``.
-    """
-    from fleetwise.studies import run
-
-    return run(kind, inputs, catalog=catalog or load_catalog(), progress=progress)

@@ -14,12 +14,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from fleetwise.api.studies.inputs import Inputs, echo
 from fleetwise.catalog.loader import Catalog, load_catalog
 from fleetwise.catalog.types import ModelArch
 from fleetwise.errors import SpecError
 from fleetwise.plan import ServingPlan
 from fleetwise.progress import ProgressFn
-from fleetwise.studies.inputs import Inputs, echo
 from fleetwise.study import Study
 
 DEFAULT_INPUT_TOKENS, DEFAULT_OUTPUT_TOKENS = 2048.0, 512.0
@@ -51,7 +51,7 @@ def serving_plan(fields: Mapping[str, Any], chips: int | None = None, where: str
 
 
 def _setup(model: str | ModelArch, hardware: str, system: str | None, catalog: Catalog, ep: bool) -> Any:
-    from fleetwise.api import resolve_model
+    from fleetwise.api.core import resolve_model
     from fleetwise.perf.inference import make_serving_setup
 
     m = resolve_model(catalog, model)
@@ -219,7 +219,7 @@ def compare_serving_systems(model: str | ModelArch, systems: list[str], *,
                             catalog: Catalog | None = None) -> dict[str, Any]:
     """Serve ``model`` on one whole unit of each system with its best large-EP deployment: per-chip and
     per-system throughput, power, tokens per joule and cost, with every assumption."""
-    from fleetwise.api import resolve_model
+    from fleetwise.api.core import resolve_model
     from fleetwise.perf.inference import ASSUMPTIONS
     from fleetwise.search.systems import SERVING_ASSUMPTIONS, compare_systems
 
@@ -243,7 +243,7 @@ def compare_mixed_serving(model: str | ModelArch, fleet: str, *, input_tokens: f
                           output_tokens: float = DEFAULT_OUTPUT_TOKENS, ttft_ms: float = DEFAULT_TTFT_MS,
                           tpot_ms: float = DEFAULT_TPOT_MS, catalog: Catalog | None = None) -> dict[str, Any]:
     """A prefill/decode split across two chip types (``"HW:N,HW:M"``) against single-type plans."""
-    from fleetwise.api import resolve_model
+    from fleetwise.api.core import resolve_model
     from fleetwise.search.fleet import parse_fleet
     from fleetwise.search.mixed_serving import search_mixed_serving
 
@@ -274,7 +274,7 @@ def match_serving_fleets(model: str | ModelArch, ours: str, theirs: str, their_c
                          ttft_ms: float = DEFAULT_TTFT_MS, tpot_ms: float = DEFAULT_TPOT_MS, site: str | None = None,
                          catalog: Catalog | None = None) -> dict[str, Any]:
     """How many of our chips serve the reference fleet's goodput under the same SLOs, with power and cost."""
-    from fleetwise.api import resolve_model
+    from fleetwise.api.core import resolve_model
     from fleetwise.search.fleet import FleetPart
     from fleetwise.search.mixed_serving import match_serving
 
@@ -322,7 +322,7 @@ def _slo(r: Inputs) -> dict[str, float]:
 
 
 def _model_echo(catalog: Catalog, model: str) -> dict[str, str]:
-    from fleetwise.api import resolve_model
+    from fleetwise.api.core import resolve_model
 
     return {"model": model, "model_id": resolve_model(catalog, model).id}
 
@@ -335,7 +335,7 @@ def _sys_echo(catalog: Catalog, hardware: str, system: str | None) -> str | None
 
 
 def plan_serve(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressFn | None) -> Study:
-    from fleetwise.api import plan_serving
+    from fleetwise.api.core import plan_serving
     from fleetwise.search.serialize import serving_row
 
     r = Inputs("plan_serve", inputs, SERVE_INPUTS["plan_serve"])

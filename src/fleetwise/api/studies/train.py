@@ -11,12 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from fleetwise.api.studies.inputs import Inputs, echo
 from fleetwise.catalog.loader import Catalog
 from fleetwise.catalog.types import SiteLink
 from fleetwise.errors import InfeasibleError, SpecError
 from fleetwise.plan import TrainingPlan
 from fleetwise.progress import ProgressFn
-from fleetwise.studies.inputs import Inputs, echo
 from fleetwise.study import Study
 
 JOB_KEYS = ("system", "seq_len", "global_batch", "precision", "tokens", "attention_kernel", "sites",
@@ -78,7 +78,7 @@ def _job(r: Inputs, *, system: bool = True, sites: bool = True) -> dict[str, Any
 
 
 def _gb_rule(given: bool) -> str:
-    from fleetwise import api
+    from fleetwise.api import core as api
 
     return "given" if given else f"default: {api.DEFAULT_GLOBAL_BATCH}"
 
@@ -107,7 +107,7 @@ def _pinned(r: Inputs) -> dict[str, Any]:
 
 
 def plan_train(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressFn | None) -> Study:
-    from fleetwise import api
+    from fleetwise.api import core as api
     from fleetwise.search.serialize import search_dict
 
     r = Inputs("plan_train", inputs, TRAIN_INPUTS["plan_train"],
@@ -128,7 +128,7 @@ def plan_train(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressFn
 
 
 def explain_train(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressFn | None) -> Study:
-    from fleetwise import api
+    from fleetwise.api import core as api
     from fleetwise.search.evaluate import evaluate_plan
     from fleetwise.search.serialize import plan_dict
 
@@ -195,7 +195,7 @@ def power_training(
     """Power, energy, cost and CO2 of one plan at ``settings`` (``PowerSettings``; default stock clocks), and
     the stage-plan, clock and cap sweeps around it. ``job`` takes the ``training_setup`` keywords. At stock
     settings the step time is exactly the one ``plan_training`` reports for the same plan."""
-    from fleetwise.api import training_setup
+    from fleetwise.api.core import training_setup
     from fleetwise.energy.optimize import cap_settings, clock_settings, sweep_settings
     from fleetwise.energy.training import PowerSettings, for_training
     from fleetwise.perf.candidates import Candidates
@@ -216,7 +216,7 @@ def power_training(
 
 
 def compare_train(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressFn | None) -> Study:
-    from fleetwise import api
+    from fleetwise.api import core as api
     from fleetwise.search.serialize import plan_dict
 
     r = Inputs("compare_train", inputs, TRAIN_INPUTS["compare_train"],
@@ -258,7 +258,7 @@ def _default_system_id(catalog: Catalog, hw: str) -> str | None:
 
 
 def match_train(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressFn | None) -> Study:
-    from fleetwise import api
+    from fleetwise.api import core as api
     from fleetwise.search.serialize import plan_dict
 
     r = Inputs("match_train", inputs, TRAIN_INPUTS["match_train"],
@@ -303,7 +303,7 @@ def pr_system(m: Any, side: str) -> str | None:
 def plan_train_mixed(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressFn | None) -> Study:
     from dataclasses import asdict
 
-    from fleetwise import api
+    from fleetwise.api import core as api
     from fleetwise.search.fleet import parse_fleet
     from fleetwise.search.serialize import plan_dict
 

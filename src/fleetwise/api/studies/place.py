@@ -11,9 +11,9 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from fleetwise.api.studies.inputs import Inputs
 from fleetwise.catalog.loader import Catalog
 from fleetwise.progress import ProgressFn
-from fleetwise.studies.inputs import Inputs
 from fleetwise.study import Study, canonical_json
 
 PLACE_INPUTS: dict[str, tuple[str, ...]] = {
