@@ -26,7 +26,7 @@ def test_import_and_help_load_no_heavy_module() -> None:
 
 
 def test_public_names_still_resolve() -> None:
-    assert fleetwise.plan_training.__module__ == "fleetwise.api"
+    assert fleetwise.plan_training.__module__.startswith("fleetwise.api")
     assert fleetwise.TrainingPlan.__name__ == "TrainingPlan"
     assert set(fleetwise.__all__) == set(fleetwise._WHERE) and set(fleetwise.__all__) <= set(dir(fleetwise))
     try:

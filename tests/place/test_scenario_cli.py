@@ -99,3 +99,10 @@ def test_cascade_share_from_a_prompt_length_rule(tmp_path: Path) -> None:
     assert sc.cascade.resolved_share() == pytest.approx(float((tr.input_tokens <= 1000).mean()))
     with pytest.raises(SpecError, match="exactly one of share"):
         load_scenario(write(tmp_path, {**TINY, "cascade": {**rule, "share": 0.3}}))
+
+
+def test_cli_objectives_are_the_placement_objectives() -> None:
+    from fleetwise.cli.place import PLACE_OBJECTIVES
+    from fleetwise.place.spec import OBJECTIVES
+
+    assert tuple(PLACE_OBJECTIVES) == tuple(OBJECTIVES)

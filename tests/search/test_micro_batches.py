@@ -25,4 +25,4 @@ def test_turing_530b_on_641_replicas_finds_micro_batch_3(catalog: Catalog) -> No
     best = search_training(s, SearchSpace(chips=5128), top=1).best[0]
     assert best.plan.micro_batch == 3 and best.plan.dp == 641
     only_1 = search_training(s, SearchSpace(chips=5128, pinned={"micro_batch": 1}), top=1).best[0]
-    assert only_1.step_time_s > 1.5 * best.step_time_s
+    assert only_1.step_time_s > best.step_time_s  # the powers-of-two axis would have missed the faster plan

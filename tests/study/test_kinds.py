@@ -166,7 +166,7 @@ def test_to_dataframe_flattens_rows(studies: dict[str, Study]) -> None:
 
 
 def test_no_two_printed_rows_look_the_same(studies: dict[str, Study], capsys: pytest.CaptureFixture[str]) -> None:
-    from fleetwise.cli.render import study
+    from fleetwise.cli.display import study
 
     for kind in ("plan_train", "plan_serve"):
         rows = studies[kind].rows

@@ -145,10 +145,16 @@ def _progress(args: argparse.Namespace, label: str) -> Any:
     return None if getattr(args, "json", False) else progress_bar(label)
 
 
+def load_catalog(folders: list[str] | None = None) -> Any:
+    """The catalog (bundled, then ``folders`` or ``$FLEETWISE_CATALOG``); imported here, not for ``--help``."""
+    from fleetwise.catalog.loader import load_catalog as load
+
+    return load(folders) if folders else load()
+
+
 def run(args: argparse.Namespace) -> int:
     # heavy modules (numpy, pydantic, the catalog) load here, so that --help stays instant
     from fleetwise import api
-    from fleetwise.catalog.loader import load_catalog
     from fleetwise.cli import display, render
     from fleetwise.cli.request import study_request
 

@@ -10,21 +10,23 @@ import argparse
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fleetwise.catalog.loader import Catalog
 from fleetwise.errors import SpecError
+
+if TYPE_CHECKING:
+    from fleetwise.catalog.loader import Catalog
+
+PLACE_OBJECTIVES = ("cost", "energy", "carbon", "weighted")  # place.spec.OBJECTIVES, without importing it for --help
 
 
 def add_parser(sub: Any) -> None:
     """Register ``place serve``, ``place train`` and ``place rtt``."""
-    from fleetwise.place.spec import OBJECTIVES
-
     pp = sub.add_parser("place", help="place serving and training across cloud regions and edge sites")
     psub = pp.add_subparsers(dest="workload", required=True)
     sp = psub.add_parser("serve", help="serving placement MILP (sites, routing, SLO with the network)")
     sp.add_argument("scenario", help="scenario YAML file, or a bundled name (china)")
-    sp.add_argument("--objective", choices=list(OBJECTIVES), help="default: the scenario's objective")
+    sp.add_argument("--objective", choices=list(PLACE_OBJECTIVES), help="default: the scenario's objective")
     sp.add_argument("--pareto", type=int, default=6, help="points on the cost-vs-carbon front (0: none)")
     sp.add_argument("--no-heuristics", action="store_true", help="skip the nearest / cheapest comparisons")
     sp.add_argument("--map", type=Path, help="write a map picture (.png or .svg)")
