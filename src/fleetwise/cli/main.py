@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from fleetwise.catalog.loader import format_validation_error, load_catalog
-from fleetwise.cli import compare, render, serve
+from fleetwise.cli import compare, render, serve, server, studies
 from fleetwise.cli.args import positive_float, positive_int
 from fleetwise.errors import FleetwiseError, SpecError
 
@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
             tp.add_argument("--top", type=positive_int, default=10)
             tp.add_argument("--objective", choices=["time", "energy", "cost", "carbon"], default="time",
                             help="rank plans by step time, or by energy / cost / CO2 per step")
+            studies.add_output_args(tp)
         elif verb == "explain":
             _job_args(tp, chips=False)
             _plan_args(tp)
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     from fleetwise.cli import power
 
     power.add_parser(sub, _job_args, _plan_args)
+    studies.add_parsers(sub), server.add_parser(sub)
     return parser
 
 
@@ -157,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
     from fleetwise import api
     from fleetwise.plan import TrainingPlan
 
+    if args.command in (*studies.COMMANDS, "server"):
+        return studies.run(args) if args.command != "server" else server.run(args)
     catalog = load_catalog(args.catalog) if getattr(args, "catalog", None) else load_catalog()
     if args.command == "catalog":
         render.catalog(catalog, args)
@@ -175,6 +179,8 @@ def run(args: argparse.Namespace) -> int:
         render.validation(report, args.json)
         return 0
     if args.command == "plan" and ":" in args.hardware:
+        if getattr(args, "plot", None) is not None or getattr(args, "save", None) is not None:
+            raise SpecError("--plot/--save: not yet for mixed fleets (give one accelerator type)")
         from fleetwise.search.fleet import parse_fleet
 
         fleet = {p.accel.id: p.chips for p in parse_fleet(args.hardware, catalog)}
@@ -191,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
                                    top=args.top, progress=_progress(show_bar), catalog=catalog,
                                    objective=args.objective, **_common(args))
         render.training_search(result, args.json, args.tokens is not None)
+        studies.finish_plan_train(args, result, _pinned(args), _common(args), catalog)
         return 0
     if args.command == "explain":
         fields = _pinned(args)
