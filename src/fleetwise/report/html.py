@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 
@@ -18,6 +19,7 @@ from fleetwise.study import Study
 VENDOR = ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js")
 
 
+@lru_cache(maxsize=16)
 def asset(name: str) -> str:
     """The text of a shipped asset (``study.js``, ``vendor/vega.min.js``, …)."""
     return resources.files("fleetwise.report").joinpath("assets", *name.split("/")).read_text(encoding="utf-8")
