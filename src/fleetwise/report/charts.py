@@ -76,19 +76,17 @@ def _scatter(plans: list[dict[str, Any]], x: tuple[str, str], y: tuple[str, str]
     enc_y = {"field": y[0], "type": "quantitative", "title": y[1], "scale": {"zero": False}}
     tooltip = [{"field": "label", "title": "plan"}, {"field": x[0], "title": x[1], "format": ".4~g"},
                {"field": y[0], "title": y[1], "format": ".4~g"}]
-    return {
-        "$schema": VEGA_LITE, "title": title, "width": WIDTH, "height": 280,
-        "data": {"values": pts},
-        "layer": [
-            {"transform": [{"filter": "datum.on_front"}], "mark": {"type": "line", "interpolate": "step-after",
-                                                                   "color": "#9ab"},
-             "encoding": {"x": enc_x, "y": enc_y, "order": {"field": x[0]}}},
-            {"mark": {"type": "point", "filled": True, "size": 90, "cursor": "pointer"},
-             "encoding": {"x": enc_x, "y": enc_y, "tooltip": tooltip,
-                          "color": {"field": "on_front", "type": "nominal", "title": "Pareto front",
-                                    "scale": {"domain": [True, False], "range": ["#d62728", "#9aa"]}}}},
-        ],
-    }
+    point = {"mark": {"type": "point", "filled": True, "size": 90, "cursor": "pointer"},
+             "encoding": {"x": enc_x, "y": enc_y, "tooltip": tooltip}}
+    layers: list[dict[str, Any]] = [point]
+    if front is not None:
+        point["encoding"]["color"] = {"field": "on_front", "type": "nominal", "title": "Pareto front",
+                                      "scale": {"domain": [True, False], "range": ["#d62728", "#9aa"]}}
+        layers.insert(0, {"transform": [{"filter": "datum.on_front"}],
+                          "mark": {"type": "line", "interpolate": "step-after", "color": "#9ab"},
+                          "encoding": {"x": enc_x, "y": enc_y, "order": {"field": x[0]}}})
+    return {"$schema": VEGA_LITE, "title": title, "width": WIDTH, "height": 280, "data": {"values": pts},
+            "layer": layers}
 
 
 def breakdown_spec(plans: Sequence[Mapping[str, Any]], title: str) -> dict[str, Any]:
