@@ -116,13 +116,16 @@ def sqlite_service(tmp_path_factory: pytest.TempPathFactory, catalog: Catalog) -
     store.close()
 
 
-def start_server_process(db: str, port: int, *extra: str, env: dict[str, str] | None = None) -> Any:
-    """``fleetwise server`` in its own process (for kill and load tests); returns the Popen once it answers."""
+def start_server_process(db: str, port: int, *extra: str, log: Path | None = None) -> Any:
+    """``fleetwise server`` in its own process (for kill and load tests); returns the Popen once it answers.
+    Its stderr goes to ``log`` (default: a file next to a SQLite database, else discarded)."""
     import subprocess
+    import tempfile
 
-    proc = subprocess.Popen([sys.executable, "-m", "fleetwise.cli.main", "server", "--port", str(port), "--db", db,
-                             *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, **(env or {})})
+    log = log or Path(tempfile.gettempdir()) / f"fleetwise-server-{port}.log"
+    with open(log, "ab") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "fleetwise.cli.main", "server", "--port", str(port), "--db",
+                                 db, *extra], stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -131,6 +134,7 @@ def start_server_process(db: str, port: int, *extra: str, env: dict[str, str] | 
         except httpx.HTTPError:
             time.sleep(0.1)
         if proc.poll() is not None:
-            raise AssertionError(f"server exited: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+            raise AssertionError(f"server exited: {log.read_text()[-2000:]}")
     proc.kill()
+    proc.wait()
     raise AssertionError("server did not answer within 60 s")

@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     from fleetwise.cli import power
 
     power.add_parser(sub, _job_args, _plan_args)
-    studies.add_parsers(sub), server.add_parser(sub)
+    studies.add_parsers(sub)
+    server.add_parser(sub)
     return parser
 
 

@@ -56,5 +56,6 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"fleetwise: serving http://{args.host}:{args.port}/ (studies in {masked(app.state.store.url)})",
           file=sys.stderr, flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    # keep-alive longer than clients' idle gaps, so a reused connection is not closed under a request
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False, timeout_keep_alive=75)
     return 0

@@ -76,12 +76,12 @@ def _scatter(plans: list[dict[str, Any]], x: tuple[str, str], y: tuple[str, str]
     enc_y = {"field": y[0], "type": "quantitative", "title": y[1], "scale": {"zero": False}}
     tooltip = [{"field": "label", "title": "plan"}, {"field": x[0], "title": x[1], "format": ".4~g"},
                {"field": y[0], "title": y[1], "format": ".4~g"}]
-    point = {"mark": {"type": "point", "filled": True, "size": 90, "cursor": "pointer"},
-             "encoding": {"x": enc_x, "y": enc_y, "tooltip": tooltip}}
+    encoding: dict[str, Any] = {"x": enc_x, "y": enc_y, "tooltip": tooltip}
+    point = {"mark": {"type": "point", "filled": True, "size": 90, "cursor": "pointer"}, "encoding": encoding}
     layers: list[dict[str, Any]] = [point]
     if front is not None:
-        point["encoding"]["color"] = {"field": "on_front", "type": "nominal", "title": "Pareto front",
-                                      "scale": {"domain": [True, False], "range": ["#d62728", "#9aa"]}}
+        encoding["color"] = {"field": "on_front", "type": "nominal", "title": "Pareto front",
+                             "scale": {"domain": [True, False], "range": ["#d62728", "#9aa"]}}
         layers.insert(0, {"transform": [{"filter": "datum.on_front"}],
                           "mark": {"type": "line", "interpolate": "step-after", "color": "#9ab"},
                           "encoding": {"x": enc_x, "y": enc_y, "order": {"field": x[0]}}})

@@ -13,7 +13,9 @@ import ipaddress
 import json
 import logging
 import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
@@ -285,9 +287,11 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
         found: list[StudySummary] = db.search(q, kind, limit, offset)
         return {"studies": [asdict(s) for s in found], "limit": limit, "offset": offset}
 
+    cache = _Views(db)
+
     @app.get("/api/studies/{study_id}")
     def get_study(study_id: str) -> Response:
-        return Response(db.get(study_id).to_json(indent=None), media_type="application/json")
+        return Response(db.body(study_id), media_type="application/json")
 
     @app.delete("/api/studies/{study_id}", status_code=204, dependencies=[Depends(require_token)])
     def delete_study(study_id: str) -> Response:
@@ -296,31 +300,16 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
         return Response(status_code=204)
 
     @app.get("/api/studies/{study_id}/charts")
-    def study_charts(study_id: str) -> dict[str, Any]:
-        from fleetwise.report.charts import study_charts as charts
-        from fleetwise.report.tables import plan_table
-
-        study = db.get(study_id)
-        return {**charts(study), "table": plan_table(study), "id": study.id, "kind": study.kind,
-                "inputs": dict(study.inputs)}
+    def study_charts(study_id: str) -> Response:
+        return Response(cache.view(study_id, "charts"), media_type="application/json")
 
     @app.get("/api/studies/{study_id}/export/{fmt}")
     def export(study_id: str, fmt: str) -> Response:
-        study = db.get(study_id)
-        name = f"fleetwise-{study.kind}-{study.id}.{fmt}"
-        if fmt == "json":
-            body, media = study.to_json() + "\n", "application/json"
-        elif fmt == "csv":
-            from fleetwise.report.tables import study_csv
-
-            body, media = study_csv(study), "text/csv; charset=utf-8"
-        elif fmt == "html":
-            from fleetwise.report.html import study_html
-
-            body, media = study_html(study), "text/html; charset=utf-8"
-        else:
+        if fmt not in EXPORTS:
             raise NotFoundError(f"export format must be json, csv or html (got {fmt[:20]!r})")
-        return Response(body, media_type=media, headers={"content-disposition": f'attachment; filename="{name}"'})
+        name = f"fleetwise-{study_id}.{fmt}"
+        return Response(cache.view(study_id, fmt), media_type=EXPORTS[fmt],
+                        headers={"content-disposition": f'attachment; filename="{name}"'})
 
     @app.get("/api/compare")
     def compare(ids: str = Query(..., max_length=20 * MAX_COMPARE)) -> dict[str, Any]:
@@ -362,6 +351,55 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
 
     log.info("fleetwise service: database %s", masked(db.url))
     return app
+
+
+EXPORTS = {"json": "application/json", "csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8"}
+
+
+class _Views:
+    """Rendered views of stored studies (charts JSON, CSV, HTML, pretty JSON), kept for the most recently used
+    studies and keyed by digest, so a replaced study is rendered again. Bounded: ``MAX_CHARS`` in all."""
+
+    MAX_CHARS = 8 * 2**20
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._views: OrderedDict[tuple[str, str, str], str] = OrderedDict()
+        self._chars = 0
+
+    def view(self, study_id: str, what: str) -> str:
+        key = (study_id, self.store.digest(study_id), what)
+        with self._lock:
+            if key in self._views:
+                self._views.move_to_end(key)
+                return self._views[key]
+        text = _render(self.store.get(study_id), what)
+        with self._lock:
+            if key not in self._views and len(text) <= self.MAX_CHARS // 4:
+                self._views[key] = text
+                self._chars += len(text)
+            while self._chars > self.MAX_CHARS:
+                self._chars -= len(self._views.popitem(last=False)[1])
+        return text
+
+
+def _render(study: Study, what: str) -> str:
+    if what == "json":
+        return study.to_json() + "\n"
+    if what == "csv":
+        from fleetwise.report.tables import study_csv
+
+        return study_csv(study)
+    if what == "html":
+        from fleetwise.report.html import study_html
+
+        return study_html(study)
+    from fleetwise.report.charts import study_charts
+    from fleetwise.report.tables import plan_table
+
+    return json.dumps({**study_charts(study), "table": plan_table(study), "id": study.id, "kind": study.kind,
+                       "inputs": dict(study.inputs)}, allow_nan=False)
 
 
 def _version() -> str:

@@ -135,7 +135,7 @@ class Store:
         """Open (and migrate to the current schema) the database at ``db`` (URL or SQLite path; default
         ``default_db_url()``)."""
         url = _normalise(db or default_db_url())
-        kw: dict[str, Any] = {"pool_pre_ping": True}
+        kw: dict[str, Any] = {"pool_pre_ping": not url.startswith("sqlite")}  # a server may drop idle connections
         if url.startswith("sqlite"):
             path = sa.make_url(url).database
             if path and path != ":memory:":
@@ -188,8 +188,17 @@ class Store:
             raise StoreError(f"study database {masked(self.url)}: {_reason(exc)}") from None
         return True
 
-    def get(self, study_id: str) -> Study:
-        """The stored study; ``NotFoundError`` when none has this id, ``StoreError`` when it fails its digest."""
+    def digest(self, study_id: str) -> str:
+        """The digest of the stored study's JSON (changes only when the study is replaced)."""
+        check_study_id(study_id)
+        with self._errors(), self.engine.connect() as conn:
+            found = conn.execute(sa.select(studies.c.digest).where(studies.c.id == study_id)).scalar_one_or_none()
+        if found is None:
+            raise NotFoundError(f"no stored study has id {study_id!r}")
+        return str(found)
+
+    def body(self, study_id: str) -> str:
+        """The stored study's JSON text, checked against its digest (so it is the whole study)."""
         check_study_id(study_id)
         with self._errors(), self.engine.connect() as conn:
             row = conn.execute(sa.select(studies.c.body, studies.c.digest).where(studies.c.id == study_id)).first()
@@ -198,7 +207,11 @@ class Store:
         body, digest = row
         if hashlib.sha256(body.encode()).hexdigest() != digest:
             raise StoreError(f"stored study {study_id} fails its digest check (the database was edited)")
-        study = Study.from_json(body, f"stored study {study_id}")
+        return str(body)
+
+    def get(self, study_id: str) -> Study:
+        """The stored study; ``NotFoundError`` when none has this id, ``StoreError`` when it fails its digest."""
+        study = Study.from_json(self.body(study_id), f"stored study {study_id}")
         if study.id != study_id:
             raise StoreError(f"stored study {study_id} holds a study with id {study.id}")
         return study
