@@ -119,8 +119,10 @@ async def _clients(base: str, clients: int, requests: int, time_limit_s: float, 
 
 
 def run_load(clients: int = 50, requests: int = 5000, time_limit_s: float = 600.0, port: int = 0,
-             workdir: Path | None = None) -> dict[str, Any]:
-    """Start a server on a fresh SQLite file, seed it with a few studies, run the load, stop the server."""
+             workdir: Path | None = None, warmup: int | None = None) -> dict[str, Any]:
+    """Start a server on a fresh SQLite file, seed it with a few studies, run the load, stop the server.
+    The memory baseline is taken after ``warmup`` requests (default a fifth): caches, worker threads and the
+    first computations have settled by then."""
     import socket
 
     tmp = workdir or Path(tempfile.mkdtemp(prefix="fleetwise-load-"))
@@ -136,7 +138,7 @@ def run_load(clients: int = 50, requests: int = 5000, time_limit_s: float = 600.
                    for e in EXPLAINS[:6]]
             ids.append(c.post("/api/studies", json={"kind": "plan_train", "inputs": PLAN_TRAIN}).json()["id"])
         result = asyncio.run(_clients(base, clients, requests, time_limit_s, ids, proc.pid,
-                                      warm_at=max(1, requests // 5)))
+                                      warm_at=max(1, requests // 5 if warmup is None else warmup)))
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -358,9 +358,10 @@ EXPORTS = {"json": "application/json", "csv": "text/csv; charset=utf-8", "html":
 
 class _Views:
     """Rendered views of stored studies (charts JSON, CSV, HTML, pretty JSON), kept for the most recently used
-    studies and keyed by digest, so a replaced study is rendered again. Bounded: ``MAX_CHARS`` in all."""
+    studies and keyed by digest, so a replaced study is rendered again. Bounded: ``MAX_CHARS`` in all; HTML
+    reports (each ~0.9 MB with the inlined libraries) are rendered on every request instead."""
 
-    MAX_CHARS = 8 * 2**20
+    MAX_CHARS = 4 * 2**20
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -376,7 +377,7 @@ class _Views:
                 return self._views[key]
         text = _render(self.store.get(study_id), what)
         with self._lock:
-            if key not in self._views and len(text) <= self.MAX_CHARS // 4:
+            if key not in self._views and what != "html" and len(text) <= self.MAX_CHARS // 8:
                 self._views[key] = text
                 self._chars += len(text)
             while self._chars > self.MAX_CHARS:
