@@ -1,7 +1,9 @@
 """Bounded study computation: a fixed pool of workers, a bounded wait queue, a search-size and time budget.
 
 Every study the service computes (a blocking request or a background job) goes through ``Jobs.submit``;
-work over a budget fails with a ``LimitError`` that names the limit. Entry points: ``Limits``, ``Jobs``.
+work over a budget fails with a ``LimitError`` that names the limit. Searches are stopped at their next
+progress report once over the time or size budget; a kind that reports no progress is checked when it ends
+(a thread cannot be stopped from outside), and is never stored then. Entry points: ``Limits``, ``Jobs``.
 """
 
 from __future__ import annotations
