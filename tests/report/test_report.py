@@ -63,3 +63,14 @@ def test_plot_writes_png_and_svg(study: Study, tmp_path: Path) -> None:
     assert b"<svg" in save_plot(study, tmp_path / "p.svg").read_bytes()[:500]
     with pytest.raises(Exception, match=r"\.png or \.svg"):
         save_plot(study, tmp_path / "p.gif")
+
+
+def test_rows_with_intervals_get_a_band_chart() -> None:
+    rows = [{"ttft_s": 0.5 + i, "intervals": {"ttft_s": [0.4 + i, 0.7 + i]}, "tpot_s": 0.02, "tpot_s_lo": 0.01,
+             "tpot_s_hi": 0.03} for i in range(3)]
+    payload = study_charts(Study("plan_serve", {"model": "m"}, {"rows": rows}))
+    bands = {c["name"]: c["spec"] for c in payload["charts"]}
+    assert set(bands) == {"interval_ttft_s", "interval_tpot_s"}
+    area = bands["interval_ttft_s"]["layer"][0]
+    assert area["mark"]["type"] == "area" and area["encoding"]["y2"] == {"field": "hi"}
+    assert [v["hi"] for v in bands["interval_ttft_s"]["data"]["values"]] == [0.7, 1.7, 2.7]

@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException
 
 from fleetwise.catalog.loader import Catalog, format_validation_error, load_catalog
 from fleetwise.errors import FleetwiseError, SpecError
-from fleetwise.service.jobs import Jobs, LimitError, Limits
+from fleetwise.service.jobs import MAX_KEPT_JOBS, Jobs, LimitError, Limits
 from fleetwise.service.store import NotFoundError, Store, StoreError, StudySummary, check_study_id, masked
 from fleetwise.study import STUDY_KINDS, Study
 
@@ -245,13 +245,13 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
     async def create_job(request: Request) -> JSONResponse:
         req = await study_request(request)
         job, fut = jobs.submit(req.kind, req.inputs, req.save)
-        fut.add_done_callback(lambda f: f.exception())  # the outcome lives on the job; nothing is left unread
+        fut.add_done_callback(lambda f: None if f.cancelled() else f.exception())  # the outcome lives on the job
         return JSONResponse(job.to_dict(), status_code=202, headers={"location": f"/api/jobs/{job.id}"})
 
     def find_job(job_id: str) -> Any:
         job = jobs.get(job_id) if JOB_ID.fullmatch(job_id) else None
         if job is None:
-            raise NotFoundError(f"no job has id {job_id[:40]!r} (jobs are kept for the last {256} submissions)")
+            raise NotFoundError(f"no job has id {job_id[:40]!r} (the last {MAX_KEPT_JOBS} jobs are kept)")
         return job
 
     @app.get("/api/jobs/{job_id}")
