@@ -24,7 +24,7 @@ LAYERS: dict[str, int] = {
     "study": 8, "place": 8, "emit": 8, "validate": 8,
     "sweep": 9, "calibrate": 9,
     "api": 10,
-    "report": 11, "cli": 11, "service": 11, "__init__": 11, "__main__": 11,
+    "report": 11, "__init__": 11, "service": 12, "cli": 13, "__main__": 13,
 }
 
 

@@ -65,7 +65,8 @@ def _request(path: tuple[str, ...], argv: list[str]) -> tuple[str, dict[str, Any
     return study_request(PARSER.parse_args([*path, *argv]))
 
 
-LEAVES = [(p, a) for p, parser in _leaves(PARSER) if p[0] != "catalog"
+NOT_STUDIES = ("catalog", "report", "server", "studies")  # commands that read, store or serve studies
+LEAVES = [(p, a) for p, parser in _leaves(PARSER) if p[0] not in NOT_STUDIES
           for a in parser._actions if a.option_strings and a.dest not in ("help",)]
 
 
@@ -79,7 +80,7 @@ def test_every_command_has_a_base_line() -> None:
 @pytest.mark.parametrize("path, action", LEAVES, ids=[f"{' '.join(p)} {a.option_strings[0]}" for p, a in LEAVES])
 def test_every_flag_changes_the_inputs_or_is_rejected(path: tuple[str, ...], action: argparse.Action) -> None:
     if action.dest in NOT_INPUTS:  # output and catalog choice (--json, --catalog) and study files (--plan, --row)
-        assert action.dest in ("json", "catalog", "plan", "row", "map")
+        assert action.dest in ("json", "catalog", "plan", "row", "map", "plot", "save")
         return
     base = BASE[path]
     flag = _value(action)

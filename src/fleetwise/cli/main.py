@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fleetwise.cli import compare, serve
+from fleetwise.cli import compare, serve, server, studies
 from fleetwise.cli.args import BoundedArgumentParser, positive_float, positive_int
 from fleetwise.errors import FleetwiseError, SpecError
 
@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
             tp.add_argument("--top", type=positive_int, help="how many plans to list (default 10)")
             tp.add_argument("--objective", choices=["time", "energy", "cost", "carbon"],
                             help="rank plans by step time (default), or by energy / cost / CO2 per step")
+            studies.add_output_args(tp)
         elif verb == "explain":
             _job_args(tp, chips=False)
             _plan_args(tp, study_file=True)
@@ -135,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     from fleetwise.cli import place
 
     place.add_parser(sub)
+    studies.add_parsers(sub)
+    server.add_parser(sub)
     return parser
 
 
@@ -158,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
     from fleetwise.cli import display, render
     from fleetwise.cli.request import study_request
 
+    if args.command in (*studies.COMMANDS, "server"):
+        return studies.run(args) if args.command != "server" else server.run(args)
     catalog = load_catalog(args.catalog) if getattr(args, "catalog", None) else load_catalog()
     if args.command == "catalog":
         render.catalog(catalog, args)
@@ -175,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
         print(study.to_json())
     else:
         display.study(study)
+    if getattr(args, "plot", None) is not None or getattr(args, "save", None) is not None:
+        studies.write_outputs(study, args.plot, args.save)
     invalid = study.results.get("invalid") if kind == "validate" else None
     if invalid:  # the valid cases ran and were reported; the run still fails, naming the first bad file
         more = f" (and {len(invalid) - 1} more)" if len(invalid) > 1 else ""

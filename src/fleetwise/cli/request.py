@@ -14,7 +14,7 @@ from fleetwise.errors import SpecError
 from fleetwise.study import Study
 
 # flags that choose output or the catalog, not the question
-NOT_INPUTS = frozenset({"command", "workload", "json", "catalog", "plan", "row", "action", "map"})
+NOT_INPUTS = frozenset({"command", "workload", "json", "catalog", "plan", "row", "action", "map", "plot", "save"})
 TRAIN_PLAN = ("tp", "pp", "dp", "cp", "ep", "mbs", "vpp", "recompute", "recompute_layers_frac", "zero",
               "sequence_parallel", "tp_comm_overlap", "ep_comm_overlap", "rank_order")
 SERVE_PLAN = {"tp": "tp", "pp": "pp", "dp": "dp", "ep": "ep", "replicas": "replicas", "max_batch": "max_batch",
