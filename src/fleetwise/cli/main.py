@@ -106,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     from fleetwise.cli import power
 
     power.add_parser(sub, _job_args, _plan_args)
+    from fleetwise.cli import emit as emit_cli
+    from fleetwise.cli import sweep as sweep_cli
+
+    emit_cli.add_parser(sub)
+    sweep_cli.add_parser(sub)
     return parser
 
 
@@ -161,6 +166,11 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "catalog":
         render.catalog(catalog, args)
         return 0
+    if args.command in ("emit", "sweep"):
+        from fleetwise.cli import emit as emit_cli
+        from fleetwise.cli import sweep as sweep_cli
+
+        return emit_cli.run(args, catalog) if args.command == "emit" else sweep_cli.run(args, catalog)
     if args.command in ("compare", "match") and getattr(args, "workload", None) == "serve":
         return compare.run(args, catalog)
     if args.command == "simulate" or getattr(args, "workload", None) == "serve":

@@ -1,0 +1,92 @@
+"""``--target mindspeed-llm``: a torchrun launch of MindSpeed-LLM on Ascend NPUs for a training plan.
+
+MindSpeed-LLM parses Megatron core_v0.12.1's arguments plus its own and MindSpeed's. Expressible: everything
+the Megatron emitter expresses, uneven pipeline splits of any shape (``--num-layer-list``), the MoE
+all-to-all overlap (``--moe-alltoall-overlap-comm``) and the NPU fused kernels (flash attention, RMSNorm,
+SwiGLU, rotary embedding). Not expressible: ``--num-layer-list`` together with interleaving (rejected by
+MindSpeed-LLM's own check), and fp8 on chips without fp8 units; the nearest plan is emitted and priced.
+"""
+
+from __future__ import annotations
+
+from fleetwise.catalog.loader import Catalog
+from fleetwise.emit.base import Adjustment, Command, Emission, script
+from fleetwise.emit.flags import load_flags
+from fleetwise.emit.training import (
+    MASTER_PORT,
+    balanced_split,
+    batch_args,
+    fp8_nearest,
+    model_args,
+    parallel_args,
+    precision_args,
+    price,
+    recompute_args,
+    sharding_args,
+    torchrun,
+    training_context,
+    vpp_divisor,
+)
+from fleetwise.errors import SpecError
+from fleetwise.study import Study
+
+TARGET = "mindspeed-llm"
+ENTRY = "pretrain_gpt.py"
+
+
+def emit(study: Study, row: int = 0, catalog: Catalog | None = None) -> Emission:
+    ctx = training_context(study, row, TARGET, catalog)
+    if not ctx.is_ascend:
+        raise SpecError(f"--target mindspeed-llm runs on Ascend NPUs; {ctx.accel.id} is not one: use --target megatron")
+    fs = load_flags(TARGET)
+    adj: list[Adjustment] = []
+    notes: list[str] = []
+    p = ctx.plan
+    layers = ctx.model.layers
+    uneven = p.pp > 1 and layers % p.pp != 0
+    vpp = 1 if (p.vpp > 1 and uneven) else (vpp_divisor(layers, p.pp, p.vpp) if p.vpp > 1 else 1)
+    nearest = p.model_copy(update={"vpp": vpp}) if vpp != p.vpp else p
+    if nearest is not p:
+        words, metrics = price(ctx, nearest)
+        why = ("MindSpeed-LLM rejects --num-layer-list together with virtual pipeline stages" if uneven
+               else "interleaved stages need the same whole number of layers per virtual stage")
+        adj.append(Adjustment("vpp", p.vpp, vpp, why, words, metrics))
+    precision = fp8_nearest(ctx, adj)
+    args = parallel_args(nearest)
+    if nearest.vpp > 1:
+        args += ["--num-layers-per-virtual-pipeline-stage", str(layers // (nearest.pp * nearest.vpp))]
+    if uneven:
+        split = balanced_split(layers, nearest.pp)
+        args += ["--num-layer-list", ",".join(map(str, split))]
+        notes.append(f"uneven pipeline split --num-layer-list {','.join(map(str, split))}")
+    if ctx.model.moe and nearest.ep_comm_overlap:
+        args += ["--moe-alltoall-overlap-comm"]
+    if nearest.cp > 1:
+        args += ["--context-parallel-algo", "megatron_cp_algo"]
+    args += batch_args(ctx, nearest) + recompute_args(ctx, nearest) + sharding_args(nearest)
+    args += precision_args(precision)
+    if ctx.attention_kernel != "unfused":
+        args += ["--use-flash-attn"]
+    args += ["--use-mcore-models", "--use-fused-rotary-pos-emb"]
+    if ctx.model.norm == "rmsnorm":
+        args += ["--use-fused-rmsnorm"]
+    if ctx.model.activation == "swiglu":
+        args += ["--use-fused-swiglu"]
+    args += model_args(ctx.model, ctx.seq_len)
+    if ctx.model.moe and ctx.model.moe.dense_layers and ctx.model.moe.layer_step == 1:
+        args += ["--first-k-dense-replace", str(ctx.model.moe.dense_layers)]
+        k = args.index("--moe-layer-freq")
+        del args[k:k + 2]
+    cmd = Command("train", torchrun(ctx, ENTRY) + args, ENTRY)
+    header = [f"fleetwise emit --target {TARGET}: study {study.id} row {row} ({nearest.label()})",
+              f"model {ctx.model.id} on {nearest.chips} x {ctx.accel.id}: {ctx.nodes} node(s) x "
+              f"{ctx.chips_per_node} NPUs; run once per node with NODE_RANK=0..{ctx.nodes - 1}",
+              f"flags checked against {fs.pin()}",
+              "source the CANN environment first (set_env.sh of the toolkit and nnal/atb)",
+              "data: --mock-data (replace with --data-path and a tokenizer for a real run)"]
+    header += [f"cannot express {a.line()}" for a in adj] + [f"note: {n}" for n in notes]
+    env = {"NODE_RANK": "${NODE_RANK:-0}", "MASTER_ADDR": "${MASTER_ADDR:-127.0.0.1}",
+           "MASTER_PORT": f"${{MASTER_PORT:-{MASTER_PORT}}}", "CUDA_DEVICE_MAX_CONNECTIONS": "1",
+           "HCCL_CONNECT_TIMEOUT": "1200"}
+    files = {"train_mindspeed_llm.sh": script(header, [cmd], env)}
+    return Emission(TARGET, fs.pin(), {**nearest.model_dump(), "precision": precision}, files, [cmd], adj, notes)
