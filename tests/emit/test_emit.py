@@ -83,7 +83,7 @@ def live_serve(catalog: Catalog) -> dict[str, Study]:
     out = {}
     for hw in ("nvidia_h100_sxm", "huawei_ascend_910b"):
         r = api.plan_serving("gpt3-1.3b", hw, ttft_ms=2000, tpot_ms=100, input_tokens=1000, output_tokens=200,
-                             chips=2, confirm=False, top=4, catalog=catalog)
+                             chips=2, confirm=False, top=2, catalog=catalog)
         rows = [{"plan": c.plan.model_dump(), "chips": c.plan.chips, "goodput_rps": round(c.goodput_rps, 4),
                  "ttft_s": round(c.ttft_s, 5), "tpot_s": round(c.tpot_s, 6)} for c in r.best]
         out[hw] = Study("plan_serve", {"model": "gpt3-1.3b", "hardware": hw, "chips": 2, "input_tokens": 1000,
@@ -180,6 +180,18 @@ def test_moe_overlap_megatron_cannot_mindspeed_can() -> None:
     n = emit(train_study("mixtral-8x7b", "huawei_ascend_910b", plan), "mindspeed-llm")
     assert not n.adjustments and "--moe-alltoall-overlap-comm" in n.commands[0].argv
     assert file_problems(n, "mindspeed-llm") == []
+
+
+def test_mindspeed_msrun_launcher() -> None:
+    e = emit(train_study("llama3-8b", "huawei_ascend_910b", {"tp": 2, "pp": 2, "dp": 4}), "mindspeed-llm",
+             launcher="msrun")
+    a = e.commands[0].argv
+    assert a[0] == "msrun" and a[a.index("--worker_num") + 1] == "16" and a[a.index("--local_worker_num") + 1] == "8"
+    assert "--ai-framework" in a and file_problems(e, "mindspeed-llm") == []
+    assert check_command(["msrun", "--nproc-per-node", "8", "pretrain_gpt.py"], load_flags("mindspeed-llm"),
+                         "pretrain_gpt.py")  # a torchrun flag is not an msrun flag
+    with pytest.raises(SpecError, match="does not apply"):
+        emit(train_study("llama3-8b", "nvidia_h100_sxm", {"tp": 2}), "megatron", launcher="msrun")
 
 
 def test_fp8_on_a_chip_without_fp8_runs_bf16() -> None:

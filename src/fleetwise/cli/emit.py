@@ -27,6 +27,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--model-path", help="serving: the weights path or hub id the engine loads (default /models/<id>)")
     p.add_argument("--engine", choices=["vllm", "vllm-ascend", "sglang"],
                    help="lws: the engine inside the pods (default: vllm, or vllm-ascend on Ascend)")
+    p.add_argument("--launcher", choices=["torchrun", "msrun"],
+                   help="mindspeed-llm: torchrun (PyTorch backend, default) or msrun (MindSpore backend)")
     p.add_argument("--json", action="store_true", help="print the emission (plan, adjustments, commands) as JSON")
     p.add_argument("--catalog", action="append", default=None, metavar="DIR")
 
@@ -36,7 +38,8 @@ def run(args: argparse.Namespace, catalog: Catalog) -> int:
     from fleetwise.study import Study
 
     study = Study.load(args.plan)
-    e = emit(study, args.target, row=args.row, catalog=catalog, model_path=args.model_path, engine=args.engine)
+    e = emit(study, args.target, row=args.row, catalog=catalog, model_path=args.model_path, engine=args.engine,
+             launcher=args.launcher)
     written = e.write(args.out) if args.out else []
     if args.json:
         print(json.dumps({**e.to_dict(), "written": [str(w) for w in written]}, indent=2, sort_keys=True))

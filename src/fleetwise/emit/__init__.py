@@ -47,11 +47,13 @@ def emit(study: Study, target: str, row: int = 0, catalog: Catalog | None = None
     """Launch files for plan ``row`` of ``study`` on ``target`` (one of ``TARGETS``), checked against the flag data.
 
     Serving targets take ``model_path`` (the weights path or hub id the engine loads; default ``/models/<id>``);
-    ``lws`` also takes ``engine`` (``vllm``, ``vllm-ascend`` or ``sglang``; default by accelerator vendor).
+    ``lws`` also takes ``engine`` (``vllm``, ``vllm-ascend`` or ``sglang``; default by accelerator vendor);
+    ``mindspeed-llm`` takes ``launcher`` (``torchrun``, the PyTorch backend, or ``msrun``, the MindSpore backend).
     """
     if target not in TARGETS:
         raise SpecError(f"--target must be one of {', '.join(TARGETS)} (got {target!r:.40})")
-    allowed = {"model_path", "engine"} if target == "lws" else ({"model_path"} if target in SERVING_TARGETS else set())
+    allowed = {"lws": {"model_path", "engine"}, "mindspeed-llm": {"launcher"}}.get(
+        target, {"model_path"} if target in SERVING_TARGETS else set())
     unknown = sorted(k for k, v in options.items() if v is not None and k not in allowed)
     if unknown:
         raise SpecError(f"--{unknown[0].replace('_', '-')} does not apply to --target {target}")

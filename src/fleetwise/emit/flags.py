@@ -40,6 +40,7 @@ class FlagSet:
     file: str
     flags: dict[str, dict[str, Any]]
     launcher_flags: dict[str, dict[str, Any]] = field(default_factory=dict)
+    other_launchers: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # msrun for MindSpore
     helper_commands: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def pin(self) -> str:
@@ -72,7 +73,7 @@ def load_flags(target: str) -> FlagSet:
     flags.update(data.get("overrides") or {})
     helpers.update(data.get("helper_commands") or {})
     return FlagSet(str(data["framework"]), str(data["version"]), str(data["commit"]), name, flags,
-                   dict(data.get("launcher_flags") or {}), helpers)
+                   dict(data.get("launcher_flags") or {}), dict(data.get("other_launchers") or {}), helpers)
 
 
 def _check_value(flag: str, fact: dict[str, Any], value: str, where: str) -> list[str]:
@@ -153,8 +154,9 @@ def check_command(argv: list[str], fs: FlagSet, program: str, where: str = "comm
     if program not in argv:
         return [f"{where}: the entry point {program!r} is missing"]
     k = argv.index(program)
-    launcher = argv[1:k] if fs.launcher_flags else []
-    problems = _check_args(launcher, fs.launcher_flags, f"{where} (launcher)") if launcher else []
+    table = fs.other_launchers.get(argv[0], fs.launcher_flags)  # torchrun, or msrun for MindSpore
+    launcher = argv[1:k] if table else []
+    problems = _check_args(launcher, table, f"{where} ({argv[0]})") if launcher else []
     rest = argv[k + 1:]
     if rest and not rest[0].startswith("--"):
         rest = rest[1:]  # the positional model of ``vllm serve MODEL``

@@ -14,6 +14,7 @@ from fleetwise.emit.base import Adjustment, Command, Emission, script
 from fleetwise.emit.flags import load_flags
 from fleetwise.emit.training import (
     MASTER_PORT,
+    TrainingContext,
     balanced_split,
     batch_args,
     fp8_nearest,
@@ -34,7 +35,16 @@ TARGET = "mindspeed-llm"
 ENTRY = "pretrain_gpt.py"
 
 
-def emit(study: Study, row: int = 0, catalog: Catalog | None = None) -> Emission:
+def msrun(ctx: TrainingContext) -> list[str]:
+    """MindSpore's launcher (the MindSpore backend of MindSpeed-LLM): one scheduler address, workers per node."""
+    return ["msrun", "--worker_num", str(ctx.plan.chips), "--local_worker_num", str(ctx.chips_per_node),
+            "--master_addr", "$MASTER_ADDR", "--master_port", "$MASTER_PORT", "--node_rank", "$NODE_RANK",
+            "--log_dir", "msrun_log", "--join", "True", "--cluster_time_out", "600", ENTRY]
+
+
+def emit(study: Study, row: int = 0, catalog: Catalog | None = None, launcher: str = "torchrun") -> Emission:
+    if launcher not in ("torchrun", "msrun"):
+        raise SpecError(f"--launcher must be torchrun (PyTorch backend) or msrun (MindSpore backend) (got {launcher!r:.40})")
     ctx = training_context(study, row, TARGET, catalog)
     if not ctx.is_ascend:
         raise SpecError(f"--target mindspeed-llm runs on Ascend NPUs; {ctx.accel.id} is not one: use --target megatron")
@@ -77,7 +87,11 @@ def emit(study: Study, row: int = 0, catalog: Catalog | None = None) -> Emission
         args += ["--first-k-dense-replace", str(ctx.model.moe.dense_layers)]
         k = args.index("--moe-layer-freq")
         del args[k:k + 2]
-    cmd = Command("train", torchrun(ctx, ENTRY) + args, ENTRY)
+    if launcher == "msrun":
+        args += ["--ai-framework", "mindspore"]
+        notes.append("MindSpore backend: msrun starts the workers and --ai-framework mindspore selects "
+                     "MindSpeed-LLM's MindSpore patches")
+    cmd = Command("train", (msrun(ctx) if launcher == "msrun" else torchrun(ctx, ENTRY)) + args, ENTRY)
     header = [f"fleetwise emit --target {TARGET}: study {study.id} row {row} ({nearest.label()})",
               f"model {ctx.model.id} on {nearest.chips} x {ctx.accel.id}: {ctx.nodes} node(s) x "
               f"{ctx.chips_per_node} NPUs; run once per node with NODE_RANK=0..{ctx.nodes - 1}",
@@ -88,5 +102,6 @@ def emit(study: Study, row: int = 0, catalog: Catalog | None = None) -> Emission
     env = {"NODE_RANK": "${NODE_RANK:-0}", "MASTER_ADDR": "${MASTER_ADDR:-127.0.0.1}",
            "MASTER_PORT": f"${{MASTER_PORT:-{MASTER_PORT}}}", "CUDA_DEVICE_MAX_CONNECTIONS": "1",
            "HCCL_CONNECT_TIMEOUT": "1200"}
-    files = {"train_mindspeed_llm.sh": script(header, [cmd], env)}
+    name = "train_mindspeed_llm_msrun.sh" if launcher == "msrun" else "train_mindspeed_llm.sh"
+    files = {name: script(header, [cmd], env)}
     return Emission(TARGET, fs.pin(), {**nearest.model_dump(), "precision": precision}, files, [cmd], adj, notes)

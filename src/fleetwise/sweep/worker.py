@@ -10,6 +10,7 @@ Entry points: ``evaluate``, ``evaluate_batch``, ``COLUMNS``.
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from typing import Any
 
 from fleetwise.errors import FleetwiseError, InfeasibleError
@@ -100,7 +101,7 @@ def _serve(sc: dict[str, Any]) -> dict[str, Any]:
             "memory_per_device_gb": round(c.memory_per_device_bytes / 1e9, 3), "goodput_rps": round(c.goodput_rps, 4),
             "ttft_s": round(c.ttft_s, 6), "tpot_s": round(c.tpot_s, 6),
             "energy": None if c.energy is None else json.dumps(c.energy, sort_keys=True, default=str),
-            "intervals": _intervals(c.__dict__ if hasattr(c, "__dict__") else {}),
+            "intervals": _intervals({f.name: getattr(c, f.name) for f in fields(c)}),
             "candidates_evaluated": res.candidates_evaluated}
 
 
