@@ -44,7 +44,8 @@ def msrun(ctx: TrainingContext) -> list[str]:
 
 def emit(study: Study, row: int = 0, catalog: Catalog | None = None, launcher: str = "torchrun") -> Emission:
     if launcher not in ("torchrun", "msrun"):
-        raise SpecError(f"--launcher must be torchrun (PyTorch backend) or msrun (MindSpore backend) (got {launcher!r:.40})")
+        raise SpecError("--launcher must be torchrun (PyTorch backend) or msrun (MindSpore backend) "
+                        f"(got {launcher!r:.40})")
     ctx = training_context(study, row, TARGET, catalog)
     if not ctx.is_ascend:
         raise SpecError(f"--target mindspeed-llm runs on Ascend NPUs; {ctx.accel.id} is not one: use --target megatron")
