@@ -1,14 +1,16 @@
 """Sweep rate: a grid of 1,000 cheap training scenarios (small models, 1-2 chips) on the local process pool.
 
-Prints scenarios per second for the pool and, in the same process, for one worker (serial) on a slice of the
-same grid as the baseline, so the ratio is the pool's speed-up on this machine. Run:
+Prints scenarios per second for the pool and, in the same process, for one worker (serial) on the first model's
+200 scenarios as the baseline, so the ratio is the pool's speed-up on this machine; CPU milliseconds per scenario
+are printed beside the rates (the wall-clock rate depends on how busy the machine is). Run:
 
-    python benchmarks/bench_sweep.py [--workers 2] [--serial-sample 100]
+    python benchmarks/bench_sweep.py [--workers 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -30,24 +32,24 @@ GRID = {
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--serial-sample", type=int, default=100, help="scenarios for the one-worker baseline")
     a = ap.parse_args()
     grid = parse_grid(GRID, "bench_sweep")
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()
+        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
         res = run_sweep(grid, Path(d) / "pool.parquet", backend="process", workers=a.workers)
         wall = time.perf_counter() - t
+        cpu = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime - cpu0
         ok = sum(r["status"] == "ok" for r in res.rows)
         print(f"process pool, {a.workers} workers: {res.computed:,} scenarios ({ok:,} feasible) in {wall:.1f} s "
-              f"= {res.computed / wall:,.1f} scenarios/s (pool start included)")
-        sample = dict(GRID, models=GRID["models"][:1])
-        small = parse_grid(sample, "bench_sweep/serial")
-        n = min(a.serial_sample, len(small))
-        t = time.perf_counter()
+              f"= {res.computed / wall:,.1f} scenarios/s (pool start included); worker CPU {cpu:.1f} s = "
+              f"{cpu / res.computed * 1e3:.0f} ms per scenario")
+        small = parse_grid(dict(GRID, models=GRID["models"][:1]), "bench_sweep/serial")
+        t, c = time.perf_counter(), time.process_time()
         base = run_sweep(small, Path(d) / "serial.parquet", backend="serial")
-        sw = time.perf_counter() - t
-        print(f"serial baseline: {base.computed:,} scenarios ({n} requested slice: first model) in {sw:.1f} s "
-              f"= {base.computed / sw:,.1f} scenarios/s")
+        sw, sc = time.perf_counter() - t, time.process_time() - c
+        print(f"serial baseline (first model): {base.computed:,} scenarios in {sw:.1f} s "
+              f"= {base.computed / sw:,.1f} scenarios/s; CPU {sc / base.computed * 1e3:.0f} ms per scenario")
         print(f"pool / serial rate: {(res.computed / wall) / (base.computed / sw):.2f}x")
 
 

@@ -63,6 +63,18 @@ def test_listed_scenarios_and_summary(tmp_path: Path, catalog: Catalog) -> None:
     assert "gpt3-125m / s2k" in summary(res.rows)
 
 
+def test_serve_grid_rows(tmp_path: Path, catalog: Catalog) -> None:
+    g = parse_grid({"kind": "serve", "models": ["gpt3-1.3b"], "hardware": ["nvidia_h100_sxm"], "chips": [1],
+                    "workloads": [{"name": "chat", "input_tokens": 1000, "output_tokens": 200, "ttft_ms": 2000,
+                                   "tpot_ms": 100}]}, "serve.yaml", catalog)
+    r = run_sweep(g, tmp_path / "s.parquet", backend="serial").rows[0]
+    assert r["status"] == "ok" and r["objective"] == "cost" and r["plan_chips"] == 1
+    assert r["goodput_rps"] > 0 and r["tpot_s"] <= 0.1 and r["ttft_s"] <= 2.0
+    with pytest.raises(SpecError, match="needs input_tokens"):
+        parse_grid({"kind": "serve", "models": ["gpt3-1.3b"], "hardware": ["nvidia_h100_sxm"], "chips": [1],
+                    "workloads": [{"name": "chat", "ttft_ms": 2000, "tpot_ms": 100}]}, "serve.yaml", catalog)
+
+
 def test_killed_sweep_resumes_without_recomputing(tmp_path: Path, catalog: Catalog) -> None:
     grid = tmp_path / "g.yaml"
     grid.write_text(yaml.safe_dump(SMALL))

@@ -14,7 +14,7 @@ import json
 from fleetwise.catalog.loader import Catalog
 from fleetwise.emit.base import Adjustment, Command, Emission, script
 from fleetwise.emit.flags import load_flags
-from fleetwise.emit.serving import PORT, ServingContext, adjust, dtype_word, engine_roles, serving_context
+from fleetwise.emit.serving import ServingContext, adjust, dtype_word, engine_roles, serving_context
 from fleetwise.errors import SpecError
 from fleetwise.perf.inference import KV_MEMORY_FRACTION
 from fleetwise.plan import ServingPlan
@@ -79,7 +79,7 @@ def build(ctx: ServingContext, target: str, p: ServingPlan, adj: list[Adjustment
                      if multinode else ""),
                   f"flags checked against {fs.pin()}"]
         header += [f"cannot express {a.line()}" for a in adj] + [f"note: {n}" for n in notes]
-        files[f"{role}_{target.replace('-', '_')}.sh"] = script(header, [cmd], {"VLLM_PORT": str(PORT)})
+        files[f"{role}_{target.replace('-', '_')}.sh"] = script(header, [cmd])
     if p.prefill_replicas:
         notes.append(f"P/D disaggregated: {p.prefill_replicas} prefill and {p.replicas} decode engines exchange "
                      f"the KV cache through {connector[0]}; put a P/D-aware router in front")
