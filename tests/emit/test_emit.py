@@ -141,6 +141,12 @@ def test_megatron_expresses_every_plan_setting() -> None:
         assert want in a, want
 
 
+def test_model_features_without_a_flag_are_said_not_dropped() -> None:
+    e = emit(train_study("mistral-7b-v0.1", "nvidia_h100_sxm", {"tp": 2, "dp": 4}), "megatron")
+    assert any("sliding-window attention (4096 tokens)" in n for n in e.notes)
+    assert "sliding-window" in e.files["train_megatron.sh"]
+
+
 def test_uneven_pipeline_splits() -> None:
     assert first_last_split(61, 8) == (7, 8, 6) or max(first_last_split(61, 8) or (99,)) == 8
     first, mid, last = first_last_split(61, 8) or (0, 0, 0)

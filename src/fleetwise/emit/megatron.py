@@ -19,6 +19,7 @@ from fleetwise.emit.training import (
     first_last_split,
     fp8_nearest,
     model_args,
+    model_gaps,
     parallel_args,
     precision_args,
     price,
@@ -79,6 +80,7 @@ def emit(study: Study, row: int = 0, catalog: Catalog | None = None) -> Emission
     args += precision_args(precision)
     args += ["--attention-backend", "unfused" if ctx.attention_kernel == "unfused" else "flash"]
     args += model_args(ctx.model, ctx.seq_len)
+    notes += model_gaps(ctx.model)
     cmd = Command("train", torchrun(ctx, ENTRY) + args, ENTRY)
     header = [f"fleetwise emit --target {TARGET}: study {study.id} row {row} ({nearest.label()})",
               f"model {ctx.model.id} on {nearest.chips} x {ctx.accel.id}: {ctx.nodes} node(s) x "

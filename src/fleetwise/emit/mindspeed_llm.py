@@ -19,6 +19,7 @@ from fleetwise.emit.training import (
     batch_args,
     fp8_nearest,
     model_args,
+    model_gaps,
     parallel_args,
     precision_args,
     price,
@@ -84,6 +85,7 @@ def emit(study: Study, row: int = 0, catalog: Catalog | None = None, launcher: s
     if ctx.model.activation == "swiglu":
         args += ["--use-fused-swiglu"]
     args += model_args(ctx.model, ctx.seq_len)
+    notes += model_gaps(ctx.model)
     if ctx.model.moe and ctx.model.moe.dense_layers and ctx.model.moe.layer_step == 1:
         args += ["--first-k-dense-replace", str(ctx.model.moe.dense_layers)]
         k = args.index("--moe-layer-freq")

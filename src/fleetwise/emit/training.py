@@ -194,6 +194,21 @@ def model_args(m: ModelArch, seq_len: int) -> list[str]:
     return a
 
 
+def model_gaps(m: ModelArch) -> list[str]:
+    """Architecture features of ``m`` that Megatron core_v0.12.1's arguments have no flag for (said, not dropped)."""
+    gaps = []
+    if m.attention.sliding_window:
+        gaps.append(f"sliding-window attention ({m.attention.sliding_window} tokens)")
+    if m.positional == "alibi":
+        gaps.append("ALiBi positions")
+    if m.parallel_block:
+        gaps.append("parallel attention/MLP blocks")
+    if m.activation not in ("gelu", "swiglu", "squared_relu"):
+        gaps.append(f"{m.activation} activation")
+    return [f"{g} has no Megatron argument in core_v0.12.1: the launch trains the model without it (same shapes, "
+            "so the same cost to first order)" for g in gaps]
+
+
 def parallel_args(p: TrainingPlan) -> list[str]:
     a = ["--tensor-model-parallel-size", str(p.tp), "--pipeline-model-parallel-size", str(p.pp)]
     if p.cp > 1:
