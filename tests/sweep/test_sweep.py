@@ -49,6 +49,12 @@ def test_bad_grids_fail_before_any_work(tmp_path: Path, catalog: Catalog,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "10,000,000 scenarios" in err[0] and "--yes" in err[0]
     assert not (tmp_path / "huge.parquet").exists() and not (tmp_path / "huge.parquet.parts").exists()
+    small = parse_grid(SMALL, "g.yaml", catalog)
+    with pytest.raises(SpecError, match="does not apply to --backend serial"):
+        run_sweep(small, tmp_path / "x.parquet", backend="serial", workers=2)
+    with pytest.raises(SpecError, match="--address applies to --backend ray only"):
+        run_sweep(small, tmp_path / "x.parquet", address="ray://head:10001")
+    assert not (tmp_path / "x.parquet").exists()
 
 
 def test_listed_scenarios_and_summary(tmp_path: Path, catalog: Catalog) -> None:

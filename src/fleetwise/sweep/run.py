@@ -177,6 +177,9 @@ def run_sweep(grid: Grid, out: str | Path, *, backend: str = "process", workers:
         raise SpecError(f"--backend must be one of {', '.join(BACKENDS)} (got {backend!r:.40})")
     if address and backend != "ray":
         raise SpecError("--address applies to --backend ray only")
+    if workers is not None and (backend == "serial" or address):
+        raise SpecError("--workers sizes the local process pool or local Ray cluster; it does not apply to "
+                        + ("--backend serial" if backend == "serial" else "a remote Ray cluster (--address)"))
     _require_pyarrow()
     from fleetwise.version import __version__
 
