@@ -133,10 +133,12 @@ def test_megatron_expresses_every_plan_setting() -> None:
                                                       "rank_order": "tp-cp-pp-dp"}, precision="fp8")
     e = emit(s, "megatron")
     assert file_problems(e, "megatron") == [] and not e.adjustments
+    assert 'CUDA_DEVICE_MAX_CONNECTIONS="32"' in e.files["train_megatron.sh"]  # custom FSDP needs > 1
     a = " ".join(e.commands[0].argv)
     for want in ("--context-parallel-size 2", "--num-layers-per-virtual-pipeline-stage 8", "--sequence-parallel",
-                 "--tp-comm-overlap", "--recompute-method block --recompute-num-layers 4", "--use-custom-fsdp",
-                 "--data-parallel-sharding-strategy optim_grads_params", "--fp8-format hybrid",
+                 "--tp-comm-overlap", "--recompute-method block --recompute-num-layers 4",
+                 "--use-distributed-optimizer --use-custom-fsdp --data-parallel-sharding-strategy optim_grads_params "
+                 "--no-gradient-accumulation-fusion", "--fp8-format hybrid",
                  "--use-tp-pp-dp-mapping", "--nnodes 8", "--nproc-per-node 8"):
         assert want in a, want
 
@@ -158,6 +160,13 @@ def test_uneven_pipeline_splits() -> None:
     f = int(a[a.index("--decoder-first-pipeline-num-layers") + 1])
     last = int(a[a.index("--decoder-last-pipeline-num-layers") + 1])
     assert f + last + (32 - f - last) == 32 and max(f, last, 32 - f - last) == 11
+    iv = emit(train_study("llama3-8b", "nvidia_h100_sxm", {"tp": 2, "pp": 3, "dp": 2, "vpp": 2}), "megatron")
+    c = iv.commands[0].argv  # core_v0.12.1 interleaves an uneven split when every stage holds a multiple of vpp
+    assert not iv.adjustments and c[c.index("--num-virtual-stages-per-pipeline-rank") + 1] == "2"
+    f2, l2 = (int(c[c.index(k) + 1]) for k in ("--decoder-first-pipeline-num-layers",
+                                                "--decoder-last-pipeline-num-layers"))
+    assert f2 % 2 == 0 and l2 % 2 == 0 and (32 - f2 - l2) % 2 == 0 and "--num-layers-per-virtual-pipeline-stage" not in c
+    assert file_problems(iv, "megatron") == []
     ms = emit(train_study("llama3-8b", "huawei_ascend_910b", {"tp": 2, "pp": 3, "dp": 2}), "mindspeed-llm")
     b = ms.commands[0].argv
     assert b[b.index("--num-layer-list") + 1] == "10,11,11" or sorted(map(int, b[b.index("--num-layer-list") + 1]

@@ -17,6 +17,7 @@ from fleetwise.emit.training import (
     TrainingContext,
     balanced_split,
     batch_args,
+    device_connections,
     fp8_nearest,
     model_args,
     model_gaps,
@@ -55,15 +56,26 @@ def emit(study: Study, row: int = 0, catalog: Catalog | None = None, launcher: s
     notes: list[str] = []
     p = ctx.plan
     layers = ctx.model.layers
-    uneven = p.pp > 1 and layers % p.pp != 0
-    vpp = 1 if (p.vpp > 1 and uneven) else (vpp_divisor(layers, p.pp, p.vpp) if p.vpp > 1 else 1)
-    nearest = p.model_copy(update={"vpp": vpp}) if vpp != p.vpp else p
-    if nearest is not p:
-        words, metrics = price(ctx, nearest)
-        why = ("MindSpeed-LLM rejects --num-layer-list together with virtual pipeline stages" if uneven
-               else "interleaved stages need the same whole number of layers per virtual stage")
-        adj.append(Adjustment("vpp", p.vpp, vpp, why, words, metrics))
     precision = fp8_nearest(ctx, adj)
+    uneven = p.pp > 1 and layers % p.pp != 0
+    changes: dict[str, object] = {}
+    why: dict[str, str] = {}
+    vpp = 1 if (p.vpp > 1 and uneven) else (vpp_divisor(layers, p.pp, p.vpp) if p.vpp > 1 else 1)
+    if vpp != p.vpp:
+        changes["vpp"] = vpp
+        why["vpp"] = ("MindSpeed-LLM rejects --num-layer-list together with virtual pipeline stages" if uneven
+                      else "interleaved stages need the same whole number of layers per virtual stage")
+    if p.ep_comm_overlap and (ctx.model.moe is None or precision not in ("bf16", "fp8")):
+        changes["ep_comm_overlap"] = False
+        why["ep_comm_overlap"] = ("a dense model has no MoE all-to-all to overlap" if ctx.model.moe is None else
+                                  "--moe-alltoall-overlap-comm needs grouped GEMM, which runs in bf16 only")
+    if p.tp_comm_overlap and not (p.sequence_parallel and p.tp > 1):
+        changes["tp_comm_overlap"] = False
+        why["tp_comm_overlap"] = "TP communication overlap needs sequence parallelism"
+    nearest = p.model_copy(update=changes) if changes else p
+    if changes:
+        words, metrics = price(ctx, nearest, precision=precision)
+        adj += [Adjustment(k, getattr(p, k), v, why[k], words, metrics) for k, v in changes.items()]
     args = parallel_args(nearest)
     if nearest.vpp > 1:
         args += ["--num-layers-per-virtual-pipeline-stage", str(layers // (nearest.pp * nearest.vpp))]
@@ -84,7 +96,7 @@ def emit(study: Study, row: int = 0, catalog: Catalog | None = None, launcher: s
         args += ["--use-fused-rmsnorm"]
     if ctx.model.activation == "swiglu":
         args += ["--use-fused-swiglu"]
-    args += model_args(ctx.model, ctx.seq_len)
+    args += model_args(ctx.model, ctx.seq_len, bf16=precision in ("bf16", "fp8"))
     notes += model_gaps(ctx.model)
     if ctx.model.moe and ctx.model.moe.dense_layers and ctx.model.moe.layer_step == 1:
         args += ["--first-k-dense-replace", str(ctx.model.moe.dense_layers)]
@@ -103,7 +115,8 @@ def emit(study: Study, row: int = 0, catalog: Catalog | None = None, launcher: s
               "data: --mock-data (replace with --data-path and a tokenizer for a real run)"]
     header += [f"cannot express {a.line()}" for a in adj] + [f"note: {n}" for n in notes]
     env = {"NODE_RANK": "${NODE_RANK:-0}", "MASTER_ADDR": "${MASTER_ADDR:-127.0.0.1}",
-           "MASTER_PORT": f"${{MASTER_PORT:-{MASTER_PORT}}}", "CUDA_DEVICE_MAX_CONNECTIONS": "1",
+           "MASTER_PORT": f"${{MASTER_PORT:-{MASTER_PORT}}}",
+           "CUDA_DEVICE_MAX_CONNECTIONS": device_connections(nearest),
            "HCCL_CONNECT_TIMEOUT": "1200"}
     name = "train_mindspeed_llm_msrun.sh" if launcher == "msrun" else "train_mindspeed_llm.sh"
     files = {name: script(header, [cmd], env)}

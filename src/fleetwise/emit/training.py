@@ -123,21 +123,22 @@ def balanced_split(layers: int, pp: int) -> list[int]:
     return counts
 
 
-def first_last_split(layers: int, pp: int) -> tuple[int, int, int] | None:
+def first_last_split(layers: int, pp: int, multiple: int = 1) -> tuple[int, int, int] | None:
     """Megatron's uneven form: (first, middle-per-stage, last) with the middle stages even, the largest stage as
-    small as possible (ties: lighter first and last stages). None when no split with every stage >= 1 exists."""
+    small as possible (ties: lighter first and last stages). With interleaving every stage's layer count must be a
+    multiple of the virtual stages (``multiple``). None when no such split with every stage >= 1 exists."""
     if pp == 1:
         return None
     best: tuple[tuple[int, int, int], tuple[int, int, int]] | None = None
-    for first in range(1, layers):
-        for last in range(1, layers - first + 1):
+    for first in range(multiple, layers, multiple):
+        for last in range(multiple, layers - first + 1, multiple):
             rest = layers - first - last
             if pp == 2:
                 if rest:
                     continue
                 mid = 0
             else:
-                if rest < pp - 2 or rest % (pp - 2):
+                if rest < pp - 2 or rest % (pp - 2) or (rest // (pp - 2)) % multiple:
                     continue
                 mid = rest // (pp - 2)
             key = (max(first, last, mid), first + last, abs(first - last))
@@ -146,7 +147,7 @@ def first_last_split(layers: int, pp: int) -> tuple[int, int, int] | None:
     return best[1] if best else None
 
 
-def model_args(m: ModelArch, seq_len: int) -> list[str]:
+def model_args(m: ModelArch, seq_len: int, bf16: bool = True) -> list[str]:
     """Megatron model-shape arguments for a catalog architecture."""
     a = ["--num-layers", str(m.layers), "--hidden-size", str(m.hidden), "--num-attention-heads", str(m.heads)]
     if m.ffn_hidden:
@@ -180,8 +181,9 @@ def model_args(m: ModelArch, seq_len: int) -> list[str]:
         a += ["--disable-bias-linear"]
     if m.moe:
         a += ["--num-experts", str(m.moe.experts), "--moe-router-topk", str(m.moe.top_k),
-              "--moe-ffn-hidden-size", str(m.moe.moe_ffn_hidden), "--moe-grouped-gemm",
-              "--moe-token-dispatcher-type", "alltoall"]
+              "--moe-ffn-hidden-size", str(m.moe.moe_ffn_hidden), "--moe-token-dispatcher-type", "alltoall"]
+        if bf16:  # core_v0.12.1: grouped GEMM for MoE only supports bf16
+            a += ["--moe-grouped-gemm"]
         if m.moe.shared_experts:
             a += ["--moe-shared-expert-intermediate-size", str(m.moe.shared_experts * m.moe.moe_ffn_hidden)]
         if m.moe.dense_layers or m.moe.layer_step > 1:
@@ -217,7 +219,7 @@ def parallel_args(p: TrainingPlan) -> list[str]:
         a += ["--expert-model-parallel-size", str(p.ep)]
     if p.sequence_parallel and p.tp > 1:
         a += ["--sequence-parallel"]
-    if p.tp_comm_overlap:
+    if p.tp_comm_overlap and p.sequence_parallel and p.tp > 1:  # Megatron overlaps TP comms only with SP
         a += ["--tp-comm-overlap"]
     if p.rank_order == "tp-cp-pp-dp":
         a += ["--use-tp-pp-dp-mapping"]
@@ -243,8 +245,16 @@ def recompute_args(ctx: TrainingContext, p: TrainingPlan) -> list[str]:
     return []
 
 
+def uses_fsdp(p: TrainingPlan) -> bool:
+    return p.zero >= 2 and p.dp * p.cp > 1
+
+
 def sharding_args(p: TrainingPlan) -> list[str]:
-    """ZeRO stage as Megatron's optimizer sharding: 1 = distributed optimizer, 2/3 = Megatron FSDP strategies."""
+    """ZeRO stage as Megatron's optimizer sharding: 1 = distributed optimizer, 2/3 = Megatron custom-FSDP strategies.
+
+    core_v0.12.1's ``validate_args``: custom FSDP needs the distributed optimizer, its ``optim_grads`` and
+    ``optim_grads_params`` strategies need gradient-accumulation fusion off, and param-gather overlap needs the
+    distributed optimizer and grad-reduce overlap."""
     dp = p.dp * p.cp
     if p.zero == 0 or dp == 1:
         return []
@@ -252,7 +262,13 @@ def sharding_args(p: TrainingPlan) -> list[str]:
     if p.zero == 1:
         return ["--use-distributed-optimizer", *overlap]
     strategy = "optim_grads" if p.zero == 2 else "optim_grads_params"
-    return ["--use-custom-fsdp", "--data-parallel-sharding-strategy", strategy, *overlap]
+    return ["--use-distributed-optimizer", "--use-custom-fsdp", "--data-parallel-sharding-strategy", strategy,
+            "--no-gradient-accumulation-fusion", *overlap]
+
+
+def device_connections(p: TrainingPlan) -> str:
+    """CUDA_DEVICE_MAX_CONNECTIONS: core_v0.12.1 requires 1 with TP/CP (pre-Blackwell), and more than 1 with FSDP."""
+    return "32" if uses_fsdp(p) else "1"
 
 
 def precision_args(precision: str) -> list[str]:
