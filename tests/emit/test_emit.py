@@ -165,7 +165,8 @@ def test_uneven_pipeline_splits() -> None:
     assert not iv.adjustments and c[c.index("--num-virtual-stages-per-pipeline-rank") + 1] == "2"
     f2, l2 = (int(c[c.index(k) + 1]) for k in ("--decoder-first-pipeline-num-layers",
                                                 "--decoder-last-pipeline-num-layers"))
-    assert f2 % 2 == 0 and l2 % 2 == 0 and (32 - f2 - l2) % 2 == 0 and "--num-layers-per-virtual-pipeline-stage" not in c
+    assert f2 % 2 == 0 and l2 % 2 == 0 and (32 - f2 - l2) % 2 == 0
+    assert "--num-layers-per-virtual-pipeline-stage" not in c
     assert file_problems(iv, "megatron") == []
     ms = emit(train_study("llama3-8b", "huawei_ascend_910b", {"tp": 2, "pp": 3, "dp": 2}), "mindspeed-llm")
     b = ms.commands[0].argv
