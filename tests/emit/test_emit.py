@@ -183,6 +183,9 @@ def test_nearest_plan_is_priced_with_explain_training(catalog: Catalog) -> None:
     assert [a.field for a in e.adjustments] == ["vpp"] and e.plan["vpp"] == 1
     m = e.adjustments[0].metrics or {}
     assert m["plan"] == s.rows[0]["step_time_s"] and m["nearest"] > 0 and m["nearest"] != m["plan"]
+    ref = api.explain_training("llama3-8b", "huawei_ascend_910b", TrainingPlan(tp=2, pp=3, dp=1, vpp=1),
+                               global_batch=18, catalog=catalog)
+    assert m["nearest"] == round(ref.step_time_s, 6)  # priced exactly as fleetwise.api.explain_training
     assert "step time" in (e.adjustments[0].cost or "") and "cannot express vpp" in e.files["train_mindspeed_llm.sh"]
     assert "--num-layers-per-virtual-pipeline-stage" not in e.commands[0].argv
     assert file_problems(e, "mindspeed-llm") == []

@@ -14,9 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from fleetwise.catalog.loader import Catalog
-from fleetwise.emit.base import Adjustment, Command, Emission, EmitError
+from fleetwise.emit.base import Adjustment, Command, Emission, EmitError, StudyLike
 from fleetwise.errors import SpecError
-from fleetwise.study import Study
 
 TRAINING_TARGETS = ("megatron", "mindspeed-llm")
 SERVING_TARGETS = ("vllm", "vllm-ascend", "sglang", "lws")
@@ -43,7 +42,7 @@ def check_emission(e: Emission) -> list[str]:
     return problems
 
 
-def emit(study: Study, target: str, row: int = 0, catalog: Catalog | None = None, **options: Any) -> Emission:
+def emit(study: StudyLike, target: str, row: int = 0, catalog: Catalog | None = None, **options: Any) -> Emission:
     """Launch files for plan ``row`` of ``study`` on ``target`` (one of ``TARGETS``), checked against the flag data.
 
     Serving targets take ``model_path`` (the weights path or hub id the engine loads; default ``/models/<id>``);

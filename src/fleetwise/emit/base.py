@@ -9,12 +9,29 @@ Entry points: ``Emission``, ``Adjustment``, ``EmitError``, ``study_row``.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from fleetwise.errors import FleetwiseError, SpecError
-from fleetwise.study import Study
+
+
+class StudyLike(Protocol):
+    """What emitters read from a study (``fleetwise.study.Study``; emit sits beside it in the layers, so it takes
+    any object of this shape instead of importing it)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def inputs(self) -> Mapping[str, Any]: ...
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def rows(self) -> list[dict[str, Any]]: ...
 
 
 class EmitError(FleetwiseError):
@@ -102,7 +119,7 @@ class Emission:
         return "\n".join(lines)
 
 
-def study_row(study: Study, row: int, kinds: tuple[str, ...], target: str) -> dict[str, Any]:
+def study_row(study: StudyLike, row: int, kinds: tuple[str, ...], target: str) -> dict[str, Any]:
     """Row ``row`` of a search study of one of ``kinds``, with a clear error naming the study and the choices."""
     if study.kind not in kinds:
         raise SpecError(f"--target {target} needs a {' or '.join(kinds)} study (got a {study.kind} study, "

@@ -23,11 +23,10 @@ from fleetwise.catalog.loader import Catalog
 from fleetwise.emit import sglang as sglang_mod
 from fleetwise.emit import vllm as vllm_mod
 from fleetwise.emit import vllm_ascend as vllm_ascend_mod
-from fleetwise.emit.base import Adjustment, Command, Emission, EmitError
+from fleetwise.emit.base import Adjustment, Command, Emission, EmitError, StudyLike
 from fleetwise.emit.flags import load_flags
 from fleetwise.emit.serving import ServingContext, engine_roles, serving_context
 from fleetwise.errors import SpecError
-from fleetwise.study import Study
 
 TARGET = "lws"
 API_VERSION = "leaderworkerset.x-k8s.io/v1"
@@ -136,7 +135,7 @@ def _group(ctx: ServingContext, engine: str, name: str, engines: int, leader: st
             "spec": {"replicas": engines, "startupPolicy": "LeaderCreated", "leaderWorkerTemplate": tmpl}}
 
 
-def emit(study: Study, row: int = 0, catalog: Catalog | None = None, model_path: str | None = None,
+def emit(study: StudyLike, row: int = 0, catalog: Catalog | None = None, model_path: str | None = None,
          engine: str | None = None) -> Emission:
     ctx = serving_context(study, row, TARGET, catalog, model_path)
     eng = _engine(ctx, engine)

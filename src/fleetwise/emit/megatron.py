@@ -12,7 +12,7 @@ the virtual stages, TP overlap without sequence parallelism; the nearest plan is
 from __future__ import annotations
 
 from fleetwise.catalog.loader import Catalog
-from fleetwise.emit.base import Adjustment, Command, Emission, script
+from fleetwise.emit.base import Adjustment, Command, Emission, StudyLike, script
 from fleetwise.emit.flags import load_flags
 from fleetwise.emit.training import (
     MASTER_PORT,
@@ -32,13 +32,12 @@ from fleetwise.emit.training import (
     vpp_divisor,
 )
 from fleetwise.errors import SpecError
-from fleetwise.study import Study
 
 TARGET = "megatron"
 ENTRY = "pretrain_gpt.py"
 
 
-def emit(study: Study, row: int = 0, catalog: Catalog | None = None) -> Emission:
+def emit(study: StudyLike, row: int = 0, catalog: Catalog | None = None) -> Emission:
     ctx = training_context(study, row, TARGET, catalog)
     if ctx.is_ascend:
         raise SpecError(f"--target megatron runs on GPUs; {ctx.accel.id} is an Ascend NPU: use --target mindspeed-llm")

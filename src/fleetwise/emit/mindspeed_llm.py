@@ -10,7 +10,7 @@ MindSpeed-LLM's own check), and fp8 on chips without fp8 units; the nearest plan
 from __future__ import annotations
 
 from fleetwise.catalog.loader import Catalog
-from fleetwise.emit.base import Adjustment, Command, Emission, script
+from fleetwise.emit.base import Adjustment, Command, Emission, StudyLike, script
 from fleetwise.emit.flags import load_flags
 from fleetwise.emit.training import (
     MASTER_PORT,
@@ -31,7 +31,6 @@ from fleetwise.emit.training import (
     vpp_divisor,
 )
 from fleetwise.errors import SpecError
-from fleetwise.study import Study
 
 TARGET = "mindspeed-llm"
 ENTRY = "pretrain_gpt.py"
@@ -44,7 +43,7 @@ def msrun(ctx: TrainingContext) -> list[str]:
             "--log_dir", "msrun_log", "--join", "True", "--cluster_time_out", "600", ENTRY]
 
 
-def emit(study: Study, row: int = 0, catalog: Catalog | None = None, launcher: str = "torchrun") -> Emission:
+def emit(study: StudyLike, row: int = 0, catalog: Catalog | None = None, launcher: str = "torchrun") -> Emission:
     if launcher not in ("torchrun", "msrun"):
         raise SpecError("--launcher must be torchrun (PyTorch backend) or msrun (MindSpore backend) "
                         f"(got {launcher!r:.40})")

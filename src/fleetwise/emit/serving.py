@@ -16,11 +16,10 @@ from pydantic import ValidationError
 
 from fleetwise.catalog.loader import Catalog, format_validation_error, load_catalog
 from fleetwise.catalog.types import Accelerator, ModelArch, System
-from fleetwise.emit.base import Adjustment, study_row
-from fleetwise.emit.training import is_ascend
+from fleetwise.emit.base import Adjustment, StudyLike, study_row
+from fleetwise.emit.training import is_ascend, resolve_model
 from fleetwise.errors import SpecError
 from fleetwise.plan import ServingPlan
-from fleetwise.study import Study
 
 SERVE_KINDS = ("plan_serve",)
 PORT = 8000
@@ -28,7 +27,7 @@ PORT = 8000
 
 @dataclass(frozen=True)
 class ServingContext:
-    study: Study
+    study: StudyLike
     row_index: int
     row: dict[str, Any]
     plan: ServingPlan
@@ -58,10 +57,8 @@ class ServingContext:
         return self.accel.peak_tflops.fp8 is not None
 
 
-def serving_context(study: Study, row: int, target: str, catalog: Catalog | None = None,
+def serving_context(study: StudyLike, row: int, target: str, catalog: Catalog | None = None,
                     model_path: str | None = None) -> ServingContext:
-    from fleetwise.api import resolve_model
-
     r = study_row(study, row, SERVE_KINDS, target)
     try:
         plan = ServingPlan(**r["plan"])

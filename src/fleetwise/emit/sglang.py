@@ -13,12 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from fleetwise.catalog.loader import Catalog
-from fleetwise.emit.base import Adjustment, Command, Emission, script
+from fleetwise.emit.base import Adjustment, Command, Emission, StudyLike, script
 from fleetwise.emit.flags import load_flags
 from fleetwise.emit.serving import ServingContext, adjust, dtype_word, engine_roles, serving_context
 from fleetwise.perf.inference import KV_MEMORY_FRACTION
 from fleetwise.plan import ServingPlan
-from fleetwise.study import Study
 
 TARGET = "sglang"
 PROGRAM = "sglang.launch_server"
@@ -62,7 +61,7 @@ def server_args(ctx: ServingContext, p: ServingPlan, role: str, multinode: bool)
     return a
 
 
-def emit(study: Study, row: int = 0, catalog: Catalog | None = None, model_path: str | None = None) -> Emission:
+def emit(study: StudyLike, row: int = 0, catalog: Catalog | None = None, model_path: str | None = None) -> Emission:
     ctx = serving_context(study, row, TARGET, catalog, model_path)
     fs = load_flags(TARGET)
     adj: list[Adjustment] = []

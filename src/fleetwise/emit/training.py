@@ -1,9 +1,11 @@
 """Training launch lines shared by the Megatron-LM and MindSpeed-LLM emitters (both parse Megatron's arguments).
 
 ``TrainingContext`` resolves a ``plan_train``/``explain_train`` study row into the model, chips, system and job;
-``megatron_args`` turns a plan into Megatron argument names (parallel sizes, batch, recompute, optimizer sharding,
-overlap, precision, model shape); ``price`` evaluates the nearest plan a framework can run with
-``fleetwise.api.explain_training`` and words the difference against the study's own prediction;
+the ``*_args`` helpers turn a plan into Megatron argument names (parallel sizes, batch, recompute, optimizer
+sharding, overlap, precision, model shape); ``price`` evaluates the nearest plan a framework can run the way
+``fleetwise.api.explain_training`` does (the same setup from the study's resolved job, then
+``search.evaluate.evaluate_plan``; emit sits below the api in the layers) and words the difference against the
+study's own prediction;
 ``balanced_split`` and ``first_last_split`` give uneven pipeline layer splits.
 """
 
@@ -17,10 +19,10 @@ from pydantic import ValidationError
 
 from fleetwise.catalog.loader import Catalog, format_validation_error, load_catalog
 from fleetwise.catalog.types import Accelerator, ModelArch, System
-from fleetwise.emit.base import Adjustment, study_row
+from fleetwise.emit.base import Adjustment, StudyLike, study_row
 from fleetwise.errors import InfeasibleError, SpecError
 from fleetwise.plan import TrainingPlan
-from fleetwise.study import Study
+from fleetwise.search.evaluate import PlanResult
 
 TRAIN_KINDS = ("plan_train", "explain_train")
 MASTER_PORT = "6000"
@@ -30,7 +32,7 @@ MASTER_PORT = "6000"
 class TrainingContext:
     """A training study row resolved against the catalog."""
 
-    study: Study
+    study: StudyLike
     row: dict[str, Any]
     plan: TrainingPlan
     model: ModelArch
@@ -61,9 +63,28 @@ def is_ascend(accel: Accelerator) -> bool:
     return "huawei" in accel.vendor.lower() or accel.id.startswith("huawei_ascend")
 
 
-def training_context(study: Study, row: int, target: str, catalog: Catalog | None = None) -> TrainingContext:
-    from fleetwise.api import resolve_model
+def resolve_model(catalog: Catalog, model: str) -> ModelArch:
+    """A catalog id or a Hugging Face ``config.json`` path (as ``fleetwise.api.resolve_model``)."""
+    from pathlib import Path
 
+    from fleetwise.catalog.hf_import import model_from_hf_config
+
+    if model.endswith(".json") or Path(model).is_file():
+        return model_from_hf_config(Path(model))
+    return catalog.model(model, "inputs.model")
+
+
+def default_global_batch(seq_len: int, chips: int) -> int:
+    """The library's default global batch for a job (``fleetwise.plan.default_global_batch`` where it exists)."""
+    import importlib
+
+    rule = getattr(importlib.import_module("fleetwise.plan"), "default_global_batch", None)
+    if rule is not None:
+        return int(rule(seq_len, chips)[0])
+    return max(1, round(4 * 2**20 / seq_len / chips)) * chips  # ~4M tokens per step, a multiple of the chips
+
+
+def training_context(study: StudyLike, row: int, target: str, catalog: Catalog | None = None) -> TrainingContext:
     r = study_row(study, row, TRAIN_KINDS, target)
     try:
         plan = TrainingPlan(**r["plan"])
@@ -82,24 +103,40 @@ def training_context(study: Study, row: int, target: str, catalog: Catalog | Non
     system = cat.system(str(sys_id), "inputs.system") if sys_id else cat.default_system(accel.id)
     seq = int(inp.get("seq_len") or 4096)
     gbs = inp.get("global_batch")
-    if gbs is None:  # the default of fleetwise.api.training_setup: ~4M tokens per step, a multiple of the chips
-        gbs = max(1, round(4 * 2**20 / seq / plan.chips)) * plan.chips
+    if gbs is None:
+        gbs = default_global_batch(seq, plan.chips)
     if not isinstance(gbs, int) or isinstance(gbs, bool) or gbs < 1:
         raise SpecError(f"study {study.id}: inputs.global_batch must be a positive integer (got {gbs!r:.40})")
     return TrainingContext(study, r, plan, model, accel, system, seq, gbs, str(inp.get("precision") or "bf16"),
                            str(inp.get("attention_kernel") or "flash"), inp.get("tokens"), cat)
 
 
+def explain(ctx: TrainingContext, plan: TrainingPlan, precision: str | None = None) -> PlanResult:
+    """One plan's prediction for the study's job: the setup ``fleetwise.api.explain_training`` builds (catalog
+    entries, job fields the study resolved, sites), evaluated by ``search.evaluate.evaluate_plan``."""
+    from fleetwise.catalog.types import SiteLink
+    from fleetwise.perf.setup import make_training_setup
+    from fleetwise.plan import TrainingJob
+    from fleetwise.search.evaluate import evaluate_plan
+
+    inp = ctx.study.inputs
+    job_fields = {k: inp[k] for k in TrainingJob.model_fields if inp.get(k) is not None}
+    job_fields.update(seq_len=ctx.seq_len, global_batch=ctx.global_batch, precision=precision or ctx.precision)
+    try:
+        job = TrainingJob(**job_fields)
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(f"study {ctx.study.id} job", exc)) from None
+    link = inp.get("site_link")
+    setup = make_training_setup(ctx.model, ctx.accel, ctx.system, job, sites=int(inp.get("sites") or 1),
+                                site_link=SiteLink(**link) if isinstance(link, dict) else None)
+    return evaluate_plan(setup, plan)
+
+
 def price(ctx: TrainingContext, nearest: TrainingPlan, precision: str | None = None) -> tuple[str, dict[str, Any]]:
     """The predicted cost of running ``nearest`` instead of the study's plan, in words and as numbers."""
-    from fleetwise.api import explain_training
-
     base = float(ctx.row.get("step_time_s") or 0.0)
     try:
-        r = explain_training(ctx.model, ctx.accel.id, nearest, system=ctx.system.id if ctx.system else None,
-                             seq_len=ctx.seq_len, global_batch=ctx.global_batch,
-                             precision=(precision or ctx.precision),  # type: ignore[arg-type]
-                             attention_kernel=ctx.attention_kernel, catalog=ctx.catalog)
+        r = explain(ctx, nearest, precision)
     except InfeasibleError as exc:
         return (f"the nearest plan is infeasible ({exc})", {"metric": "step_time_s", "plan": base, "nearest": None})
     new = r.step_time_s

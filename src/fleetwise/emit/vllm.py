@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 
 from fleetwise.catalog.loader import Catalog
-from fleetwise.emit.base import Adjustment, Command, Emission, script
+from fleetwise.emit.base import Adjustment, Command, Emission, StudyLike, script
 from fleetwise.emit.flags import load_flags
 from fleetwise.emit.serving import ServingContext, adjust, dtype_word, engine_roles, serving_context
 from fleetwise.errors import SpecError
 from fleetwise.perf.inference import KV_MEMORY_FRACTION
 from fleetwise.plan import ServingPlan
-from fleetwise.study import Study
 
 TARGET = "vllm"
 PROGRAM = "serve"
@@ -89,7 +88,7 @@ def build(ctx: ServingContext, target: str, p: ServingPlan, adj: list[Adjustment
     return Emission(target, fs.pin(), p.model_dump(), files, commands, adj, notes)
 
 
-def emit(study: Study, row: int = 0, catalog: Catalog | None = None, model_path: str | None = None) -> Emission:
+def emit(study: StudyLike, row: int = 0, catalog: Catalog | None = None, model_path: str | None = None) -> Emission:
     ctx = serving_context(study, row, TARGET, catalog, model_path)
     if ctx.is_ascend:
         raise SpecError(f"--target vllm runs on GPUs; {ctx.accel.id} is an Ascend NPU: use --target vllm-ascend")

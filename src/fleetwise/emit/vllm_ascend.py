@@ -13,11 +13,10 @@ from dataclasses import replace
 from typing import Any
 
 from fleetwise.catalog.loader import Catalog
-from fleetwise.emit.base import Adjustment, Emission
+from fleetwise.emit.base import Adjustment, Emission, StudyLike
 from fleetwise.emit.serving import adjust, serving_context
 from fleetwise.emit.vllm import build, ep_nearest
 from fleetwise.errors import SpecError
-from fleetwise.study import Study
 
 TARGET = "vllm-ascend"
 WEIGHT_QUANT = {"int8": "ascend", "int4": "ascend", "fp8": "fp8"}
@@ -25,7 +24,7 @@ KV_DTYPE = {"bf16": "auto", "fp16": "auto", "int8": "auto", "fp8": "fp8"}
 CONNECTOR = ("MooncakeConnectorV1", "kv_producer", "kv_consumer")
 
 
-def emit(study: Study, row: int = 0, catalog: Catalog | None = None, model_path: str | None = None) -> Emission:
+def emit(study: StudyLike, row: int = 0, catalog: Catalog | None = None, model_path: str | None = None) -> Emission:
     ctx = serving_context(study, row, TARGET, catalog, model_path)
     if not ctx.is_ascend:
         raise SpecError(f"--target vllm-ascend runs on Ascend NPUs; {ctx.accel.id} is not one: use --target vllm")
