@@ -42,6 +42,7 @@ def _intervals(row: dict[str, Any]) -> str | None:
 
 
 def _train(sc: dict[str, Any]) -> dict[str, Any]:
+    from fleetwise.emit.training import default_global_batch
     from fleetwise.perf.setup import make_training_setup
     from fleetwise.plan import TrainingJob
     from fleetwise.search.evaluate import search_training
@@ -57,8 +58,7 @@ def _train(sc: dict[str, Any]) -> dict[str, Any]:
     seq = int(wl.get("seq_len", 4096))
     if seq > m.max_seq:
         raise FleetwiseError(f"seq_len {seq} exceeds {m.id}'s max_seq {m.max_seq}")
-    # the same default as fleetwise.api.training_setup: ~4M tokens per step, a multiple of the chip count
-    gbs = int(wl.get("global_batch") or max(1, round(4 * 2**20 / seq / chips)) * chips)
+    gbs = int(wl.get("global_batch") or default_global_batch(seq, chips))  # the library's default rule
     job = TrainingJob(seq_len=seq, global_batch=gbs, precision=wl.get("precision", "bf16"),
                       tokens=wl.get("tokens"), attention_kernel=wl.get("attention_kernel", "flash"))
     setup = make_training_setup(m, accel, system, job, eff=eff, calibration=cal)
