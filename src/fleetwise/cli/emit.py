@@ -21,7 +21,7 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("emit", help="launch files (Megatron, MindSpeed-LLM, vLLM, vllm-ascend, SGLang, LWS) for a plan")
     p.add_argument("--plan", required=True, type=Path, metavar="STUDY.json",
                    help="a study file (plan train/serve --json); its plan rows are emitted")
-    p.add_argument("--target", required=True, choices=TARGETS)
+    p.add_argument("--target", required=True, choices=TARGETS, help="the framework to launch the plan with")
     p.add_argument("--row", type=int, default=0, help="which plan row of the study (default 0, the best)")
     p.add_argument("--out", type=Path, metavar="DIR", help="write the files here (default: print them)")
     p.add_argument("--model-path", help="serving: the weights path or hub id the engine loads (default /models/<id>)")
@@ -30,7 +30,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--launcher", choices=["torchrun", "msrun"],
                    help="mindspeed-llm: torchrun (PyTorch backend, default) or msrun (MindSpore backend)")
     p.add_argument("--json", action="store_true", help="print the emission (plan, adjustments, commands) as JSON")
-    p.add_argument("--catalog", action="append", default=None, metavar="DIR")
+    p.add_argument("--catalog", action="append", default=None, metavar="DIR",
+                   help="user catalog folder (repeatable); default $FLEETWISE_CATALOG")
 
 
 def run(args: argparse.Namespace, catalog: Catalog) -> int:

@@ -17,7 +17,7 @@ from fleetwise.catalog.loader import Catalog
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("sweep", help="run a grid of scenarios (models x hardware x chips x workloads x objectives)")
-    p.add_argument("grid", type=Path, metavar="GRID.yaml")
+    p.add_argument("grid", type=Path, metavar="GRID.yaml", help="the grid: axes to multiply, or listed scenarios")
     p.add_argument("--out", type=Path, help="results Parquet file (default: GRID.parquet next to the grid)")
     p.add_argument("--backend", choices=["process", "ray", "serial"], default="process",
                    help="process: a local process pool (default); ray: Ray tasks (fleetwise[ray]); serial: inline")
@@ -31,7 +31,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON instead of the summary")
-    p.add_argument("--catalog", action="append", default=None, metavar="DIR")
+    p.add_argument("--catalog", action="append", default=None, metavar="DIR",
+                   help="user catalog folder (repeatable); default $FLEETWISE_CATALOG")
 
 
 def run(args: argparse.Namespace, catalog: Catalog) -> int:
