@@ -73,7 +73,9 @@ def test_serve_grid_rows(tmp_path: Path, catalog: Catalog) -> None:
     g = parse_grid({"kind": "serve", "models": ["gpt3-1.3b"], "hardware": ["nvidia_h100_sxm"], "chips": [1],
                     "workloads": [{"name": "chat", "input_tokens": 1000, "output_tokens": 200, "ttft_ms": 2000,
                                    "tpot_ms": 100}]}, "serve.yaml", catalog)
-    r = run_sweep(g, tmp_path / "s.parquet", backend="serial").rows[0]
+    calls: list[tuple[int, int]] = []
+    r = run_sweep(g, tmp_path / "s.parquet", backend="serial", progress=lambda d, t, _s: calls.append((d, t))).rows[0]
+    assert calls == [(0, 1), (1, 1)]  # the progress bar sees the start and every finished batch
     assert r["status"] == "ok" and r["objective"] == "cost" and r["plan_chips"] == 1
     assert r["goodput_rps"] > 0 and r["tpot_s"] <= 0.1 and r["ttft_s"] <= 2.0
     with pytest.raises(SpecError, match="needs input_tokens"):
