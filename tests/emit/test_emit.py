@@ -20,7 +20,7 @@ from fleetwise.emit import TARGETS, check_emission
 from fleetwise.emit import emit as _emit
 from fleetwise.emit.flags import check_command, load_flags, split_script
 from fleetwise.emit.lws import validate_manifest
-from fleetwise.emit.training import balanced_split, first_last_split
+from fleetwise.emit.training import balanced_split, first_last_split, node_layout
 from fleetwise.errors import SpecError
 from fleetwise.plan import ServingPlan, TrainingPlan
 from fleetwise.study import Study
@@ -141,6 +141,14 @@ def test_megatron_expresses_every_plan_setting() -> None:
                  "--no-gradient-accumulation-fusion", "--fp8-format hybrid",
                  "--use-tp-pp-dp-mapping", "--nnodes 8", "--nproc-per-node 8"):
         assert want in a, want
+
+
+def test_equal_processes_per_node() -> None:
+    assert node_layout(16, 8) == (2, 8) and node_layout(12, 8) == (2, 6) and node_layout(4, 8) == (1, 4)
+    assert node_layout(13, 8) == (13, 1) and node_layout(24, 16) == (2, 12)
+    e = emit(train_study("llama3-8b", "nvidia_h100_sxm", {"tp": 2, "pp": 3, "dp": 2}), "megatron")  # 12 chips
+    a = e.commands[0].argv
+    assert a[a.index("--nnodes") + 1] == "2" and a[a.index("--nproc-per-node") + 1] == "6"
 
 
 def test_model_features_without_a_flag_are_said_not_dropped() -> None:

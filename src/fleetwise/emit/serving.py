@@ -8,7 +8,6 @@ no single-plan serving evaluator: when the nearest plan is not among the rows, t
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +16,7 @@ from pydantic import ValidationError
 from fleetwise.catalog.loader import Catalog, format_validation_error, load_catalog
 from fleetwise.catalog.types import Accelerator, ModelArch, System
 from fleetwise.emit.base import Adjustment, StudyLike, study_row
-from fleetwise.emit.training import is_ascend, resolve_model
+from fleetwise.emit.training import is_ascend, node_layout, resolve_model
 from fleetwise.errors import SpecError
 from fleetwise.plan import ServingPlan
 
@@ -42,11 +41,12 @@ class ServingContext:
 
     @property
     def nodes_per_engine(self) -> int:
-        return math.ceil(self.plan.chips_per_replica / self.chips_per_node)
+        return node_layout(self.plan.chips_per_replica, self.chips_per_node)[0]
 
     @property
     def chips_per_pod(self) -> int:
-        return min(self.plan.chips_per_replica, self.chips_per_node)
+        """Every pod of a LeaderWorkerSet group asks for the same accelerators: an equal share of the engine."""
+        return node_layout(self.plan.chips_per_replica, self.chips_per_node)[1]
 
     @property
     def is_ascend(self) -> bool:

@@ -47,16 +47,24 @@ class TrainingContext:
 
     @property
     def chips_per_node(self) -> int:
-        n = self.system.chips_per_node if self.system else 8
-        return min(n, self.plan.chips)
+        return node_layout(self.plan.chips, self.system.chips_per_node if self.system else 8)[1]
 
     @property
     def nodes(self) -> int:
-        return math.ceil(self.plan.chips / self.chips_per_node)
+        return node_layout(self.plan.chips, self.system.chips_per_node if self.system else 8)[0]
 
     @property
     def is_ascend(self) -> bool:
         return is_ascend(self.accel)
+
+
+def node_layout(chips: int, per_node_max: int) -> tuple[int, int]:
+    """(nodes, processes per node) for ``chips`` ranks: launchers start the same number on every node, so the
+    fewest nodes whose equal share fits a node (12 chips on 8-chip nodes: 2 x 6, not 2 x 8)."""
+    for nodes in range(math.ceil(chips / per_node_max), chips + 1):
+        if chips % nodes == 0:
+            return nodes, chips // nodes
+    return chips, 1
 
 
 def is_ascend(accel: Accelerator) -> bool:
