@@ -57,7 +57,7 @@ def test_bad_grids_fail_before_any_work(tmp_path: Path, catalog: Catalog,
     assert not (tmp_path / "x.parquet").exists()
 
 
-def test_listed_scenarios_and_summary(tmp_path: Path, catalog: Catalog) -> None:
+def test_listed_scenarios_and_summary(tmp_path: Path, catalog: Catalog, capsys: pytest.CaptureFixture[str]) -> None:
     g = parse_grid({"kind": "train", "workloads": [{"name": "s2k", "seq_len": 2048}],
                     "scenarios": [{"model": "gpt3-125m", "hardware": "nvidia_h100_sxm", "chips": 1},
                                   {"model": "gpt3-125m", "system": "nvidia_dgx_h100_h200", "chips": 2,
@@ -67,6 +67,12 @@ def test_listed_scenarios_and_summary(tmp_path: Path, catalog: Catalog) -> None:
     assert [r["chips"] for r in res.rows] == [1, 2] and res.rows[1]["objective"] == "energy"
     assert res.rows[0]["status"] == "ok" and res.rows[0]["tokens_per_s"] > 0
     assert "gpt3-125m / s2k" in summary(res.rows)
+    grid = tmp_path / "listed.yaml"
+    grid.write_text(yaml.safe_dump({"kind": "train", "workloads": [{"name": "s2k", "seq_len": 2048}],
+                                    "scenarios": [{"model": "gpt3-125m", "hardware": "nvidia_h100_sxm", "chips": 1}]}))
+    assert main(["sweep", str(grid), "--backend", "serial"]) == 0  # default output: the grid's name, .parquet
+    out = capsys.readouterr().out
+    assert "1 computed, 0 reused" in out and (tmp_path / "listed.parquet").is_file()
 
 
 def test_serve_grid_rows(tmp_path: Path, catalog: Catalog) -> None:
