@@ -138,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     place.add_parser(sub)
     studies.add_parsers(sub)
     server.add_parser(sub)
+    from fleetwise.cli import emit as emit_cli
+    from fleetwise.cli import sweep as sweep_cli
+
+    emit_cli.add_parser(sub)
+    sweep_cli.add_parser(sub)
     return parser
 
 
@@ -167,6 +172,11 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "catalog":
         render.catalog(catalog, args)
         return 0
+    if args.command in ("emit", "sweep"):
+        from fleetwise.cli import emit as emit_cli
+        from fleetwise.cli import sweep as sweep_cli
+
+        return emit_cli.run(args, catalog) if args.command == "emit" else sweep_cli.run(args, catalog)
     if args.command == "place":
         from fleetwise.cli import place
 
