@@ -11,13 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
-from fleetwise.catalog.loader import Catalog, format_validation_error, load_catalog
+from fleetwise.catalog.loader import Catalog
 from fleetwise.catalog.types import Accelerator, ModelArch, System
-from fleetwise.emit.base import Adjustment, StudyLike, study_row
-from fleetwise.emit.training import is_ascend, node_layout, resolve_model
-from fleetwise.errors import SpecError
+from fleetwise.emit.base import Adjustment, StudyLike
+from fleetwise.emit.training import is_ascend, node_layout, study_plan_and_specs
 from fleetwise.plan import ServingPlan
 
 SERVE_KINDS = ("plan_serve",)
@@ -59,22 +56,7 @@ class ServingContext:
 
 def serving_context(study: StudyLike, row: int, target: str, catalog: Catalog | None = None,
                     model_path: str | None = None) -> ServingContext:
-    r = study_row(study, row, SERVE_KINDS, target)
-    try:
-        plan = ServingPlan(**r["plan"])
-    except (ValidationError, TypeError) as exc:
-        if isinstance(exc, ValidationError):
-            raise SpecError(format_validation_error(f"study {study.id} row {row} plan", exc)) from None
-        raise SpecError(f"study {study.id} row {row}: plan must be an object of serving plan fields") from None
-    inp = study.inputs
-    cat = catalog or load_catalog()
-    for need in ("model", "hardware"):
-        if not isinstance(inp.get(need), str):
-            raise SpecError(f"study {study.id}: inputs.{need} is missing (a catalog id)")
-    model = resolve_model(cat, str(inp["model"]))
-    accel = cat.accelerator(str(inp["hardware"]), "inputs.hardware")
-    sys_id = inp.get("system")
-    system = cat.system(str(sys_id), "inputs.system") if sys_id else cat.default_system(accel.id)
+    r, plan, model, accel, system = study_plan_and_specs(study, row, target, SERVE_KINDS, ServingPlan, catalog)
     return ServingContext(study, row, r, plan, model, accel, system, model_path or f"/models/{model.id}")
 
 

@@ -83,19 +83,18 @@ def resolve_model(catalog: Catalog, model: str) -> ModelArch:
 
 
 def default_global_batch(seq_len: int, chips: int) -> int:
-    """The library's default global batch for a job (``fleetwise.plan.default_global_batch`` where it exists)."""
-    import importlib
+    """The library's default global batch for a job (``fleetwise.plan.default_global_batch``)."""
+    from fleetwise.plan import default_global_batch as rule
 
-    rule = getattr(importlib.import_module("fleetwise.plan"), "default_global_batch", None)
-    if rule is not None:
-        return int(rule(seq_len, chips)[0])
-    return max(1, round(4 * 2**20 / seq_len / chips)) * chips  # ~4M tokens per step, a multiple of the chips
+    return int(rule(seq_len, chips)[0])
 
 
-def training_context(study: StudyLike, row: int, target: str, catalog: Catalog | None = None) -> TrainingContext:
-    r = study_row(study, row, TRAIN_KINDS, target)
+def study_plan_and_specs(study: StudyLike, row: int, target: str, kinds: tuple[str, ...], plan_type: Any,
+                         catalog: Catalog | None) -> tuple[dict[str, Any], Any, ModelArch, Accelerator, System | None]:
+    """Row ``row`` of a study, its plan as ``plan_type``, and the model, chip and system its inputs name."""
+    r = study_row(study, row, kinds, target)
     try:
-        plan = TrainingPlan(**r["plan"])
+        plan = plan_type(**r["plan"])
     except (ValidationError, TypeError) as exc:
         if isinstance(exc, ValidationError):
             raise SpecError(format_validation_error(f"study {study.id} row {row} plan", exc)) from None
@@ -109,6 +108,13 @@ def training_context(study: StudyLike, row: int, target: str, catalog: Catalog |
     accel = cat.accelerator(str(inp["hardware"]), "inputs.hardware")
     sys_id = inp.get("system")
     system = cat.system(str(sys_id), "inputs.system") if sys_id else cat.default_system(accel.id)
+    return r, plan, model, accel, system
+
+
+def training_context(study: StudyLike, row: int, target: str, catalog: Catalog | None = None) -> TrainingContext:
+    cat = catalog or load_catalog()
+    r, plan, model, accel, system = study_plan_and_specs(study, row, target, TRAIN_KINDS, TrainingPlan, cat)
+    inp = study.inputs
     seq = int(inp.get("seq_len") or 4096)
     gbs = inp.get("global_batch")
     if gbs is None:
