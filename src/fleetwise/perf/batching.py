@@ -122,3 +122,21 @@ def ttft_s(step_s: FloatArray, input_tokens: float, token_budget: FloatArray) ->
     """Time to first token with chunked prefill: half a step of waiting, then ceil(I/budget) steps."""
     steps = np.ceil(input_tokens / np.maximum(token_budget, 1.0))
     return np.asarray((0.5 + steps) * step_s, dtype=np.float64)
+
+
+def ttft_under_load_s(step_s: FloatArray, input_tokens: float, token_budget: FloatArray, decode_batch: FloatArray,
+                      rate_per_rank: FloatArray) -> FloatArray:
+    """Mean time to first token at an arrival rate: the wait for a step boundary, the queue for prefill, the chunks.
+
+    Each step's token budget serves the decoding sequences first (one token each); prompts share the rest,
+    ``f = budget - batch`` tokens a step, first come first served (vLLM/TRT-LLM chunked prefill). Arrivals
+    are Poisson, prompts of ``I`` tokens take ``S = I/f`` steps of that slot, so the slot is an M/D/1 queue
+    with utilisation ``rho = lambda·t·S`` and mean wait ``rho·S / (2(1 - rho))`` steps (Pollaczek-Khinchine).
+    TTFT = (half a step + the wait + ceil(S) steps) x step time; infinite when ``rho >= 1``.
+    """
+    t = np.asarray(step_s, dtype=np.float64)
+    free = np.maximum(np.asarray(token_budget, dtype=np.float64) - np.asarray(decode_batch, dtype=np.float64), 1.0)
+    service = input_tokens / free  # steps of the prefill slot per prompt
+    rho = np.asarray(rate_per_rank, dtype=np.float64) * t * service
+    wait = np.where(rho < 1.0, rho * service / (2.0 * np.maximum(1.0 - rho, 1e-12)), np.inf)
+    return np.asarray((0.5 + wait + np.ceil(service)) * t, dtype=np.float64)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from fleetwise.catalog.loader import Catalog, load_yaml_file
 from fleetwise.errors import SpecError
@@ -26,7 +27,7 @@ from fleetwise.perf.batching import (
     kv_transfer_s,
     max_batch_by_kv,
     prefill_rate,
-    ttft_s,
+    ttft_under_load_s,
 )
 from fleetwise.perf.efficiency import EfficiencyTable
 from fleetwise.perf.inference import (
@@ -197,21 +198,58 @@ def _server(case: Case, s: ServingSetup, d: _Deployment, notes: list[str]) -> di
     if i is None:
         i = o
         notes.append(f"input_tokens not published: assumed equal to output_tokens ({o:g})")
-    budget = np.array([float(DEFAULT_TOKEN_BUDGET)])
+    facts = serving_facts(case)
+    budget_tokens = float(facts.get("max_num_batched_tokens", DEFAULT_TOKEN_BUDGET))
+    budget = np.array([budget_tokens])
     ranks = d.replicas * int(d.shape.dp[0])
-    limit = min(float(DEFAULT_MAX_BATCH), float(max_batch_by_kv(s, d.shape, i, o, budget)[0]))
-    lam = np.array([inf.request_rate / ranks])
-    batch, step = concurrency_under_rate(s, d.shape, lam, i, o, np.array([limit]))
-    if not np.isfinite(step[0]):
+    cap = float(facts.get("max_num_seqs", DEFAULT_MAX_BATCH))
+    limit = min(cap, float(max_batch_by_kv(s, d.shape, i, o, budget)[0]))
+    why = "serving facts" if "max_num_seqs" in facts else "KV / planner cap"
+    notes.append(f"engine caps: {limit:g} sequences per rank ({why}), {budget_tokens:g} tokens per step; TTFT "
+                 f"queues for the prefill share of each step (M/D/1)")
+    out = _server_at(s, d, inf.request_rate / ranks, i, o, limit, budget)
+    if not math.isfinite(out["tpot_ms"]):
         r = decode_rates(s, d.shape, np.array([limit]), i, o)
         served = float(r.tokens_per_s_per_chip[0]) * d.chips
         notes.append("the request rate exceeds the modelled capacity: throughput capped")
-        return {"output_tokens_per_s": served, "tpot_ms": float(r.tpot_s[0]) * 1e3,
-                "ttft_ms": float("inf")}
-    d.chosen["batch_per_rank"] = round(float(batch[0]), 1)
-    d.chosen["token_budget"] = DEFAULT_TOKEN_BUDGET
-    return {"output_tokens_per_s": inf.request_rate * o, "tpot_ms": float(step[0]) * 1e3,
-            "ttft_ms": float(ttft_s(step, i, budget)[0]) * 1e3}
+        return {"output_tokens_per_s": served, "tpot_ms": float(r.tpot_s[0]) * 1e3, "ttft_ms": float("inf")}
+    d.chosen["batch_per_rank"] = round(out.pop("batch"), 1)
+    d.chosen["token_budget"] = budget_tokens
+    out["output_tokens_per_s"] = inf.request_rate * o
+    if inf.slo:
+        best = _max_rate_within_slo(s, d, i, o, limit, budget, inf.slo) * ranks
+        out["request_rate_at_slo"] = best
+        notes.append(f"highest rate whose mean TTFT/TPOT meet the SLO {inf.slo}: {best:.4g} req/s (scored against "
+                     f"the published rate, taken as the highest the submitter could run)")
+    return out
+
+
+def _server_at(s: ServingSetup, d: _Deployment, lam: float, i: float, o: float, limit: float,
+               budget: npt.NDArray[np.float64]) -> dict[str, float]:
+    """Batch, TPOT and TTFT (ms) of one attention rank at ``lam`` requests/s (inf where it cannot keep up)."""
+    batch, tpot = concurrency_under_rate(s, d.shape, np.array([lam]), i, o, np.array([limit]))
+    if not np.isfinite(tpot[0]):
+        return {"batch": float(limit), "tpot_ms": float("inf"), "ttft_ms": float("inf")}
+    accept = s.speculative.accept_length if s.speculative is not None else 1.0
+    ttft = ttft_under_load_s(tpot * accept, i, budget, batch, np.array([lam]))
+    return {"batch": float(batch[0]), "tpot_ms": float(tpot[0]) * 1e3, "ttft_ms": float(ttft[0]) * 1e3}
+
+
+def _max_rate_within_slo(s: ServingSetup, d: _Deployment, i: float, o: float, limit: float,
+                         budget: npt.NDArray[np.float64], slo: dict[str, float]) -> float:
+    """The highest arrival rate per rank whose predicted mean TTFT and TPOT meet the SLO (bisection)."""
+    full = decode_rates(s, d.shape, np.array([limit]), i, o)
+    hi = float(full.tokens_per_s_per_chip[0]) * float(d.shape.tp[0] * d.shape.pp[0]) / o  # at the batch cap
+
+    def ok(lam: float) -> bool:
+        r = _server_at(s, d, lam, i, o, limit, budget)
+        return (r["tpot_ms"] <= slo.get("tpot_ms", math.inf)) and (r["ttft_ms"] <= slo.get("ttft_ms", math.inf))
+
+    lo = 0.0
+    for _ in range(30):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+    return lo
 
 
 def _prefill(case: Case, s: ServingSetup, d: _Deployment, notes: list[str]) -> dict[str, float]:
@@ -256,6 +294,67 @@ def _decode(case: Case, s: ServingSetup, d: _Deployment, notes: list[str]) -> di
     r = decode_rates(s, d.shape, b, ctx, 1.0, with_prefill=False)
     return {"output_tokens_per_s_per_chip": float(r.tokens_per_s_per_chip[0]),
             "output_tokens_per_s": float(r.tokens_per_s_per_chip[0]) * d.chips, "tpot_ms": float(r.tpot_s[0]) * 1e3}
+
+
+def _disaggregated(case: Case, s: ServingSetup, notes: list[str]) -> tuple[_Deployment, dict[str, float]]:
+    """A prefill pool and a decode pool (``inference.disaggregated``): TPOT of the decode pool at its batch cap,
+    TTFT of the prefill pool under the load the decode pool's slots generate.
+
+    With no request rate published the benchmark is taken as closed-loop at the decode pool's capacity
+    (every decode slot busy: a request leaves, the next arrives), arriving at rate ``slots / (TTFT + O·TPOT)``;
+    the prefill pool runs steps of ``DEFAULT_PREFILL_TOKENS`` per rank and queues prompts (M/D/1 on its steps),
+    then the KV cache crosses to the decode pool.
+    """
+    inf = case.inference
+    assert inf is not None and inf.disaggregated is not None
+    pool = inf.disaggregated
+    try:
+        pc, dc = int(pool["prefill_chips"]), int(pool["decode_chips"])
+    except (KeyError, TypeError, ValueError):
+        raise SpecError(f"case {case.id}: inference.disaggregated: needs integer prefill_chips and decode_chips "
+                        f"(got {pool})") from None
+    if inf.output_tokens is None:
+        raise SpecError(f"case {case.id}: inference.output_tokens: required for a disaggregated deployment")
+    i, o = inf.input_tokens or DEFAULT_PROMPT_TOKENS, inf.output_tokens
+    w, kv = _precisions(case, s, notes)
+    moe = s.model.moe is not None
+    tp = inf.tp or 1
+    dshape = ServingShape.of(tp, 1, dc // tp, dc if moe else 1, w, kv)
+    pshape = ServingShape.of(tp, 1, pc // tp, pc if moe else 1, w, kv)
+    notes.append(f"parallel layout not published: each pool one {'EP' if moe else 'DP'} group over its chips, "
+                 f"tp {tp}")
+    facts = serving_facts(case)
+    kv_limit = float(max_batch_by_kv(s, dshape, i, o, np.array([256.0]))[0])
+    cap = float(facts.get("max_num_seqs", DEFAULT_MAX_BATCH))
+    b = min(cap, kv_limit)
+    if b < 1:
+        raise SpecError(f"case {case.id}: the weights leave no room for a KV cache on the decode pool")
+    r = decode_rates(s, dshape, np.array([b]), i + 0.5 * o, 1.0, with_prefill=False)
+    tpot = float(r.tpot_s[0])
+    tokens = max(float(DEFAULT_PREFILL_TOKENS), i)
+    step, rate = prefill_rate(s, pshape, i, np.array([tokens]))
+    step_p = float(step.total_s[0])
+    capacity = float(rate[0]) * pc / i  # prompts/s of the prefill pool
+    handoff = float(kv_transfer_s(s, dshape, i)[0])
+    slots = b * (dc // tp)
+    lam = inf.request_rate or slots / (o * tpot)
+    ttft = math.inf
+    for _ in range(60):  # closed loop: the arrival rate the slots sustain at this TTFT
+        rho = min(lam / capacity, 0.999)
+        ttft = step_p * (1.5 + rho / (2.0 * (1.0 - rho))) + handoff
+        if inf.request_rate is not None:
+            break
+        lam = min(slots / (ttft + o * tpot), capacity * 0.999)
+    chosen = {"prefill_chips": pc, "decode_chips": dc, "tp": tp, "ep_prefill": pc if moe else 1,
+              "ep_decode": dc if moe else 1, "weight_precision": w, "kv_precision": kv, "batch_per_rank": b,
+              "prefill_tokens_per_rank": tokens, "request_rate": round(lam, 4), "chips": pc + dc}
+    why = "serving facts" if "max_num_seqs" in facts else "KV / planner cap"
+    notes.append(f"decode batch per rank {b:g} ({why}); prefill steps of {tokens:g} tokens per rank (not published); "
+                 + ("request rate published" if inf.request_rate else
+                    f"request rate not published: closed loop at the decode pool's {slots:g} slots -> {lam:.3g} req/s"))
+    d = _Deployment(dshape, 1, pc + dc, chosen)
+    return d, {"tpot_ms": tpot * 1e3, "ttft_ms": ttft * 1e3, "output_tokens_per_s": lam * o,
+               "output_tokens_per_s_per_chip": lam * o / (pc + dc)}
 
 
 MODES = {"offline": _offline, "server": _server, "prefill_only": _prefill, "decode_only": _decode}
@@ -316,9 +415,6 @@ def predict_inference(case: Case, catalog: Catalog, eff: EfficiencyTable,
     inf = case.inference
     if inf is None:
         raise SpecError(f"case {case.id}: inference: required for kind 'inference'")
-    if inf.disaggregated:
-        raise SpecError(f"case {case.id}: inference.disaggregated: per-pool chip counts are predicted by "
-                        "'plan serve', not from a case yet")
     model, accel, system = resolve_specs(case, catalog)
     if constants is None:
         constants = load_serving_constants(accel.id, _is_ep(case, catalog), engine=serving_facts(case).get("engine"))
@@ -328,7 +424,9 @@ def predict_inference(case: Case, catalog: Catalog, eff: EfficiencyTable,
     s = _with_software_facts(case, s, notes)
     if inf.mode in ("offline", "server") and inf.output_tokens is None:
         raise SpecError(f"case {case.id}: inference.output_tokens: required for mode {inf.mode!r}")
-    if model.moe is not None and inf.ep is None:
+    if inf.disaggregated:
+        d, pred = _disaggregated(case, s, notes)
+    elif model.moe is not None and inf.ep is None:
         d, pred = _best_ep(case, s, notes)
     else:
         d = _deployment(case, s, None, notes)
@@ -338,6 +436,9 @@ def predict_inference(case: Case, catalog: Catalog, eff: EfficiencyTable,
         pred = _stretched(pred, stretch, inf.mode == "server")
         pred.update(energy)
     pred = {k: v for k, v in pred.items() if math.isfinite(v)}
+    if "request_rate_at_slo" in pred and inf.request_rate is not None:
+        # scored against the published rate: a server run is at the highest rate its submitter found passing
+        case = case.model_copy(update={"measured": {**case.measured, "request_rate_at_slo": inf.request_rate}})
     return CasePrediction(case, d.chosen, pred, tuple(notes))
 
 
