@@ -532,6 +532,10 @@ def disaggregated_ttft_s(s: ServingSetup, sh: ServingShape, input_tokens: float,
 
 SCALE_GRID = tuple(float(x) for x in np.geomspace(0.8, 2.0, 17))
 OVERHEAD_GRID_S = (0.0, 0.001, 0.002, 0.004, 0.008)
+# An engine fitted apart (family@engine) departs from its family's kernels (eager mode, host-bound steps), so
+# its grid reaches further: kernel time up to 5x (the loader's bound), host time per step up to 64 ms.
+ENGINE_SCALE_GRID = tuple(float(x) for x in np.geomspace(0.8, 5.0, 25))
+ENGINE_OVERHEAD_GRID_S = (0.0, 0.002, 0.008, 0.016, 0.032, 0.064)
 
 
 ErrorCache = dict[tuple[str, float, float], float | None]
@@ -563,8 +567,9 @@ def fit_serving_constants(cases: list[Case], catalog: Catalog, eff: EfficiencyTa
                           cache: ErrorCache | None = None) -> tuple[ServingConstants, float]:
     """The (compute_scale, step_overhead_s) minimising the median |log error| over a group of cases."""
     best: tuple[float, ServingConstants] | None = None
-    for scale in SCALE_GRID:
-        for over in OVERHEAD_GRID_S:
+    engine = "@" in family
+    for scale in ENGINE_SCALE_GRID if engine else SCALE_GRID:
+        for over in ENGINE_OVERHEAD_GRID_S if engine else OVERHEAD_GRID_S:
             c = ServingConstants(scale, over, family)
             errs = [e for case in cases if (e := _case_log_error(case, catalog, eff, c, cache)) is not None]
             if not errs:
