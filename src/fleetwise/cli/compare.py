@@ -14,6 +14,7 @@ from typing import Any
 
 from fleetwise.catalog.loader import Catalog
 from fleetwise.errors import SpecError
+from fleetwise.perf.intervals import intervals_of
 
 
 def _workload_args(p: argparse.ArgumentParser) -> None:
@@ -127,6 +128,11 @@ def compare_systems_doc(args: argparse.Namespace, catalog: Catalog) -> dict[str,
     w = _workload(args)
     results = compare_systems(model, systems, w, catalog, args.site, args.node_chips, _prices(args.price))
     docs = [system_doc(r, catalog) for r in results]
+    for d, sys_ in zip(docs, systems, strict=True):
+        pc = d["per_chip"]
+        d["intervals"] = {k: v.to_json() for k, v in intervals_of("inference", sys_.accelerator_id, {
+            "prefill_tokens_per_s": pc["prefill_tokens_per_s"], "decode_tokens_per_s": pc["decode_tokens_per_s"],
+        }).items()}
     out: dict[str, Any] = {"model": model.id, "workload": {"input_tokens": w.input_tokens,
                            "output_tokens": w.output_tokens, "ttft_ms": args.ttft_ms, "tpot_ms": args.tpot_ms},
                            "systems": docs,
@@ -225,7 +231,9 @@ def match_doc(args: argparse.Namespace, catalog: Catalog) -> dict[str, Any]:
                       FleetPart(theirs_a, catalog.default_system(theirs_a.id), int(n)), _workload(args), args.site)
 
     def side(f: Any) -> dict[str, Any]:
+        iv = intervals_of("inference", f.accelerator_id, {"goodput_rps": f.goodput_rps})["goodput_rps"]
         return {"accelerator": f.accelerator_id, "chips": f.chips, "goodput_rps": round(f.goodput_rps, 2),
+                "goodput_rps_interval": iv.to_json(),
                 "plan": f.label, "nameplate_kw": round(f.nameplate_w / 1e3, 2),
                 "facility_kw": round(f.facility_w / 1e3, 2),
                 "usd_per_hour": None if f.usd_per_hour is None else round(f.usd_per_hour, 2)}
@@ -237,8 +245,10 @@ def match_doc(args: argparse.Namespace, catalog: Catalog) -> dict[str, Any]:
 
 def _render_match(out: dict[str, Any]) -> None:
     o, t = out["ours"], out["theirs"]
-    print(f"{out['model']}: {o['chips']} x {o['accelerator']} ({o['goodput_rps']:.1f} req/s) match "
-          f"{t['chips']} x {t['accelerator']} ({t['goodput_rps']:.1f} req/s): {out['chips_ratio']:.2f}x the chips")
+    oi, ti = o["goodput_rps_interval"], t["goodput_rps_interval"]
+    print(f"{out['model']}: {o['chips']} x {o['accelerator']} ({o['goodput_rps']:.1f} req/s, 80 %: "
+          f"{oi['low']:.1f}-{oi['high']:.1f}) match {t['chips']} x {t['accelerator']} ({t['goodput_rps']:.1f} req/s, "
+          f"80 %: {ti['low']:.1f}-{ti['high']:.1f}): {out['chips_ratio']:.2f}x the chips")
     for f in (o, t):
         cost = "n/a" if f["usd_per_hour"] is None else f"${f['usd_per_hour']:,.0f}/h"
         print(f"  {f['accelerator']}: {f['plan']}; {f['facility_kw']:,.1f} kW facility, {cost}")

@@ -33,6 +33,7 @@ def plan_dict(r: PlanResult) -> dict[str, Any]:
         "comm_tiers": r.comm_tiers,
         "constants": r.constants,
         "energy": None if r.energy is None else _energy_dict(r.energy),
+        "intervals": {k: v.to_json() for k, v in r.intervals().items()},
     }
 
 
@@ -44,8 +45,15 @@ def _energy_dict(e: Any) -> dict[str, Any]:
     return d
 
 
+def _ties(plans: list[PlanResult]) -> list[bool]:
+    from fleetwise.perf.intervals import ties_with_next
+
+    return ties_with_next([r.step_time_s for r in plans], [r.intervals()["step_time_s"] for r in plans])
+
+
 def search_dict(s: TrainingSearch) -> dict[str, Any]:
     return {
+        "ties_with_next": _ties(s.best),
         "candidates_evaluated": s.candidates_evaluated,
         "feasible": s.feasible,
         "search_seconds": round(s.search_seconds, 4),
@@ -70,7 +78,8 @@ def _plan_row(r: PlanResult, with_days: bool) -> list[str]:
     row = [str(p.tp), str(p.pp), str(p.dp), str(p.cp), str(p.ep), str(p.micro_batch), str(p.vpp),
            p.recompute + (f"({p.recompute_layers_frac:.2f})" if p.recompute == "full" and p.recompute_layers_frac < 1
                           else ""),
-           str(p.zero), "y" if p.sequence_parallel else "n", f"{r.step_time_s:.3f}", f"{r.tokens_per_s_per_chip:,.0f}",
+           str(p.zero), "y" if p.sequence_parallel else "n", f"{r.step_time_s:.3f}",
+           "{0.low:.3f}-{0.high:.3f}".format(r.intervals()["step_time_s"]), f"{r.tokens_per_s_per_chip:,.0f}",
            f"{100 * r.mfu:.1f}%", f"{r.memory_total_bytes / GB:.1f}",
            "-" if r.energy is None else f"{r.energy.energy_j_per_token:.3f}"]
     if with_days:
@@ -78,7 +87,8 @@ def _plan_row(r: PlanResult, with_days: bool) -> list[str]:
     return row
 
 
-HEADERS = ["tp", "pp", "dp", "cp", "ep", "mbs", "vpp", "recompute", "zero", "sp", "step s", "tok/s/chip", "MFU",
+HEADERS = ["tp", "pp", "dp", "cp", "ep", "mbs", "vpp", "recompute", "zero", "sp", "step s", "80% interval",
+           "tok/s/chip", "MFU",
            "mem GB", "J/token"]
 
 
@@ -86,8 +96,12 @@ def training_search(s: TrainingSearch, as_json: bool, with_days: bool) -> None:
     if as_json:
         _dump(search_dict(s))
         return
-    headers = HEADERS + (["days"] if with_days else [])
-    print(_table(headers, [_plan_row(r, with_days) for r in s.best]))
+    headers = HEADERS + (["days"] if with_days else []) + ["vs next"]
+    ties = _ties(s.best)
+    print(_table(headers, [_plan_row(r, with_days) + ["tie" if t else ""] for r, t in zip(s.best, ties, strict=True)]))
+    if any(ties):
+        print("tie: the lead over the next plan is inside the 80 % interval (perf/data/intervals.yaml); "
+              "the model cannot tell them apart")
     rate = s.candidates_evaluated / max(s.search_seconds, 1e-9)
     print(f"\n{s.candidates_evaluated:,} candidates evaluated in {s.search_seconds:.2f} s ({rate:,.0f}/s); "
           f"{s.feasible:,} feasible; Pareto front (time vs memory headroom): {len(s.pareto)} plans")
@@ -99,7 +113,10 @@ def plan_result(r: PlanResult, as_json: bool) -> None:
         return
     print(f"plan: {r.plan.label()}  recompute={r.plan.recompute} zero={r.plan.zero} "
           f"sp={r.plan.sequence_parallel}  ({r.chips} chips)")
-    print(f"step time {r.step_time_s:.4f} s   tokens/s/chip {r.tokens_per_s_per_chip:,.1f}   MFU {100 * r.mfu:.1f}%")
+    iv = r.intervals()
+    print(f"step time {r.step_time_s:.4f} s [80 %: {iv['step_time_s'].low:.4f}-{iv['step_time_s'].high:.4f}]   "
+          f"tokens/s/chip {r.tokens_per_s_per_chip:,.1f}   MFU {100 * r.mfu:.1f}% "
+          f"[{100 * iv['mfu'].low:.1f}-{100 * iv['mfu'].high:.1f}%]  ({iv['step_time_s'].group})")
     print("\nstep time breakdown (s):")
     tier_of = {"tp_comm_s": "tp", "cp_comm_s": "cp", "ep_comm_s": "ep", "pp_comm_s": "pp", "dp_comm_s": "dp"}
     for k, v in r.breakdown_s.items():
@@ -127,15 +144,18 @@ def comparison(results: dict[str, TrainingSearch | InfeasibleError], as_json: bo
         if isinstance(r, TrainingSearch):
             b = r.best[0]
             e = b.energy
-            rows.append([hw, b.plan.label(), f"{b.step_time_s:.3f}", f"{b.tokens_per_s_per_chip:,.0f}",
+            rows.append([hw, b.plan.label(), f"{b.step_time_s:.3f}",
+                         "{0.low:.3f}-{0.high:.3f}".format(b.intervals()["step_time_s"]),
+                         f"{b.tokens_per_s_per_chip:,.0f}",
                          f"{b.tokens_per_s_per_chip * b.chips:,.0f}", f"{100 * b.mfu:.1f}%",
                          f"{b.memory_total_bytes / GB:.1f}",
                          "-" if e is None else f"{e.step_energy_j / e.step_time_s / 1e3:,.0f}",
                          "-" if e is None else f"{e.energy_j_per_token:.3f}",
                          "-" if e is None else _usd_per_mtok(e, b)])
         else:
-            rows.append([hw, f"infeasible: {r}"[:60], "-", "-", "-", "-", "-", "-", "-", "-"])
-    print(_table(["hardware/system", "best plan", "step s", "tok/s/chip", "tok/s total", "MFU", "mem GB",
+            rows.append([hw, f"infeasible: {r}"[:60], "-", "-", "-", "-", "-", "-", "-", "-", "-"])
+    print(_table(["hardware/system", "best plan", "step s", "80% interval", "tok/s/chip", "tok/s total", "MFU",
+                  "mem GB",
                   "facility kW", "J/token", "$/Mtok"], rows))
     energies = [r.best[0].energy for r in results.values() if isinstance(r, TrainingSearch)]
     if any(e is not None and not e.cost_breakdown_usd.get("hardware") for e in energies):
@@ -143,17 +163,26 @@ def comparison(results: dict[str, TrainingSearch | InfeasibleError], as_json: bo
 
 
 def match(m: Any, as_json: bool) -> None:
+    from fleetwise.perf.intervals import intervals_of
+
     pc = m.power_and_cost()
+    theirs_iv = intervals_of("training", m.theirs, {"step_time_s": m.their_step_time_s})["step_time_s"]
+    ours_iv = (intervals_of("training", m.ours, {"step_time_s": m.our_step_time_s})["step_time_s"]
+               if m.our_step_time_s is not None else None)
     if as_json:
         _dump({"ours": m.ours, "theirs": m.theirs, "their_chips": m.their_chips,
                "their_step_time_s": m.their_step_time_s, "our_chips": m.our_chips,
-               "our_step_time_s": m.our_step_time_s, "tried": m.tried, "power_and_cost": pc})
+               "our_step_time_s": m.our_step_time_s, "tried": m.tried, "power_and_cost": pc,
+               "intervals": {"their_step_time_s": theirs_iv.to_json(),
+                             "our_step_time_s": None if ours_iv is None else ours_iv.to_json()}})
         return
-    print(f"{m.their_chips} x {m.theirs}: best step {m.their_step_time_s:.3f} s")
+    print(f"{m.their_chips} x {m.theirs}: best step {m.their_step_time_s:.3f} s "
+          f"[80 %: {theirs_iv.low:.3f}-{theirs_iv.high:.3f}]")
     if m.our_chips is None:
         print(f"no count of {m.ours} up to {m.tried[-1][0] if m.tried else '?'} chips reaches it")
         return
-    print(f"{m.our_chips} x {m.ours} reach it: step {m.our_step_time_s:.3f} s "
+    iv_text = "" if ours_iv is None else f" [80 %: {ours_iv.low:.3f}-{ours_iv.high:.3f}]"
+    print(f"{m.our_chips} x {m.ours} reach it: step {m.our_step_time_s:.3f} s{iv_text} "
           f"({m.our_chips / m.their_chips:.2f} of ours per one of theirs)")
     for side in ("theirs", "ours"):
         v = pc[side]
@@ -173,9 +202,11 @@ def validation(report: Any, as_json: bool) -> None:
     for c in data["cases"]:
         for metric, v in c["metrics"].items():
             loso = c.get("loso_errors", {}).get(metric)
-            rows.append([c["id"], metric, f"{v['measured']:.4g}", f"{v['predicted']:.4g}", f"{100 * v['error']:+.1f}%"]
+            rows.append([c["id"], metric, f"{v['measured']:.4g}", f"{v['predicted']:.4g}",
+                         f"{v['low']:.4g}-{v['high']:.4g}" if "low" in v else "-", f"{100 * v['error']:+.1f}%"]
                         + ([f"{100 * loso:+.1f}%" if loso is not None else "-"] if "loso_errors" in c else []))
-    headers = ["case", "metric", "measured", "predicted", "error"] + (["loso error"] if report.loso_errors else [])
+    headers = (["case", "metric", "measured", "predicted", "80% interval", "error"]
+               + (["loso error"] if report.loso_errors else []))
     print(_table(headers, rows))
     for title, key in (("summary (in-sample)", "summary"), ("leave one source out", "summary_leave_one_source_out")):
         if key not in data:
@@ -185,7 +216,9 @@ def validation(report: Any, as_json: bool) -> None:
             print(f"  {g:<10} n={s['count']:3d}  median |err| {100 * s['median_ape']:.1f}%"
                   f"  mean {100 * s['mean_ape']:.1f}%  within 10% {100 * s['within_10']:.0f}%"
                   f"  within 25% {100 * s['within_25']:.0f}%"
-                  f"  worst {s['worst']['id']} ({100 * s['worst']['error']:+.0f}%)")
+                  f"  worst {s['worst']['id']} ({100 * s['worst']['error']:+.0f}%)"
+                  + (f"  80% interval coverage {100 * s['interval_coverage']:.0f}%"
+                     f" (median width {100 * s['interval_median_width']:.0f}%)" if "interval_coverage" in s else ""))
     for e in data["errors"]:
         print(f"  not predicted: {e['id']}: {e['message']}")
 

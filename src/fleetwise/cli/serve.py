@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from fleetwise.catalog.loader import Catalog, format_validation_error
 from fleetwise.cli.args import percentile, positive_float, positive_int
 from fleetwise.errors import SpecError
+from fleetwise.perf.intervals import intervals_of, ties_with_next
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -145,12 +146,19 @@ def _plan_serve(args: argparse.Namespace, catalog: Catalog) -> int:
                "ttft_ms": round(c.ttft_s * 1e3, 3), "tpot_ms": round(c.tpot_s * 1e3, 3),
                "memory_per_device_gb": round(c.memory_per_device_bytes / 1e9, 3),
                "chips_per_goodput": round(c.chips_per_goodput, 4)}
+        row["intervals"] = {k: v.to_json() for k, v in intervals_of("inference", args.hardware, {
+            k: row[k] for k in ("tokens_per_s_per_chip", "goodput_rps", "ttft_ms", "tpot_ms")}).items()}
         if c.energy is not None:
             row["energy"] = _rounded(c.energy)
         if sim is not None:
             row["simulated"] = {"ttft_ms": round(sim.ttft_s * 1e3, 3), "tpot_ms": round(sim.tpot_s * 1e3, 3),
                                 "requests": sim.requests, "meets_slo": sim.meets_slo}
         rows.append(row)
+    ties = ties_with_next([r["goodput_rps"] / r["chips"] for r in rows],
+                          [intervals_of("inference", args.hardware, {"goodput_rps": r["goodput_rps"] / r["chips"]})
+                           ["goodput_rps"] for r in rows]) if rows else []
+    for r, t in zip(rows, ties, strict=True):
+        r["ties_with_next"] = t
     out = {"candidates_evaluated": plans.search.candidates_evaluated, "rejected_by": plans.search.rejected_by,
            "plans": rows, "objective": args.objective}
     if args.json:
@@ -163,9 +171,13 @@ def _plan_serve(args: argparse.Namespace, catalog: Catalog) -> int:
         simd = r.get("simulated")
         tail = f"  sim p{args.percentile:g} TTFT {simd['ttft_ms']:.0f} ms TPOT {simd['tpot_ms']:.1f} ms " \
                f"{'ok' if simd['meets_slo'] else 'MISS'}" if simd else ""
-        print(f"  {r['label']:<42} chips {r['chips']:>5}  goodput {r['goodput_rps']:>8.2f} req/s  "
-              f"{r['tokens_per_s_per_chip']:>8.0f} tok/s/chip  TTFT {r['ttft_ms']:.0f} ms  "
-              f"TPOT {r['tpot_ms']:.1f} ms  mem {r['memory_per_device_gb']:.1f} GB{tail}")
+        iv = r["intervals"]
+        print(f"  {r['label']:<42} chips {r['chips']:>5}  goodput {r['goodput_rps']:>8.2f} req/s "
+              f"[{iv['goodput_rps']['low']:.2f}-{iv['goodput_rps']['high']:.2f}]  "
+              f"{r['tokens_per_s_per_chip']:>8.0f} tok/s/chip  TTFT {r['ttft_ms']:.0f} ms "
+              f"[{iv['ttft_ms']['low']:.0f}-{iv['ttft_ms']['high']:.0f}]  TPOT {r['tpot_ms']:.1f} ms "
+              f"[{iv['tpot_ms']['low']:.1f}-{iv['tpot_ms']['high']:.1f}]  mem {r['memory_per_device_gb']:.1f} GB{tail}"
+              + ("  (tie with the next: lead inside the 80 % interval)" if r["ties_with_next"] else ""))
         e = r.get("energy")
         if e:
             print(f"  {'':<42} {e['j_per_token']:.3g} J/token (facility), {e['avg_power_w_per_chip']:.0f} W/chip "
@@ -204,6 +216,9 @@ def _explain_serve(args: argparse.Namespace, catalog: Catalog) -> int:
                                     "kv_capacity": round(float(mem.kv_capacity[0]) / 1e9, 3)},
            "constants": {"family": s.constants.family, "compute_scale": s.constants.compute_scale,
                          "step_overhead_s": s.constants.step_overhead_s},
+           "intervals": {k: v.to_json() for k, v in intervals_of("inference", args.hardware, {
+               "tpot_ms": float(r.tpot_s[0]) * 1e3,
+               "tokens_per_s_per_chip": float(r.tokens_per_s_per_chip[0])}).items()},
            "assumptions": list(ASSUMPTIONS)}
     print(json.dumps(out, indent=2, sort_keys=True) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
     return 0
@@ -220,13 +235,18 @@ def _simulate(args: argparse.Namespace, catalog: Catalog) -> int:
     r = simulate(s, plan, trace, args.until_s)
     wall = time.perf_counter() - t0
     out = {"plan": plan.model_dump(), "trace": str(args.trace), **r.summary(), "wall_seconds": round(wall, 3)}
+    out["intervals"] = {k: {p: intervals_of("inference", args.hardware, {k: float(v)})[k].to_json()
+                            for p, v in out[k].items() if isinstance(v, (int, float))}
+                        for k in ("ttft_ms", "tpot_ms") if isinstance(out.get(k), dict)}
     if args.json:
         print(json.dumps(out, indent=2, sort_keys=True))
     else:
         print(f"{plan.label()}: {out['completed']}/{out['requests']} requests in {wall:.2f} s wall "
               f"({out['requests'] / max(wall, 1e-9):,.0f} req/s)")
         for k in ("ttft_ms", "tpot_ms", "e2e_ms"):
-            print(f"  {k}: " + "  ".join(f"{p} {v}" for p, v in out[k].items()))
+            ivs = out["intervals"].get(k, {})
+            print(f"  {k}: " + "  ".join(f"{p} {v}" + (f" [{ivs[p]['low']:.4g}-{ivs[p]['high']:.4g}]"
+                                                       if p in ivs else "") for p, v in out[k].items()))
     return 0
 
 
