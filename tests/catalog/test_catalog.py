@@ -21,7 +21,7 @@ SKIPPED = {
     "models": {"t5-11b", "meena-2.6b", "gshard-600b", "switch-c-1.6t", "pangu-sigma", "pangu-ultra-moe-718b"},
 }
 # Entries added beyond the reference.
-ADDED = {"systems": {"nvidia_hgx_h800"}}
+ADDED = {"systems": {"nvidia_hgx_h800"}, "models": {"qwen3-8b", "qwen3-30b-a3b"}}
 
 BUNDLED_IDS = {
     "accelerators": [
@@ -153,6 +153,8 @@ BUNDLED_IDS = {
         "qwen2.5-72b",
         "qwen2.5-7b",
         "qwen3-235b-a22b",
+        "qwen3-30b-a3b",
+        "qwen3-8b",
     ],
 }
 
