@@ -587,8 +587,11 @@ def _groups(cases: list[Case], catalog: Catalog) -> dict[str, list[Case]]:
     by_family: dict[str, list[Case]] = {}
     for c in cases:
         by_family.setdefault(_group_key(c, catalog), []).append(c)
-    groups = {"global": [c for c in cases if not _is_ep(c, catalog)],
-              "global_ep": [c for c in cases if _is_ep(c, catalog)]}
+    # runs of a named engine (serving facts) stay out of the family and global fits: they are named exactly
+    # because their stack departs from the family's usual one
+    usual = [c for c in cases if "engine" not in serving_facts(c)]
+    groups = {"global": [c for c in usual if not _is_ep(c, catalog)],
+              "global_ep": [c for c in usual if _is_ep(c, catalog)]}
     for fam, members in by_family.items():
         if len({c.source_key for c in members}) >= 2:
             groups[fam] = members
