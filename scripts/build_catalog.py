@@ -283,6 +283,69 @@ SYSTEM_NOTES: dict[str, str] = {
     " docs (2x 100G per host).",
 }
 
+# Models the reference lacks that the validation cases need (facts from the configs quoted in the case notes).
+EXTRA_MODELS: list[dict[str, Any]] = [{'id': 'qwen3-8b',
+  'name': 'Qwen3-8B',
+  'family': 'qwen3',
+  'org': 'Alibaba Qwen',
+  'year': 2025,
+  'arch': 'dense',
+  'layers': 36,
+  'hidden': 4096,
+  'ffn_hidden': 12288,
+  'heads': 32,
+  'kv_heads': 8,
+  'head_dim': 128,
+  'vocab': 151936,
+  'max_seq': 40960,
+  'activation': 'swiglu',
+  'norm': 'rmsnorm',
+  'positional': 'rope',
+  'tied_embeddings': False,
+  'parallel_block': False,
+  'linear_bias': False,
+  'attention': {'type': 'GQA'},
+  'mtp_modules': 0,
+  'params_total': 8190735360,
+  'params_active': 8190735360,
+  'confidence': 'high',
+  'notes': 'QK-norm (RMSNorm on q and k per head, negligible cost). params_total computed from the config '
+           '(8.19B; Qwen states 8.2B).',
+  'sources': ['huggingface.co/Qwen/Qwen3-8B config.json (36 layers, hidden 4096, intermediate 12288, 32 heads, '
+              '8 kv, head_dim 128, vocab 151936, max_pos 40960, tie false)',
+              'Qwen3 Technical Report, arXiv:2505.09388']},
+ {'id': 'qwen3-30b-a3b',
+  'name': 'Qwen3-30B-A3B',
+  'family': 'qwen3',
+  'org': 'Alibaba Qwen',
+  'year': 2025,
+  'arch': 'moe',
+  'layers': 48,
+  'hidden': 2048,
+  'heads': 32,
+  'kv_heads': 4,
+  'head_dim': 128,
+  'vocab': 151936,
+  'max_seq': 40960,
+  'activation': 'swiglu',
+  'norm': 'rmsnorm',
+  'positional': 'rope',
+  'tied_embeddings': False,
+  'parallel_block': False,
+  'linear_bias': False,
+  'attention': {'type': 'GQA'},
+  'moe': {'experts': 128, 'shared_experts': 0, 'top_k': 8, 'moe_ffn_hidden': 768, 'dense_layers': 0},
+  'mtp_modules': 0,
+  'params_total': 30532122624,
+  'params_active': 3353020416,
+  'confidence': 'high',
+  'notes': 'Every layer MoE (config intermediate_size 6144 unused). heads*head_dim (4096) != hidden (2048). '
+           'params computed from the config (Qwen states 30.5B total, 3.3B active).',
+  'sources': ['huggingface.co/Qwen/Qwen3-30B-A3B config.json (qwen3_moe; 48 layers, hidden 2048, 32 heads, 4 '
+              'kv, head_dim 128, 128 experts, 8 per token, moe_intermediate 768, vocab 151936, max_pos 40960)',
+              'Qwen3 Technical Report, arXiv:2505.09388']}]
+
+
 # Systems the reference lacks that the validation cases need.
 EXTRA_SYSTEMS: list[dict[str, Any]] = [
     {
@@ -555,7 +618,7 @@ EXTRA_ACCELERATORS: list[dict[str, Any]] = [
         "sources": ["https://github.com/FlagOpen/FlagPerf"],
     },
 ]
-EXTRA_MODELS: list[dict[str, Any]] = [
+EXTRA_MODELS += [
     {
         "id": "codellama-34b",
         "name": "CodeLlama-34B",

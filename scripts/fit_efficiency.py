@@ -37,6 +37,7 @@ CHIPS = {
 }
 KIND_SIBLING = {(B200, "hbm"): H200, (GB200, "hbm"): H200}  # no Blackwell stream data: nearest HBM3e part
 POOLED = {"nvidia_a100_40gb_sxm": A100}  # same SM and clocks: one GEMM fit
+GEMM_CAP = 0.95  # a borrowed GEMM ceiling scaled by the chip's own attention share never exceeds this
 K_REF = 1024  # GEMMs with smaller K pay the small-K penalty; larger ones set e_max and t0
 REF_ATTN, REF_GROUP = H100, 8  # H100 has the only attention sequence sweep; 8 = one node / full mesh
 HEADER = """\
@@ -476,6 +477,15 @@ def chip_entries(accel: dict, gemm: dict, attn: dict, hbm: dict) -> dict:
             elif sib and p in gemm.get(sib, {}):
                 row["gemm"][p] = gemm[sib][p] | {
                     "fitted_on": f"borrowed from {sib}: {gemm[sib][p]['fitted_on']}"}
+                if chip in attn and sib in attn and attn[chip]["fwd"] > attn[sib]["fwd"]:
+                    # the chip's own tensor-core kernel runs at a larger share of its peak than the sibling's
+                    # (a cut-down part under the same power limit, e.g. H20 vs H100): carry that ratio over to
+                    # the borrowed GEMM ceiling instead of the sibling's power-throttled share
+                    ratio = attn[chip]["fwd"] / attn[sib]["fwd"]
+                    e = min(GEMM_CAP, gemm[sib][p]["e_max"] * ratio)
+                    row["gemm"][p] = row["gemm"][p] | {
+                        "e_max": e, "fitted_on": f"{sib}'s fit x {ratio:.3f} (own attention fwd {attn[chip]['fwd']:.3f}"
+                        f" / {sib} {attn[sib]['fwd']:.3f}), capped at {GEMM_CAP}: {gemm[sib][p]['fitted_on']}"}
                 used.add(sib)
             elif p == "fp16" and same_rate and bf16.get("n_points"):
                 row["gemm"][p] = bf16 | {"n_points": 0, "fitted_on": "= bf16 (same tensor-core rate, no fp16 "

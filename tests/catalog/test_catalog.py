@@ -21,7 +21,8 @@ SKIPPED = {
     "models": {"t5-11b", "meena-2.6b", "gshard-600b", "switch-c-1.6t", "pangu-sigma", "pangu-ultra-moe-718b"},
 }
 # Entries added beyond the reference.
-ADDED = {"systems": {"nvidia_hgx_h800"}, "accelerators": {"metax_c500"}, "models": {"codellama-34b"}}
+ADDED = {"systems": {"nvidia_hgx_h800"}, "accelerators": {"metax_c500"},
+         "models": {"codellama-34b", "qwen3-8b", "qwen3-30b-a3b"}}
 
 BUNDLED_IDS = {
     "accelerators": [
@@ -155,6 +156,8 @@ BUNDLED_IDS = {
         "qwen2.5-72b",
         "qwen2.5-7b",
         "qwen3-235b-a22b",
+        "qwen3-30b-a3b",
+        "qwen3-8b",
     ],
 }
 

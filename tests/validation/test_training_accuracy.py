@@ -44,8 +44,9 @@ def test_report_follows_the_published_layout(report: dict) -> None:
     case = report["cases"][0]
     assert set(case) >= {"id", "kind", "chosen", "metrics"}
     metric = next(iter(case["metrics"].values()))
-    assert set(metric) == {"predicted", "measured", "error"}
-    assert set(report["summary"]["training"]) == {"count", "median_ape", "mean_ape", "within_10", "within_25", "worst"}
+    assert set(metric) == {"predicted", "low", "high", "measured", "error"}  # FORMAT.md, "Intervals"
+    assert set(report["summary"]["training"]) == {"count", "median_ape", "mean_ape", "within_10", "within_25", "worst",
+                                                  "interval_coverage", "interval_median_width"}
 
 
 def test_unknown_fields_are_chosen_and_published_ones_kept(report: dict) -> None:

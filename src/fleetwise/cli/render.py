@@ -69,7 +69,8 @@ def _plan_row(r: dict[str, Any], with_days: bool) -> list[str]:
     e = r.get("energy")
     row = [str(p["tp"]), str(p["pp"]), str(p["dp"]), str(p["cp"]), str(p["ep"]), str(p["micro_batch"]),
            str(p["vpp"]), _recompute(p), str(p["zero"]), "y" if p["sequence_parallel"] else "n", _overlap(p),
-           _order(p), f"{r['step_time_s']:.3f}", f"{r['tokens_per_s_per_chip']:,.0f}", f"{100 * r['mfu']:.1f}%",
+           _order(p), f"{r['step_time_s']:.3f}", _interval(r, "step_time_s"),
+           f"{r['tokens_per_s_per_chip']:,.0f}", f"{100 * r['mfu']:.1f}%",
            f"{r['memory_per_device_gb']:.1f}", "-" if e is None else f"{e['energy_j_per_token']:.3f}"]
     if with_days:
         row.append("-" if r.get("days") is None else f"{r['days']:.1f}")
@@ -77,13 +78,23 @@ def _plan_row(r: dict[str, Any], with_days: bool) -> list[str]:
 
 
 HEADERS = ["tp", "pp", "dp", "cp", "ep", "mbs", "vpp", "recompute", "zero", "sp", "overlap", "order", "step s",
-           "tok/s/chip", "MFU", "mem GB", "J/token"]
+           "80% interval", "tok/s/chip", "MFU", "mem GB", "J/token"]
+
+
+def _interval(r: dict[str, Any], metric: str) -> str:
+    iv = (r.get("intervals") or {}).get(metric)
+    return "-" if not iv else f"{iv['low']:.3f}-{iv['high']:.3f}"
 
 
 def training_search(s: Study) -> None:
     with_days = s.inputs.get("tokens") is not None
     print(job_line(s) + f"; ranked by {s.inputs['objective']}")
-    print(_table(HEADERS + (["days"] if with_days else []), [_plan_row(r, with_days) for r in s.rows]))
+    ties = [bool(r.get("ties_with_next")) for r in s.rows]
+    print(_table(HEADERS + (["days"] if with_days else []) + ["tie"],
+                 [_plan_row(r, with_days) + ["tie" if t else ""] for r, t in zip(s.rows, ties, strict=True)]))
+    if any(ties):
+        print("tie: the lead over the next plan is inside the 80 % interval of both (perf/data/intervals.yaml): "
+              "the model cannot tell them apart")
     res = s.results
     rate = res["candidates_evaluated"] / max(res["search_seconds"], 1e-9)
     print(f"\n{res['candidates_evaluated']:,} candidates evaluated in {res['search_seconds']:.2f} s ({rate:,.0f}/s); "
@@ -96,8 +107,8 @@ def plan_result(s: Study) -> None:
     r = s.rows[0]
     print(job_line(s))
     print(f"plan: {plan_label(r['plan'])}  ({r['chips']} chips)")
-    print(f"step time {r['step_time_s']:.6f} s   tokens/s/chip {r['tokens_per_s_per_chip']:,.1f}   "
-          f"MFU {100 * r['mfu']:.1f}%")
+    print(f"step time {r['step_time_s']:.6f} s (80 % interval {_interval(r, 'step_time_s')})   "
+          f"tokens/s/chip {r['tokens_per_s_per_chip']:,.1f}   MFU {100 * r['mfu']:.1f}%")
     print("\nstep time breakdown (s):")
     tier_of = {"tp_comm_s": "tp", "cp_comm_s": "cp", "ep_comm_s": "ep", "pp_comm_s": "pp", "dp_comm_s": "dp"}
     for k, v in r["breakdown_s"].items():
@@ -166,7 +177,8 @@ def validation(s: Study) -> None:
     for c in data["cases"]:
         for metric, v in c["metrics"].items():
             loso = c.get("loso_errors", {}).get(metric)
-            rows.append([c["id"], metric, f"{v['measured']:.4g}", f"{v['predicted']:.4g}", f"{100 * v['error']:+.1f}%"]
+            rows.append([c["id"], metric, f"{v['measured']:.4g}", f"{v['predicted']:.4g}",
+                         f"{v['low']:.4g}-{v['high']:.4g}" if "low" in v else "-", f"{100 * v['error']:+.1f}%"]
                         + ([f"{100 * loso:+.1f}%" if loso is not None else "-"] if "loso_errors" in c else []))
     headers = ["case", "metric", "measured", "predicted", "error"] + (["loso error"] if s.inputs["loso"] else [])
     print(_table(headers, rows))

@@ -100,9 +100,13 @@ def render_plan(s: Study) -> None:
         simd = r.get("simulated")
         tail = f"  sim p{i['percentile']:g} TTFT {simd['ttft_ms']:.0f} ms TPOT {simd['tpot_ms']:.1f} ms " \
                f"{'ok' if simd['meets_slo'] else 'MISS'}" if simd else ""
-        print(f"  {r['label']:<42} chips {r['chips']:>5}  goodput {r['goodput_rps']:>8.2f} req/s  "
-              f"{r['tokens_per_s_per_chip']:>8.0f} tok/s/chip  TTFT {r['ttft_ms']:.0f} ms  "
-              f"TPOT {r['tpot_ms']:.1f} ms  mem {r['memory_per_device_gb']:.1f} GB{tail}")
+        iv = r["intervals"]
+        print(f"  {r['label']:<42} chips {r['chips']:>5}  goodput {r['goodput_rps']:>8.2f} req/s "
+              f"[{iv['goodput_rps']['low']:.2f}-{iv['goodput_rps']['high']:.2f}]  "
+              f"{r['tokens_per_s_per_chip']:>8.0f} tok/s/chip  TTFT {r['ttft_ms']:.0f} ms "
+              f"[{iv['ttft_ms']['low']:.0f}-{iv['ttft_ms']['high']:.0f}]  TPOT {r['tpot_ms']:.1f} ms "
+              f"[{iv['tpot_ms']['low']:.1f}-{iv['tpot_ms']['high']:.1f}]  mem {r['memory_per_device_gb']:.1f} GB{tail}"
+              + ("  (tie with the next: lead inside the 80 % interval)" if r["ties_with_next"] else ""))
         e = r.get("energy")
         if e:
             print(f"  {'':<42} {e['j_per_token']:.3g} J/token (facility), {e['avg_power_w_per_chip']:.0f} W/chip "

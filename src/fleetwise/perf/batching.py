@@ -32,10 +32,11 @@ class DecodeRates:
     batch: FloatArray  # concurrent sequences per attention rank
     step: StepTimes
     tokens_per_s_per_chip: FloatArray  # output tokens
+    accept_length: float = 1.0  # tokens each sequence emits per step (speculative decoding)
 
     @property
     def tpot_s(self) -> FloatArray:
-        return self.step.total_s
+        return np.asarray(self.step.total_s / self.accept_length, dtype=np.float64)
 
 
 def max_batch_by_kv(s: ServingSetup, sh: ServingShape, input_tokens: float, output_tokens: float,
@@ -55,15 +56,16 @@ def decode_rates(s: ServingSetup, sh: ServingShape, batch: FloatArray, input_tok
     ``input_tokens`` fixed (decode-only measurements).
     """
     b = np.asarray(batch, dtype=np.float64)
+    accept = s.speculative.accept_length if s.speculative is not None else 1.0
     if with_prefill:
-        pf = b * input_tokens / output_tokens
-        step = step_time(s, sh, pf, np.full_like(b, 0.5 * input_tokens), b / output_tokens, b,
+        done = b * accept / output_tokens  # sequences finishing (and replaced) per step
+        step = step_time(s, sh, done * input_tokens, np.full_like(b, 0.5 * input_tokens), done, b,
                          np.full_like(b, input_tokens + 0.5 * output_tokens))
     else:
         z = np.zeros_like(b)
         step = step_time(s, sh, z, z, z, b, np.full_like(b, input_tokens))
-    per_chip = b / step.total_s / (sh.tp * sh.pp)
-    return DecodeRates(b, step, np.asarray(per_chip, dtype=np.float64))
+    per_chip = b * accept / step.total_s / (sh.tp * sh.pp)
+    return DecodeRates(b, step, np.asarray(per_chip, dtype=np.float64), accept)
 
 
 def prefill_rate(s: ServingSetup, sh: ServingShape, input_tokens: float, tokens_per_step: FloatArray
@@ -78,7 +80,7 @@ def prefill_rate(s: ServingSetup, sh: ServingShape, input_tokens: float, tokens_
 def concurrency_under_rate(s: ServingSetup, sh: ServingShape, rate_per_rank: FloatArray, input_tokens: float,
                            output_tokens: float, batch_limit: FloatArray,
                            grid: int = 48) -> tuple[FloatArray, FloatArray]:
-    """(batch, step seconds) an arrival rate settles at on one attention rank: B = λ·O·t(B) (Little's law).
+    """(batch, TPOT seconds) an arrival rate settles at on one attention rank: B = λ·O·tpot(B) (Little's law).
 
     Returns ``inf`` step time where the rate exceeds what ``batch_limit`` sequences can serve.
     """
@@ -87,7 +89,7 @@ def concurrency_under_rate(s: ServingSetup, sh: ServingShape, rate_per_rank: Flo
     frac = np.geomspace(1.0 / 4096.0, 1.0, grid)
     b = np.maximum(lim * frac, 1.0)  # (n, grid)
     expand = ServingShape(*(np.asarray(getattr(sh, f))[..., None] for f in ("tp", "pp", "dp", "ep", "wcode", "kvcode")))
-    t = decode_rates(s, expand, b, input_tokens, output_tokens).step.total_s
+    t = decode_rates(s, expand, b, input_tokens, output_tokens).tpot_s  # step / tokens emitted per step
     need = lam * output_tokens * t  # sequences in flight if the batch were b
     ok = need <= b
     first = np.argmax(ok, axis=-1)
@@ -138,3 +140,21 @@ def plan_latency_s(s: ServingSetup, sh: ServingShape, disaggregated: bool, batch
         tpot = decode_rates(s, sh, b, input_tokens, output_tokens).tpot_s
         ttft = ttft_s(tpot, input_tokens, np.array([token_budget]))
     return float(ttft[0]), float(tpot[0])
+
+
+def ttft_under_load_s(step_s: FloatArray, input_tokens: float, token_budget: FloatArray, decode_batch: FloatArray,
+                      rate_per_rank: FloatArray) -> FloatArray:
+    """Mean time to first token at an arrival rate: the wait for a step boundary, the queue for prefill, the chunks.
+
+    Each step's token budget serves the decoding sequences first (one token each); prompts share the rest,
+    ``f = budget - batch`` tokens a step, first come first served (vLLM/TRT-LLM chunked prefill). Arrivals
+    are Poisson, prompts of ``I`` tokens take ``S = I/f`` steps of that slot, so the slot is an M/D/1 queue
+    with utilisation ``rho = lambda·t·S`` and mean wait ``rho·S / (2(1 - rho))`` steps (Pollaczek-Khinchine).
+    TTFT = (half a step + the wait + ceil(S) steps) x step time; infinite when ``rho >= 1``.
+    """
+    t = np.asarray(step_s, dtype=np.float64)
+    free = np.maximum(np.asarray(token_budget, dtype=np.float64) - np.asarray(decode_batch, dtype=np.float64), 1.0)
+    service = input_tokens / free  # steps of the prefill slot per prompt
+    rho = np.asarray(rate_per_rank, dtype=np.float64) * t * service
+    wait = np.where(rho < 1.0, rho * service / (2.0 * np.maximum(1.0 - rho, 1e-12)), np.inf)
+    return np.asarray((0.5 + wait + np.ceil(service)) * t, dtype=np.float64)

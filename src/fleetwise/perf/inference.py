@@ -64,7 +64,8 @@ ASSUMPTIONS: tuple[str, ...] = (
     "fp8/int8/fp4 weights compute at the chip's native rate for that format, else at bf16",
     "attention: flash kernels; prefill causal (half the score blocks), decode reads the whole KV cache",
     "MLA decode in absorbed form (scores against the compressed latent); prefill in expanded form",
-    "MoE: uniform routing; expected distinct experts per rank 1-(1-k/E)^tokens; EP all-to-all dispatch fp8, "
+    "MoE: uniform routing; expected distinct experts per rank 1-(1-k/E)^tokens, run as one grouped GEMM "
+    "(one launch per layer and projection); EP all-to-all dispatch fp8, "
     "combine bf16, overlapped with the other micro-batch's compute (two-batch overlap) when dp > 1",
     "TP: two all-reduces of the activations per layer; PP: micro-batches of batch/pp fill the stages",
     "group constants (fitted on published serving runs of the chip family) scale kernel time and add a "
@@ -81,6 +82,35 @@ class ServingConstants:
     family: str = "global"
 
 
+# FlashAttention-3 FP8 forward reaches ~1.2 PFLOP/s on H100 SXM against ~740 TFLOP/s in BF16 (Shah et al. 2024,
+# arXiv:2407.08608, Sec. 4.1): 0.81 of the BF16 kernel's share of peak, against the doubled FP8 peak.
+FP8_ATTENTION_EFF_RATIO = 0.81
+
+
+@dataclass(frozen=True, slots=True)
+class Speculative:
+    """Speculative decoding (multi-token prediction, EAGLE, draft models) as a fact of the deployment.
+
+    Every decode step the draft runs ``steps`` forwards of one token per sequence, then the target model
+    verifies ``steps + 1`` tokens per sequence in one pass (its weights are read once, attention scores
+    ``steps + 1`` queries against the same KV cache), and emits ``accept_length`` tokens per sequence on
+    average (1 = nothing accepted, ``steps + 1`` = every draft accepted). ``accept_length`` is an input:
+    it depends on the data and the draft, not on the hardware.
+    """
+
+    steps: int = 1
+    accept_length: float = 1.0
+    draft_layers: int = 1  # transformer layers of the draft (DeepSeek-V3 MTP module: 1)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.draft_layers < 1:
+            raise SpecError(f"speculative decoding: steps and draft_layers must be >= 1 (got {self.steps}, "
+                            f"{self.draft_layers})")
+        if not 1.0 <= self.accept_length <= self.steps + 1:
+            raise SpecError(f"speculative decoding: accept_length must be in [1, steps + 1 = {self.steps + 1}] "
+                            f"(got {self.accept_length:g})")
+
+
 @dataclass(frozen=True, slots=True)
 class ServingSetup:
     """Everything the serving cost model needs besides the plan columns."""
@@ -93,6 +123,8 @@ class ServingSetup:
     params: ParamCounts
     constants: ServingConstants
     a2a_floor: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())  # (EP sizes, dispatch+combine s)
+    speculative: Speculative | None = None
+    attention_precision: str = "bf16"  # "fp8": QK^T and PV in FP8 (FlashMLA-FP8, FA3-FP8) on an fp8 KV cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +197,12 @@ def _compute_peaks(s: ServingSetup, wcode: IntArray) -> tuple[FloatArray, list[s
 
 
 def _gemm_s(s: ServingSetup, g: Gemm, rows: FloatArray, shard: FloatArray, count: FloatArray,
-            wbytes: FloatArray, peak: FloatArray, wcode: IntArray) -> FloatArray:
-    """Roofline time of ``count`` GEMMs of ``rows`` tokens each with weight ``g`` split ``shard`` ways."""
+            wbytes: FloatArray, peak: FloatArray, wcode: IntArray, grouped: bool = False) -> FloatArray:
+    """Roofline time of ``count`` GEMMs of ``rows`` tokens each with weight ``g`` split ``shard`` ways.
+
+    ``grouped``: the ``count`` GEMMs run as one grouped kernel (one launch), as every MoE serving engine runs
+    its routed experts (DeepGEMM m_grouped, vLLM/SGLang fused_moe, TRT-LLM MoE plugin, Ascend GroupedMatmul).
+    """
     n = g.n / shard if g.shard == "col" else float(g.n)
     k = g.k / shard if g.shard == "row" else float(g.k)
     flops = 2.0 * rows * n * k
@@ -178,9 +214,13 @@ def _gemm_s(s: ServingSetup, g: Gemm, rows: FloatArray, shard: FloatArray, count
         e = np.where(wcode == code, gp.e_max, e)
         t0 = np.where(wcode == code, gp.t0_s, t0)
     k_arr = np.asarray(k, dtype=np.float64)
-    compute = flops / (peak * e) * (1.0 + s.eff.k_half / np.maximum(k_arr, 1.0))
+    # small reduction dims cost efficiency relative to the K >= k_ref GEMMs e_max was fitted on (the same
+    # factor the training model applies, ChipEfficiency.gemm_time_s)
+    small_k = np.maximum(1.0, (1.0 + s.eff.k_half / np.maximum(k_arr, 1.0)) / (1.0 + s.eff.k_half / s.eff.k_ref))
+    compute = flops / (peak * e) * small_k
     memory = n * k * wbytes / (s.accel.hbm_bw_bytes_per_s * s.eff.hbm)
-    return np.asarray(count * (np.maximum(compute, memory) + t0), dtype=np.float64)
+    launches = np.minimum(count, 1.0) if grouped else count
+    return np.asarray(count * np.maximum(compute, memory) + launches * t0, dtype=np.float64)
 
 
 def kv_bytes_per_token(m: ModelArch, tp: IntArray | FloatArray, kv_bytes: FloatArray) -> FloatArray:
@@ -198,13 +238,15 @@ def kv_bytes_per_token(m: ModelArch, tp: IntArray | FloatArray, kv_bytes: FloatA
 
 
 def _attention_s(s: ServingSetup, sh: ServingShape, prefill_tokens: FloatArray, prefill_ctx: FloatArray,
-                 decode_seqs: FloatArray, decode_ctx: FloatArray) -> FloatArray:
-    """Attention core of one layer on one rank."""
+                 decode_seqs: FloatArray, decode_ctx: FloatArray, queries: float = 1.0) -> FloatArray:
+    """Attention core of one layer on one rank (``queries`` tokens per decoding sequence score its KV cache)."""
     m = s.model
     tp = sh.tp.astype(np.float64)
     q, _, v = attention_dims(m)
     window = float(m.attention.sliding_window or 1e12)
     peak16 = s.accel.peak_flops("bf16")
+    if s.attention_precision == "fp8" and s.accel.supports("fp8"):
+        peak16 = s.accel.peak_flops("fp8") * FP8_ATTENTION_EFF_RATIO  # FA3-FP8 / FlashMLA-FP8
     bw = s.accel.hbm_bw_bytes_per_s * s.eff.hbm
     pctx = np.minimum(prefill_ctx, window)
     # prefill: each token scores against pctx earlier tokens (QK^T and AV, 2 FLOPs per MAC)
@@ -217,9 +259,10 @@ def _attention_s(s: ServingSetup, sh: ServingShape, prefill_tokens: FloatArray, 
         a = m.attention
         assert a.kv_lora_rank and a.qk_rope_head_dim
         # absorbed MLA: every head scores the latent (kv_lora + rope) and mixes it (kv_lora) per position
-        dec_flops = 2.0 * decode_seqs * dctx * m.heads / head_share * (2 * a.kv_lora_rank + a.qk_rope_head_dim)
+        dec_flops = 2.0 * decode_seqs * queries * dctx * m.heads / head_share * (2 * a.kv_lora_rank
+                                                                                  + a.qk_rope_head_dim)
     else:
-        dec_flops = 2.0 * decode_seqs * dctx * (q + v) / head_share
+        dec_flops = 2.0 * decode_seqs * queries * dctx * (q + v) / head_share
     dec = np.maximum(kv_read / bw, dec_flops / (peak16 * s.eff.attn_fwd))
     return np.asarray(pre + dec, dtype=np.float64)
 
@@ -241,7 +284,7 @@ def _moe_layer_s(s: ServingSetup, sh: ServingShape, tokens: FloatArray, wbytes: 
     rows = group_tokens * mo.top_k / mo.experts / np.maximum(touched_frac, 1e-12)  # tokens per touched expert
     t = np.zeros_like(tokens)
     for g in mlp_gemms(m, mo.moe_ffn_hidden, "expert"):
-        t = t + _gemm_s(s, g, rows, etp, touched, wbytes, peak, sh.wcode)
+        t = t + _gemm_s(s, g, rows, etp, touched, wbytes, peak, sh.wcode, grouped=True)
     per_rank = tokens * sh.dp / ranks  # tokens each rank sends
     # across nodes a token crosses the network once per distinct node its experts sit on, then fans out
     # over scale-up (DeepEP normal kernels; DeepSeek-V3 limits routing to 4 nodes, arXiv:2412.19437 Sec. 2.1.2)
@@ -297,7 +340,9 @@ def step_time(s: ServingSetup, sh: ServingShape, prefill_tokens: FloatArray, pre
     # pipeline: the batch is cut into pp micro-batches that fill the stages; one iteration moves every
     # micro-batch through all layers, so it costs layers x (layer time at batch/pp)
     pf, pfs, ds = prefill_tokens / pp, prefill_seqs / pp, decode_seqs / pp
-    tokens = pf + ds
+    spec = s.speculative
+    queries = float(spec.steps + 1) if spec is not None else 1.0  # tokens each decoding sequence verifies
+    tokens = pf + ds * queries
     one = np.ones_like(tokens)
 
     def dense_gemms(gemms: list[Gemm], rows: FloatArray) -> FloatArray:
@@ -307,7 +352,7 @@ def step_time(s: ServingSetup, sh: ServingShape, prefill_tokens: FloatArray, pre
         return t
 
     attn_gemm = dense_gemms(attention_gemms(m), tokens)
-    attn = _attention_s(s, sh, pf, prefill_ctx, ds, decode_ctx)
+    attn = _attention_s(s, sh, pf, prefill_ctx, ds, decode_ctx, queries)
     h = float(m.hidden)
     elementwise = tokens * ELEMENTWISE_HIDDEN_PASSES * h * ACT_BYTES / (s.accel.hbm_bw_bytes_per_s * s.eff.hbm)
     ar = tp_all_reduce_s(s, tokens * h * ACT_BYTES, sh.tp)
@@ -329,14 +374,15 @@ def step_time(s: ServingSetup, sh: ServingShape, prefill_tokens: FloatArray, pre
         exposed = np.where(sh.dp > 1, np.maximum(a2a - compute, 0.0), a2a)
         ep_comm = m.n_moe_layers * exposed
     # LM head on the last stage, once per micro-batch, for the sequences that emit a token
-    head = pp * _gemm_s(s, Gemm("lm_head", m.vocab, m.hidden, "col"), pfs + ds, tp, one, wbytes, peak, sh.wcode)
+    head = pp * _gemm_s(s, Gemm("lm_head", m.vocab, m.hidden, "col"), pfs + ds * queries, tp, one, wbytes, peak,
+                        sh.wcode)
     scale = s.constants.compute_scale
     attention = m.layers * attn
     elem = m.layers * elementwise
     tp_comm = np.where(sh.tp > 1, 2.0 * m.layers * ar, 0.0)
     crosses = s.network.spans_scaleout(sh.pp, sh.tp * sh.dp)
     pp_comm = np.where(sh.pp > 1, pp * s.network.p2p_s(tokens * h * ACT_BYTES, crosses), 0.0)
-    return StepTimes(
+    out = StepTimes(
         gemm_s=np.asarray((gemm + head) * scale, dtype=np.float64),
         attention_s=np.asarray(attention * scale, dtype=np.float64),
         elementwise_s=np.asarray(elem * scale, dtype=np.float64),
@@ -345,6 +391,14 @@ def step_time(s: ServingSetup, sh: ServingShape, prefill_tokens: FloatArray, pre
         pp_comm_s=np.asarray(pp_comm, dtype=np.float64),
         overhead_s=np.asarray(np.full_like(tokens, s.constants.step_overhead_s), dtype=np.float64),
     )
+    if spec is None:
+        return out
+    # the draft: ``steps`` one-token forwards of ``draft_layers`` layers for every decoding sequence
+    z = np.zeros_like(decode_seqs)
+    one_token = step_time(replace(s, speculative=None), sh, z, z, z, decode_seqs, decode_ctx)
+    frac = np.where(decode_seqs > 0, spec.steps * spec.draft_layers / m.layers, 0.0)
+    parts = {k: v + frac * getattr(one_token, k) for k, v in out.parts().items() if k != "overhead_s"}
+    return StepTimes(**parts, overhead_s=out.overhead_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,8 +457,12 @@ def constants_group(chip_id: str, expert_parallel: bool) -> str:
 
 
 def load_serving_constants(chip_id: str, expert_parallel: bool = False,
-                           path: Path = CONSTANTS_FILE) -> ServingConstants:
-    """The fitted serving constants of ``chip_id``'s group (its own, else the global one, else none)."""
+                           path: Path = CONSTANTS_FILE, engine: str | None = None) -> ServingConstants:
+    """The fitted serving constants of ``chip_id``'s group (its own, else the global one, else none).
+
+    ``engine``: a serving stack fitted apart (``family@engine``, e.g. an eager-mode engine far from its
+    family's usual speed); used only when asked for, never for plans.
+    """
     if not path.exists():
         return ServingConstants()
     data = load_data_file(path)
@@ -412,6 +470,8 @@ def load_serving_constants(chip_id: str, expert_parallel: bool = False,
     if not isinstance(groups, dict):
         raise SpecError(f"{path}: expected a 'groups' mapping")
     fam = constants_group(chip_id, expert_parallel)
+    if engine and groups.get(f"{fam}@{engine}"):
+        fam = f"{fam}@{engine}"
     raw = groups.get(fam) or groups.get("global_ep" if expert_parallel else "global")
     if raw is None:
         return ServingConstants(family=fam)

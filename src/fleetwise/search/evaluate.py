@@ -25,6 +25,7 @@ from fleetwise.energy.training import (
 )
 from fleetwise.errors import InfeasibleError, SpecError
 from fleetwise.perf.candidates import Candidates
+from fleetwise.perf.intervals import Interval, intervals_of
 from fleetwise.perf.memory import training_memory
 from fleetwise.perf.model_math import model_flops_per_token
 from fleetwise.perf.training import ASSUMPTIONS, StepColumns, TrainingSetup, training_step
@@ -69,6 +70,12 @@ class PlanResult:
     @property
     def memory_total_bytes(self) -> float:
         return float(sum(self.memory_bytes.values()))
+
+    def intervals(self) -> dict[str, Interval]:
+        """Central 80 % intervals of the predicted step time, throughput and MFU (perf/data/intervals.yaml)."""
+        return intervals_of("training", str(self.constants.get("chip_family", "global")), {
+            "step_time_s": self.step_time_s, "tokens_per_s_per_chip": self.tokens_per_s_per_chip, "mfu": self.mfu,
+            "model_tflops_per_chip": self.model_tflops_per_chip})
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,15 @@ def plan_dict(r: PlanResult) -> dict[str, Any]:
         "comm_tiers": r.comm_tiers,
         "constants": r.constants,
         "energy": None if r.energy is None else _energy_dict(r.energy),
+        "intervals": {k: v.to_json() for k, v in r.intervals().items()},  # central 80 % (perf/data/intervals.yaml)
     }
+
+
+def ties(plans: list[PlanResult]) -> list[bool]:
+    """Whether each ranked plan's lead over the next is inside their 80 % step-time intervals (a tie)."""
+    from fleetwise.perf.intervals import ties_with_next
+
+    return ties_with_next([r.step_time_s for r in plans], [r.intervals()["step_time_s"] for r in plans])
 
 
 def _energy_dict(e: Any) -> dict[str, Any]:
@@ -42,7 +50,7 @@ def search_dict(s: TrainingSearch) -> dict[str, Any]:
         "feasible": s.feasible,
         "search_seconds": round(s.search_seconds, 4),
         "rejected_by": s.rejected_by,
-        "best": [plan_dict(r) for r in s.best],
+        "best": [{**plan_dict(r), "ties_with_next": t} for r, t in zip(s.best, ties(s.best), strict=True)],
         "pareto": [plan_dict(r) for r in s.pareto],
         "pareto_time_energy": [plan_dict(r) for r in s.pareto_time_energy],
         "objective": s.objective,
@@ -61,7 +69,7 @@ def rounded(v: Any) -> Any:
     return v
 
 
-def serving_row(c: Any, sim: Any = None) -> dict[str, Any]:
+def serving_row(c: Any, sim: Any = None, chip: str | None = None) -> dict[str, Any]:
     """One ranked serving plan (a ``ServingCandidate``) and its simulator replay (a ``Confirmation``) if run."""
     row: dict[str, Any] = {"plan": c.plan.model_dump(), "label": c.plan.label(), "chips": c.plan.chips,
                            "goodput_rps": round(c.goodput_rps, 4),
@@ -71,6 +79,12 @@ def serving_row(c: Any, sim: Any = None) -> dict[str, Any]:
                            "chips_per_goodput": round(c.chips_per_goodput, 4)}
     if c.energy is not None:
         row["energy"] = rounded(c.energy)
+    if chip is not None:
+        from fleetwise.perf.intervals import intervals_of
+
+        row["intervals"] = {k: v.to_json() for k, v in intervals_of("inference", chip, {
+            "ttft_ms": row["ttft_ms"], "tpot_ms": row["tpot_ms"], "goodput_rps": row["goodput_rps"],
+            "tokens_per_s_per_chip": row["tokens_per_s_per_chip"]}).items()}
     if sim is not None:
         row["simulated"] = {"ttft_ms": round(sim.ttft_s * 1e3, 3), "tpot_ms": round(sim.tpot_s * 1e3, 3),
                             "requests": sim.requests, "meets_slo": sim.meets_slo}

@@ -101,6 +101,9 @@ class Report:
             out["sweeps"] = sweeps
         if self.loso_errors is not None:
             out["summary_leave_one_source_out"] = summarise(self.predictions, self.loso_errors)
+        from fleetwise.validate.intervals import annotate_report  # intervals on every metric (FORMAT.md)
+
+        annotate_report(out, [p.case for p in self.predictions], self.loso_errors)
         return out
 
 

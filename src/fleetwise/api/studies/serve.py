@@ -357,7 +357,13 @@ def plan_serve(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressFn
                 "lengths_from": "trace mean" if trace else "given", "trace": trace, **kw}
     if trace is not None and kw["rate"] is not None:
         resolved["trace_replay"] = f"trace arrivals time-scaled to {kw['rate']:g} req/s"
-    rows = [serving_row(c, sim) for c, sim in zip(plans.best, plans.confirmations, strict=True)]
+    rows = [serving_row(c, sim, hw) for c, sim in zip(plans.best, plans.confirmations, strict=True)]
+    from fleetwise.perf.intervals import intervals_of, ties_with_next
+
+    per_chip = [row["goodput_rps"] / row["chips"] for row in rows]  # ranked by chips per goodput
+    tie = ties_with_next(per_chip, [intervals_of("inference", hw, {"goodput_rps": v})["goodput_rps"] for v in per_chip])
+    for row, t in zip(rows, tie, strict=True):
+        row["ties_with_next"] = t
     return Study("plan_serve", {**resolved, "defaults": r.defaults()},
                  {"rows": rows, "candidates_evaluated": plans.search.candidates_evaluated,
                   "rejected_by": plans.search.rejected_by})
