@@ -180,7 +180,7 @@ def fit_intervals(paths: Sequence[Path], out: Path = DATA_FILE,
 
 
 def main() -> None:
-    from fleetwise.validate.runner import bundled_case_files
+    from fleetwise.validate.specs import bundled_case_files
 
     doc = fit_intervals(bundled_case_files())
     print(f"wrote {DATA_FILE}: {doc['fitted_on']}")
@@ -190,9 +190,6 @@ def main() -> None:
     for k, g in doc["groups"].items():
         print(f"  {k:45s} [{g['low']:.3f}, {g['high']:.3f}] n={g['n']:3d}  {g['how']}")
 
-
-if __name__ == "__main__":
-    main()
 
 
 def annotate_report(out: dict[str, Any], cases: Sequence[Case], loso_errors: dict[str, dict[str, float]] | None
@@ -229,3 +226,7 @@ def annotate_report(out: dict[str, Any], cases: Sequence[Case], loso_errors: dic
             if grp in out.get(key, {}) and hit:
                 out[key][grp]["interval_coverage"] = round(float(np.mean(hit)), 4)
                 out[key][grp]["interval_median_width"] = round(float(np.median(width)), 4)
+
+
+if __name__ == "__main__":
+    main()
