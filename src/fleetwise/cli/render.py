@@ -95,6 +95,7 @@ def training_search(s: Study) -> None:
     if any(ties):
         print("tie: the lead over the next plan is inside the 80 % interval of both (perf/data/intervals.yaml): "
               "the model cannot tell them apart")
+    _plausibility(s.rows)
     res = s.results
     rate = res["candidates_evaluated"] / max(res["search_seconds"], 1e-9)
     print(f"\n{res['candidates_evaluated']:,} candidates evaluated in {res['search_seconds']:.2f} s ({rate:,.0f}/s); "
@@ -103,8 +104,16 @@ def training_search(s: Study) -> None:
           "domain before pipeline stages, pp-in = stages first")
 
 
+def _plausibility(rows: list[dict[str, Any]]) -> None:
+    """One line when any row's MFU is above the best published on its chip (perf/plausibility.py)."""
+    flagged = [r for r in rows if r.get("plausibility")]
+    if flagged:
+        print(f"note ({len(flagged)} of {len(rows)} rows): {flagged[0]['plausibility']['why']}")
+
+
 def plan_result(s: Study) -> None:
     r = s.rows[0]
+    _plausibility([r])
     print(job_line(s))
     print(f"plan: {plan_label(r['plan'])}  ({r['chips']} chips)")
     print(f"step time {r['step_time_s']:.6f} s (80 % interval {_interval(r, 'step_time_s')})   "
@@ -129,6 +138,7 @@ def _usd_per_mtok(r: dict[str, Any]) -> str:
 
 def comparison(s: Study) -> None:
     print(job_line(s))
+    _plausibility([r for r in s.rows if r["rank"] == 0])
     rows = []
     for r in s.rows:
         if r["rank"] != 0:

@@ -123,7 +123,7 @@ def plan_train(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressFn
                           catalog=catalog, progress=progress, **kw)
     resolved = {**_echo_job(setup, kw, model), "chips": chips, "pinned": pinned, "objective": s.objective, "top": top}
     data = search_dict(s)
-    data["rows"] = data.pop("best")
+    data["rows"] = _flag_mfu(data.pop("best"), setup.accel.id)
     return Study("plan_train", {**resolved, "defaults": r.defaults()}, data)
 
 
@@ -141,7 +141,8 @@ def explain_train(inputs: Mapping[str, Any], catalog: Catalog, progress: Progres
     setup = api.training_setup(model, hw, chips=plan.chips, catalog=catalog, **kw)
     res = evaluate_plan(setup, plan)
     resolved = {**_echo_job(setup, kw, model), "chips": plan.chips, "plan": plan.model_dump()}
-    return Study("explain_train", {**resolved, "defaults": r.defaults()}, {"rows": [plan_dict(res)]})
+    rows = _flag_mfu([plan_dict(res)], setup.accel.id)
+    return Study("explain_train", {**resolved, "defaults": r.defaults()}, {"rows": rows})
 
 
 def power_train(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressFn | None) -> Study:
@@ -241,7 +242,8 @@ def compare_train(inputs: Mapping[str, Any], catalog: Catalog, progress: Progres
         sys_id = target if systems else _default_system_id(catalog, hw)
         searches[target] = {"candidates_evaluated": res.candidates_evaluated, "feasible": res.feasible}
         for rank, pr in enumerate(res.best):
-            rows.append({"target": target, "rank": rank, "hardware": hw, "system": sys_id, **plan_dict(pr)})
+            rows += _flag_mfu([{"target": target, "rank": rank, "hardware": hw, "system": sys_id, **plan_dict(pr)}],
+                              hw)
     first = hws[0] if hws else catalog.system(systems[0], "systems").accelerator_id
     setup = api.training_setup(model, first, chips=chips, catalog=catalog, **kw)
     job = _echo_job(setup, kw, model)
@@ -344,3 +346,14 @@ def plan_train_mixed(inputs: Mapping[str, Any], catalog: Catalog, progress: Prog
         "search_seconds": round(cmp.mixed.search_seconds, 4),
         "alone": {k: single(v) for k, v in cmp.alone.items()},
         "same_total_chips": {k: single(v) for k, v in cmp.same_total.items()}, "verdict": cmp.verdict})
+
+
+def _flag_mfu(rows: list[dict[str, Any]], chip_id: str) -> list[dict[str, Any]]:
+    """Rows whose MFU is above the best published on the chip carry a ``plausibility`` note saying so."""
+    from fleetwise.perf.plausibility import mfu_note
+
+    for row in rows:
+        note = mfu_note(chip_id, float(row["mfu"]))
+        if note is not None:
+            row["plausibility"] = note
+    return rows
