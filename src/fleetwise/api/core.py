@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fleetwise.catalog.hf_import import model_from_hf_config
 from fleetwise.catalog.loader import Catalog, is_file, load_catalog, validated
@@ -28,6 +28,9 @@ from fleetwise.search.fleet import FleetPart
 from fleetwise.search.mixed import MixedSearch, search_mixed_training
 from fleetwise.search.serving import Confirmation, ServingCandidate, ServingSearch, ServingWorkload
 from fleetwise.search.space import SearchSpace
+
+if TYPE_CHECKING:
+    from fleetwise.perf.inference import Speculative
 
 DEFAULT_GLOBAL_BATCH = "~4M tokens per step, 2^k x the odd part of the chip count (data-parallel widths divide it)"
 
@@ -363,6 +366,7 @@ def plan_serving(
     power_cap_w: float | None = None,
     confirm: bool = True,
     catalog: Catalog | None = None,
+    speculative: Speculative | None = None,
 ) -> ServingPlans:
     """The cheapest deployments of ``model`` on ``hardware`` that meet TTFT/TPOT, for a rate or a chip count.
 
@@ -400,6 +404,11 @@ def plan_serving(
         i, o = float(input_tokens), float(output_tokens)
     s = make_serving_setup(m, accel, sys_)
     s_ep = make_serving_setup(m, accel, sys_, expert_parallel=True) if m.moe is not None else None
+    if speculative is not None:  # a fact of the deployment: every plan decodes with the same draft
+        from dataclasses import replace
+
+        s = replace(s, speculative=speculative)
+        s_ep = None if s_ep is None else replace(s_ep, speculative=speculative)
     w = ServingWorkload(i, o, ttft_ms / 1e3, tpot_ms / 1e3, rate, chips, percentile)
     result = search_serving_plans(s, w, top=top, objective=objective,  # type: ignore[arg-type]
                                   energy=serving_energy_setup(s, site, power_cap_w), ep_setup=s_ep)

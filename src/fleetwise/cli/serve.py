@@ -43,6 +43,14 @@ def _lengths(p: argparse.ArgumentParser) -> None:
                                    "mooncake_conversation): its mean lengths (plan serve also replays it)")
 
 
+def _speculative(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--spec-steps", type=positive_int,
+                   help="speculative decoding / multi-token prediction: draft tokens proposed per decode step")
+    p.add_argument("--accept-length", type=positive_float,
+                   help="with --spec-steps: mean tokens emitted per sequence per step, 1..steps+1 (measured on your "
+                        "data; DeepSeek-V3 MTP with 1 step: about 1.8-1.9)")
+
+
 def add_workload_parsers(verb: str, vsub: Any, json_arg: ArgsFn, study_file_args: ArgsFn) -> None:
     """Register ``plan serve`` / ``explain serve`` under the verb's subparsers."""
     if verb not in ("plan", "explain"):
@@ -50,6 +58,7 @@ def add_workload_parsers(verb: str, vsub: Any, json_arg: ArgsFn, study_file_args
     p = vsub.add_parser("serve", help=f"{verb} serving deployments")
     _common(p, json_arg)
     _lengths(p)
+    _speculative(p)
     if verb == "plan":
         p.add_argument("--ttft-ms", type=positive_float, help="time-to-first-token target, ms (required)")
         p.add_argument("--tpot-ms", type=positive_float, help="time-per-output-token target, ms (required)")
@@ -80,6 +89,7 @@ def add_simulate_parser(sub: Any, json_arg: ArgsFn, study_file_args: ArgsFn) -> 
     study_file_args(p)
     p.add_argument("--trace", help="trace file or bundled name (azure_conv, ...); default: the study file's trace")
     p.add_argument("--until-s", type=positive_float, help="stop the replay at this simulated time, s")
+    _speculative(p)
 
 
 def _head(s: Study) -> str:

@@ -50,14 +50,39 @@ def serving_plan(fields: Mapping[str, Any], chips: int | None = None, where: str
     return plan
 
 
-def _setup(model: str | ModelArch, hardware: str, system: str | None, catalog: Catalog, ep: bool) -> Any:
+def _setup(model: str | ModelArch, hardware: str, system: str | None, catalog: Catalog, ep: bool,
+           speculative: Any = None) -> Any:
+    from dataclasses import replace
+
     from fleetwise.api.core import resolve_model
     from fleetwise.perf.inference import make_serving_setup
 
     m = resolve_model(catalog, model)
     accel = catalog.accelerator(hardware, "hardware")
     sys_ = catalog.system(system, "system") if system else catalog.default_system(accel.id)
-    return make_serving_setup(m, accel, sys_, expert_parallel=ep)
+    s = make_serving_setup(m, accel, sys_, expert_parallel=ep)
+    return s if speculative is None else replace(s, speculative=speculative)
+
+
+def _spec_echo(spec: Any) -> dict[str, Any]:
+    """The speculative-decoding inputs a study answered with (empty without speculation)."""
+    if spec is None:
+        return {}
+    return {"spec_steps": spec.steps, "accept_length": spec.accept_length, "spec_draft_layers": spec.draft_layers}
+
+
+def speculative_from(r: Inputs) -> Any:
+    """``Speculative`` from the ``spec_steps`` / ``accept_length`` inputs (None without ``spec_steps``)."""
+    from fleetwise.perf.inference import Speculative
+
+    steps = r.whole("spec_steps")
+    accept = r.number("accept_length")
+    if steps is None:
+        if accept is not None:
+            raise SpecError(f"{r.kind}: accept_length (--accept-length) needs spec_steps (--spec-steps): the draft "
+                            "tokens proposed per step")
+        return None
+    return Speculative(steps=steps, accept_length=accept if accept is not None else 1.0)
 
 
 def _lengths(input_tokens: float | None, output_tokens: float | None, trace: str | None) -> tuple[float, float]:
@@ -76,7 +101,7 @@ def _lengths(input_tokens: float | None, output_tokens: float | None, trace: str
 def explain_serving(model: str | ModelArch, hardware: str, plan: ServingPlan, *, input_tokens: float | None = None,
                     output_tokens: float | None = None, trace: str | None = None, tpot_ms: float | None = None,
                     ttft_ms: float | None = None, system: str | None = None,
-                    catalog: Catalog | None = None) -> dict[str, Any]:
+                    catalog: Catalog | None = None, speculative: Any = None) -> dict[str, Any]:
     """One serving plan's steady decode step at its batch limit: batch per rank, step breakdown, TPOT and TTFT
     (the serving search's steady-state formulas, so a ``plan serve`` row is reproduced), throughput, memory.
 
@@ -89,7 +114,7 @@ def explain_serving(model: str | ModelArch, hardware: str, plan: ServingPlan, *,
     from fleetwise.simulate.serving import shape_of
 
     catalog = catalog or load_catalog()
-    s = _setup(model, hardware, system, catalog, plan.ep > 1)
+    s = _setup(model, hardware, system, catalog, plan.ep > 1, speculative)
     check_serving_plan(s, plan)  # heads split whole, a layer per stage, weights fit: else InfeasibleError
     i, o = _lengths(input_tokens, output_tokens, trace)
     check_workload(s, ServingWorkload(i, o, (ttft_ms or 1e9) / 1e3, (tpot_ms or 1e9) / 1e3))
@@ -129,7 +154,7 @@ def explain_serving(model: str | ModelArch, hardware: str, plan: ServingPlan, *,
 def simulate_serving(model: str | ModelArch, hardware: str, plan: ServingPlan, trace: str, *,
                      until_s: float = math.inf, system: str | None = None,
                      catalog: Catalog | None = None,
-                     on_warning: Callable[[str], None] | None = None) -> dict[str, Any]:
+                     on_warning: Callable[[str], None] | None = None, speculative: Any = None) -> dict[str, Any]:
     """Replay ``trace`` through ``plan`` in the discrete-event simulator: latency percentiles, served output
     tokens/s (simulated time), and the simulator's own speed (requests per second of wall time)."""
     from fleetwise.perf.inference import check_serving_plan
@@ -137,7 +162,7 @@ def simulate_serving(model: str | ModelArch, hardware: str, plan: ServingPlan, t
     from fleetwise.workload.traces import load_trace
 
     catalog = catalog or load_catalog()
-    s = _setup(model, hardware, system, catalog, plan.ep > 1)
+    s = _setup(model, hardware, system, catalog, plan.ep > 1, speculative)
     check_serving_plan(s, plan)  # before reading the trace: a plan that cannot run fails at once
     tr = load_trace(trace)
     load = offered_load(s, plan, tr)
@@ -305,10 +330,11 @@ _SLO = ("input_tokens", "output_tokens", "ttft_ms", "tpot_ms")
 
 SERVE_INPUTS: dict[str, tuple[str, ...]] = {  # the inputs each study kind takes (any other is rejected)
     "plan_serve": ("model", "hardware", "system", "ttft_ms", "tpot_ms", "input_tokens", "output_tokens", "trace",
-                   "rate", "chips", "percentile", "top", "objective", "site", "power_cap_w", "confirm"),
+                   "rate", "chips", "percentile", "top", "objective", "site", "power_cap_w", "confirm", "spec_steps",
+                   "accept_length"),
     "explain_serve": ("model", "hardware", "system", "plan", "chips", "input_tokens", "output_tokens", "trace",
-                      "tpot_ms", "ttft_ms"),
-    "simulate": ("model", "hardware", "system", "plan", "chips", "trace", "until_s"),
+                      "tpot_ms", "ttft_ms", "spec_steps", "accept_length"),
+    "simulate": ("model", "hardware", "system", "plan", "chips", "trace", "until_s", "spec_steps", "accept_length"),
     "compare_serve": ("model", "systems", "mixed", "site", "node_chips", "prices", *_SLO),
     "match_serve": ("model", "ours", "theirs", "their_chips", "site", *_SLO),
     "validate": ("files", "loso"),
@@ -349,12 +375,14 @@ def plan_serve(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressFn
           "percentile": r.number("percentile", 90.0, maximum=100.0),
           "top": r.whole("top", 10), "objective": r.text("objective", "cost", choices=("time", "energy", "cost")),
           "site": r.text("site"), "power_cap_w": r.number("power_cap_w"), "confirm": r.switch("confirm", True)}
+    spec = speculative_from(r)
     plans = plan_serving(model, hw, system=r.text("system"), ttft_ms=ttft or 0.0, tpot_ms=tpot or 0.0,
-                         input_tokens=i, output_tokens=o, trace=trace, catalog=catalog, **kw)  # type: ignore[arg-type]
+                         input_tokens=i, output_tokens=o, trace=trace, catalog=catalog, speculative=spec,
+                         **kw)  # type: ignore[arg-type]
     w = plans.workload
     resolved = {**_model_echo(catalog, model), "hardware": hw, "system": _sys_echo(catalog, hw, r.text("system")),
                 "ttft_ms": ttft, "tpot_ms": tpot, "input_tokens": w.input_tokens, "output_tokens": w.output_tokens,
-                "lengths_from": "trace mean" if trace else "given", "trace": trace, **kw}
+                "lengths_from": "trace mean" if trace else "given", "trace": trace, **kw, **_spec_echo(spec)}
     if trace is not None and kw["rate"] is not None:
         resolved["trace_replay"] = f"trace arrivals time-scaled to {kw['rate']:g} req/s"
     rows = [serving_row(c, sim, hw) for c, sim in zip(plans.best, plans.confirmations, strict=True)]
@@ -381,13 +409,14 @@ def explain_serve(inputs: Mapping[str, Any], catalog: Catalog, progress: Progres
                {"percentile": why, "rate": why})
     model, hw = r.req_text("model"), r.req_text("hardware")
     plan = _plan_input(r)
+    spec = speculative_from(r)
     out = explain_serving(model, hw, plan, input_tokens=r.number("input_tokens"),
                           output_tokens=r.number("output_tokens"), trace=r.text("trace"), tpot_ms=r.number("tpot_ms"),
-                          ttft_ms=r.number("ttft_ms"), system=r.text("system"), catalog=catalog)
+                          ttft_ms=r.number("ttft_ms"), system=r.text("system"), catalog=catalog, speculative=spec)
     resolved = {**_model_echo(catalog, model), "hardware": hw, "system": _sys_echo(catalog, hw, r.text("system")),
                 "plan": plan.model_dump(), "chips": plan.chips, "input_tokens": out["input_tokens"],
                 "output_tokens": out["output_tokens"], "trace": r.text("trace"), "tpot_ms": r.number("tpot_ms"),
-                "ttft_ms": r.number("ttft_ms")}
+                "ttft_ms": r.number("ttft_ms"), **_spec_echo(spec)}
     return Study("explain_serve", {**resolved, "defaults": r.defaults()}, {"rows": [out]})
 
 
@@ -396,11 +425,12 @@ def simulate_study(inputs: Mapping[str, Any], catalog: Catalog, progress: Progre
     model, hw, trace = r.req_text("model"), r.req_text("hardware"), r.req_text("trace")
     plan = _plan_input(r)
     until = r.number("until_s")
+    spec = speculative_from(r)
     out = simulate_serving(model, hw, plan, trace, until_s=math.inf if until is None else until,
-                           system=r.text("system"), catalog=catalog,
+                           system=r.text("system"), catalog=catalog, speculative=spec,
                            on_warning=lambda w: print(f"fleetwise: warning: {w}", file=sys.stderr))
     resolved = {**_model_echo(catalog, model), "hardware": hw, "system": _sys_echo(catalog, hw, r.text("system")),
-                "plan": plan.model_dump(), "chips": plan.chips, "trace": trace, "until_s": until}
+                "plan": plan.model_dump(), "chips": plan.chips, "trace": trace, "until_s": until, **_spec_echo(spec)}
     return Study("simulate", {**resolved, "defaults": r.defaults()}, {"rows": [out]})
 
 
