@@ -53,6 +53,11 @@ class MemoryColumns:
     def fits(self) -> npt.NDArray[np.bool_]:
         return np.asarray(self.total <= self.capacity * USABLE_FRACTION)
 
+    def take(self, index: npt.NDArray[np.int64]) -> MemoryColumns:
+        """The rows ``index`` (as ``Candidates.take``)."""
+        return MemoryColumns(self.weights[index], self.gradients[index], self.optimizer[index],
+                             self.activations[index], self.logits[index], self.reserved[index], self.capacity)
+
 
 def _states_bytes(params: FloatArray, shard: FloatArray, zero: npt.NDArray[np.int64]) -> tuple[FloatArray, ...]:
     """(weights, grads, optimiser) bytes of ``params`` per device under ZeRO ``zero`` sharded ``shard`` ways."""

@@ -354,8 +354,9 @@ def layer_costs(c: Candidates, s: TrainingSetup) -> LayerCosts:
     )
 
 
-def training_step(c: Candidates, s: TrainingSetup) -> StepColumns:
-    """Step time and breakdown of every plan in ``c``."""
+def training_step(c: Candidates, s: TrainingSetup, memory: MemoryColumns | None = None) -> StepColumns:
+    """Step time and breakdown of every plan in ``c``; ``memory``: their ``training_memory`` when already
+    computed (the search prices memory first to drop the plans that do not fit)."""
     m = s.model
     pp = c.pp.astype(np.float64)
     n_micro = (s.job.global_batch / (c.dp * c.mbs)).astype(np.float64)
@@ -397,7 +398,7 @@ def training_step(c: Candidates, s: TrainingSetup) -> StepColumns:
         bubble_s=np.asarray(bubble),
         dp_comm_s=dp_exposed,
         optimizer_s=optimizer,
-        memory=training_memory(c, s),
+        memory=training_memory(c, s) if memory is None else memory,
         n_micro=n_micro,
         membound_s=np.asarray(n_micro * layers_stage * (3.0 + full_frac) * lc.mem_fwd),
         head_s=np.asarray(n_micro * (head + mtp)),
