@@ -185,6 +185,10 @@ class EnergyColumns:
 
 def _phase(e: EnergySetup, phase: Phase, chips: FloatArray, time_s: FloatArray, clock: float | FloatArray
            ) -> PhaseUse:
+    if np.ndim(clock) == 0:  # one clock for every plan: its power once, on a one-element column
+        f = np.full(time_s.shape, clock, dtype=np.float64)
+        power = np.full(time_s.shape, e.chip.power_w(phase, np.full(1, clock, dtype=np.float64))[0], dtype=np.float64)
+        return PhaseUse(chips=chips, power_w=power, time_s=np.asarray(time_s), clock=f)
     f = np.broadcast_to(np.asarray(clock, dtype=np.float64), time_s.shape).astype(np.float64)
     return PhaseUse(chips=chips, power_w=e.chip.power_w(phase, f), time_s=np.asarray(time_s), clock=f)
 
