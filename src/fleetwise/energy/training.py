@@ -176,11 +176,10 @@ class EnergyColumns:
 
     def objective(self, name: str) -> FloatArray:
         """The column a search ranks by: time, energy, cost or carbon (per step)."""
-        cols = {"time": self.step_time_s, "energy": self.step_energy_j, "cost": self.step_cost_usd,
-                "carbon": self.step_co2_kg}
+        cols = {"time": "step_time_s", "energy": "step_energy_j", "cost": "step_cost_usd", "carbon": "step_co2_kg"}
         if name not in cols:
             raise SpecError(f"objective must be one of {', '.join(cols)} (got {name!r})")
-        return np.asarray(cols[name])
+        return np.asarray(getattr(self, cols[name]))  # only the one asked for: each is a pass over the phases
 
 
 def _phase(e: EnergySetup, phase: Phase, chips: FloatArray, time_s: FloatArray, clock: float | FloatArray
