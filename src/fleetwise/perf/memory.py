@@ -61,9 +61,10 @@ class MemoryColumns:
 
 def _states_bytes(params: FloatArray, shard: FloatArray, zero: npt.NDArray[np.int64]) -> tuple[FloatArray, ...]:
     """(weights, grads, optimiser) bytes of ``params`` per device under ZeRO ``zero`` sharded ``shard`` ways."""
-    w = np.where(zero >= 3, WEIGHT_BYTES * params / shard, WEIGHT_BYTES * params)
-    g = np.where(zero >= 2, GRAD_BYTES * params / shard, GRAD_BYTES * params)
-    o = np.where(zero >= 1, OPTIMIZER_BYTES * params / shard, OPTIMIZER_BYTES * params)
+    w, g, o = WEIGHT_BYTES * params, GRAD_BYTES * params, OPTIMIZER_BYTES * params  # each product once
+    w = np.where(zero >= 3, w / shard, w)
+    g = np.where(zero >= 2, g / shard, g)
+    o = np.where(zero >= 1, o / shard, o)
     return np.asarray(w), np.asarray(g), np.asarray(o)
 
 
