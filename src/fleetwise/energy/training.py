@@ -176,15 +176,18 @@ class EnergyColumns:
 
     def objective(self, name: str) -> FloatArray:
         """The column a search ranks by: time, energy, cost or carbon (per step)."""
-        cols = {"time": self.step_time_s, "energy": self.step_energy_j, "cost": self.step_cost_usd,
-                "carbon": self.step_co2_kg}
+        cols = {"time": "step_time_s", "energy": "step_energy_j", "cost": "step_cost_usd", "carbon": "step_co2_kg"}
         if name not in cols:
             raise SpecError(f"objective must be one of {', '.join(cols)} (got {name!r})")
-        return np.asarray(cols[name])
+        return np.asarray(getattr(self, cols[name]))  # only the one asked for: each is a pass over the phases
 
 
 def _phase(e: EnergySetup, phase: Phase, chips: FloatArray, time_s: FloatArray, clock: float | FloatArray
            ) -> PhaseUse:
+    if np.ndim(clock) == 0:  # one clock for every plan: its power once, on a one-element column
+        f = np.full(time_s.shape, clock, dtype=np.float64)
+        power = np.full(time_s.shape, e.chip.power_w(phase, np.full(1, clock, dtype=np.float64))[0], dtype=np.float64)
+        return PhaseUse(chips=chips, power_w=power, time_s=np.asarray(time_s), clock=f)
     f = np.broadcast_to(np.asarray(clock, dtype=np.float64), time_s.shape).astype(np.float64)
     return PhaseUse(chips=chips, power_w=e.chip.power_w(phase, f), time_s=np.asarray(time_s), clock=f)
 
@@ -283,8 +286,12 @@ class TrainingEnergy:
 
 def energy_row(ec: EnergyColumns, i: int, e: EnergySetup, steps: float | None) -> TrainingEnergy:
     """Row ``i`` of the columns as a ``TrainingEnergy``; ``steps`` = optimiser steps of the whole job."""
-    step_j = float(ec.step_energy_j[i])
-    it_j = float(ec.it_j[i])
+    # the totals once (each property sums the phases again), by the same expressions as the properties
+    acc = ec.accelerator_j
+    it = np.asarray(acc + ec.host_j + ec.network_j)
+    step = np.asarray(it * ec.pue)
+    step_j = float(step[i])
+    it_j = float(it[i])
     breakdown = {f"accelerator.{k}": float(p.energy_j[i]) for k, p in ec.phases.items() if p.chips[i] > 0}
     breakdown["host"] = float(ec.host_j[i])
     breakdown["network"] = float(ec.network_j[i])
@@ -292,7 +299,7 @@ def energy_row(ec: EnergyColumns, i: int, e: EnergySetup, steps: float | None) -
     electricity = step_j / 3.6e6 * ec.usd_per_kwh
     rent = float(ec.chips[i] * ec.step_time_s[i]) / HOUR * (ec.usd_per_chip_hour or 0.0)
     cost = electricity + rent
-    co2 = float(ec.step_co2_kg[i])
+    co2 = float((step / 3.6e6 * ec.gco2_per_kwh / 1000.0)[i])
     derived = e.chip.derived + e.node.derived
     if ec.usd_per_chip_hour is None:
         derived += ("hardware cost: no rent or price known (counted as 0)",)
@@ -301,10 +308,10 @@ def energy_row(ec: EnergyColumns, i: int, e: EnergySetup, steps: float | None) -
         site=e.site_id,
         pue=ec.pue,
         step_time_s=float(ec.step_time_s[i]),
-        avg_power_w_per_chip=float(ec.avg_power_w_per_chip[i]),
-        avg_power_w_per_node=float(ec.avg_power_w_per_node[i]),
+        avg_power_w_per_chip=float((acc / (ec.chips * ec.step_time_s))[i]),
+        avg_power_w_per_node=float((it / (ec.nodes * ec.step_time_s))[i]),
         step_energy_j=step_j,
-        energy_j_per_token=float(ec.energy_j_per_token[i]),
+        energy_j_per_token=float((step / ec.tokens_per_step)[i]),
         step_cost_usd=cost,
         step_co2_kg=co2,
         job_energy_mwh=None if steps is None else step_j * steps / 3.6e9,

@@ -53,12 +53,18 @@ class MemoryColumns:
     def fits(self) -> npt.NDArray[np.bool_]:
         return np.asarray(self.total <= self.capacity * USABLE_FRACTION)
 
+    def take(self, index: npt.NDArray[np.int64]) -> MemoryColumns:
+        """The rows ``index`` (as ``Candidates.take``)."""
+        return MemoryColumns(self.weights[index], self.gradients[index], self.optimizer[index],
+                             self.activations[index], self.logits[index], self.reserved[index], self.capacity)
+
 
 def _states_bytes(params: FloatArray, shard: FloatArray, zero: npt.NDArray[np.int64]) -> tuple[FloatArray, ...]:
     """(weights, grads, optimiser) bytes of ``params`` per device under ZeRO ``zero`` sharded ``shard`` ways."""
-    w = np.where(zero >= 3, WEIGHT_BYTES * params / shard, WEIGHT_BYTES * params)
-    g = np.where(zero >= 2, GRAD_BYTES * params / shard, GRAD_BYTES * params)
-    o = np.where(zero >= 1, OPTIMIZER_BYTES * params / shard, OPTIMIZER_BYTES * params)
+    w, g, o = WEIGHT_BYTES * params, GRAD_BYTES * params, OPTIMIZER_BYTES * params  # each product once
+    w = np.where(zero >= 3, w / shard, w)
+    g = np.where(zero >= 2, g / shard, g)
+    o = np.where(zero >= 1, o / shard, o)
     return np.asarray(w), np.asarray(g), np.asarray(o)
 
 

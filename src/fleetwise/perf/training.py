@@ -24,6 +24,7 @@ from fleetwise.perf.moe import token_copies
 from fleetwise.perf.setup import TrainingSetup as TrainingSetup  # defined beside make_training_setup; re-exported
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 
 GRAD_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0}  # data-parallel gradient reduction dtype
 ACT_BYTES = 2.0  # activations and their gradients travel in 16 bit (also in fp8 training)
@@ -353,8 +354,9 @@ def layer_costs(c: Candidates, s: TrainingSetup) -> LayerCosts:
     )
 
 
-def training_step(c: Candidates, s: TrainingSetup) -> StepColumns:
-    """Step time and breakdown of every plan in ``c``."""
+def training_step(c: Candidates, s: TrainingSetup, memory: MemoryColumns | None = None) -> StepColumns:
+    """Step time and breakdown of every plan in ``c``; ``memory``: their ``training_memory`` when already
+    computed (the search prices memory first to drop the plans that do not fit)."""
     m = s.model
     pp = c.pp.astype(np.float64)
     n_micro = (s.job.global_batch / (c.dp * c.mbs)).astype(np.float64)
@@ -396,7 +398,7 @@ def training_step(c: Candidates, s: TrainingSetup) -> StepColumns:
         bubble_s=np.asarray(bubble),
         dp_comm_s=dp_exposed,
         optimizer_s=optimizer,
-        memory=training_memory(c, s),
+        memory=training_memory(c, s) if memory is None else memory,
         n_micro=n_micro,
         membound_s=np.asarray(n_micro * layers_stage * (3.0 + full_frac) * lc.mem_fwd),
         head_s=np.asarray(n_micro * (head + mtp)),
@@ -414,23 +416,66 @@ def _stage_params(c: Candidates, s: TrainingSetup, layers_stage: FloatArray) -> 
     return np.asarray(dense), np.asarray(experts)
 
 
-def _dp_exposed_s(c: Candidates, s: TrainingSetup, layers_stage: FloatArray, bwd_layer: FloatArray,
-                  layer_total: FloatArray, n_micro: FloatArray) -> FloatArray:
-    """Exposed data-parallel traffic per step: gradient reduction (and ZeRO-3 parameter gathers)."""
+def _layout_runs(c: Candidates, layers_stage: FloatArray) -> tuple[Candidates, FloatArray, IntArray] | None:
+    """The distinct parallel layouts of ``c`` as runs of consecutive rows (the search emits a layout's knob
+    rows together): (one row per run and rank order, first all runs with the data-parallel group outside the
+    pipeline then all with it inside; their ``layers_stage``; each row's index into them), or None when
+    runs would not save work. Terms that depend only on the layout and rank order are computed once per
+    run and gathered back, elementwise the same arithmetic as on every row."""
+    n = len(c)
+    if n < 2:
+        return None
+    change = np.zeros(n, dtype=np.bool_)
+    change[0] = True
+    for col in (c.tp, c.pp, c.dp, c.cp, c.ep, layers_stage):
+        change[1:] |= col[1:] != col[:-1]
+    starts = np.flatnonzero(change)
+    runs = len(starts)
+    if 2 * runs >= n:
+        return None
+    run_of_row = np.cumsum(change) - 1
+    idx = np.asarray(run_of_row + runs * c.pipeline_inner.astype(np.int64), dtype=np.int64)
+    two = np.concatenate((starts, starts))
+    inner = np.zeros(2 * runs, dtype=np.bool_)
+    inner[runs:] = True
+    red = Candidates(tp=c.tp[two], pp=c.pp[two], dp=c.dp[two], cp=c.cp[two], ep=c.ep[two], mbs=c.mbs[two],
+                     vpp=c.vpp[two], recompute=c.recompute[two], recompute_frac=c.recompute_frac[two],
+                     zero=c.zero[two], sp=c.sp[two], tp_overlap=c.tp_overlap[two], ep_overlap=c.ep_overlap[two],
+                     pp_inner=inner)
+    return red, np.asarray(layers_stage[two], dtype=np.float64), idx
+
+
+def _dp_collectives(c: Candidates, s: TrainingSetup, layers_stage: FloatArray) -> tuple[FloatArray, ...]:
+    """Per plan: gradient all-gather and all-reduce of the dense and expert parameters, the post-step
+    parameter gather (half-exposed) and the ZeRO-3 per-micro-batch gather of one pass."""
     dense, experts = _stage_params(c, s, layers_stage)
     net = s.network
     dps = c.dp * c.cp // s.sites  # the data-parallel group inside one site
     edp = np.maximum(dps // c.ep, 1)
     stride = c.dp_stride
     gb = GRAD_BYTES[s.job.grad_dtype]
-    grad_dense = np.where(c.zero >= 1, net.all_gather_s(dense * gb, dps, stride),
-                          net.all_reduce_s(dense * gb, dps, stride))
-    grad_exp = np.where(c.zero >= 1, net.all_gather_s(experts * gb, edp, stride * c.ep),
-                        net.all_reduce_s(experts * gb, edp, stride * c.ep))
+    ag16_dense = net.all_gather_s(dense * 2.0, dps, stride)
+    return (net.all_gather_s(dense * gb, dps, stride), net.all_reduce_s(dense * gb, dps, stride),
+            net.all_gather_s(experts * gb, edp, stride * c.ep), net.all_reduce_s(experts * gb, edp, stride * c.ep),
+            0.5 * (ag16_dense + net.all_gather_s(experts * 2.0, edp, stride * c.ep)),
+            ag16_dense + net.all_gather_s(experts * 2.0, edp, stride))
+
+
+def _dp_exposed_s(c: Candidates, s: TrainingSetup, layers_stage: FloatArray, bwd_layer: FloatArray,
+                  layer_total: FloatArray, n_micro: FloatArray) -> FloatArray:
+    """Exposed data-parallel traffic per step: gradient reduction (and ZeRO-3 parameter gathers)."""
+    runs = _layout_runs(c, layers_stage)
+    if runs is None:
+        ag_dense, ar_dense, ag_exp, ar_exp, gather16, z3_pass = _dp_collectives(c, s, layers_stage)
+    else:  # once per layout and rank order, gathered back to the rows
+        red, ls_red, idx = runs
+        ag_dense, ar_dense, ag_exp, ar_exp, gather16, z3_pass = (v[idx] for v in _dp_collectives(red, s, ls_red))
+    zero1 = c.zero >= 1
+    grad_dense = np.where(zero1, ag_dense, ar_dense)
+    grad_exp = np.where(zero1, ag_exp, ar_exp)
     # distributed optimiser: updated 16-bit parameters all-gathered after the step (overlapped with
     # the next forward in current Megatron-LM, counted half-exposed here)
-    gather = np.where(c.zero >= 1, 0.5 * (net.all_gather_s(dense * 2.0, dps, stride)
-                                          + net.all_gather_s(experts * 2.0, edp, stride * c.ep)), 0.0)
+    gather = np.where(zero1, gather16, 0.0)
     # gradients of a stage are ready chunk by chunk during the cool-down of 1F1B, whose backward
     # passes (up to pp of them) hide the bucketed reduction
     window = layers_stage * bwd_layer * np.minimum(n_micro, c.pp)
@@ -438,7 +483,7 @@ def _dp_exposed_s(c: Candidates, s: TrainingSetup, layers_stage: FloatArray, bwd
     # without overlap (Megatron-DeepSpeed of 2023: one reduction after the last backward) all of it is exposed
     exposed = (np.maximum(grads - window, 0.05 * grads) if s.job.dp_overlap else grads) + gather
     # ZeRO-3: parameters gathered for forward and backward of every micro-batch, hidden behind compute
-    z3 = n_micro * 2.0 * (net.all_gather_s(dense * 2.0, dps, stride) + net.all_gather_s(experts * 2.0, edp, stride))
+    z3 = n_micro * 2.0 * z3_pass
     z3_exposed = np.maximum(z3 - n_micro * layers_stage * layer_total, 0.05 * z3)
     return np.asarray(np.where(c.zero >= 3, exposed + z3_exposed, exposed), dtype=np.float64)
 

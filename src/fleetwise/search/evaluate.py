@@ -291,13 +291,16 @@ def search_training(s: TrainingSetup, space: SearchSpace, top: int = 10,
         for name, n in counts.items():
             rejected[name] = rejected.get(name, 0) + n
         evaluated += n_rows
+        mem = None
         if len(sub) and not ignore_memory:
             # memory is cheap next to the step time: drop the plans that do not fit before timing them
-            fits = training_memory(sub, s).fits
+            mem = training_memory(sub, s)
+            fits = mem.fits
             rejected["fits_memory"] = rejected.get("fits_memory", 0) + int((~fits).sum())
-            sub = sub.take(np.flatnonzero(fits))
+            keep = np.flatnonzero(fits)
+            sub, mem = sub.take(keep), mem.take(keep)
         if len(sub):
-            cols = training_step(sub, s)
+            cols = training_step(sub, s, mem)
             cap = cols.memory.capacity
             idx = np.arange(len(sub))
             feasible += len(idx)

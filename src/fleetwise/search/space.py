@@ -184,20 +184,28 @@ def layout_masks(tp: npt.NDArray[np.int64], pp: npt.NDArray[np.int64], cp: npt.N
 
 
 def _knob_rules(tp: Any, pp: Any, dp: Any, ep: Any, mbs: Any, vpp: Any, recompute: Any, frac: Any, sp: Any,
-                tp_overlap: Any, ep_overlap: Any, inner: Any, m: ModelArch, job: TrainingJob) -> dict[str, Any]:
+                tp_overlap: Any, ep_overlap: Any, inner: Any, m: ModelArch, job: TrainingJob,
+                batch: tuple[Any, Any] | None = None) -> dict[str, Any]:
     """The rules that involve the per-plan knobs, on columns or on arrays that broadcast together
-    (layouts down, knob rows across)."""
+    (layouts down, knob rows across). ``batch``: the two micro-batch rules (``_batch_rules``) when
+    already computed."""
+    divides, micro_multiple = _batch_rules(pp, dp, mbs, job) if batch is None else batch
     return {
-        "global_batch_divides_into_micro_batches": job.global_batch % (dp * mbs) == 0,
+        "global_batch_divides_into_micro_batches": divides,
         "vpp_needs_pipeline_and_layers": (vpp == 1) | ((pp > 1) & (m.layers >= pp * vpp)),
-        "interleaving_needs_micro_batches_multiple_of_pp": (vpp == 1)
-        | ((job.global_batch // np.maximum(dp * mbs, 1)) % pp == 0),
+        "interleaving_needs_micro_batches_multiple_of_pp": (vpp == 1) | micro_multiple,
         "sequence_parallel_needs_tp": ~sp | (tp > 1),
         "tp_overlap_needs_sequence_parallel": ~tp_overlap | sp,
         "ep_overlap_needs_expert_parallel": ~ep_overlap | (ep > 1),
         "pipeline_inner_order_needs_pp_and_dp_without_ep": ~inner | ((pp > 1) & (dp > 1) & (ep == 1)),
         "recompute_fraction_only_with_full": (recompute == 2) | (frac == 1.0),
     }
+
+
+def _batch_rules(pp: Any, dp: Any, mbs: Any, job: TrainingJob) -> tuple[Any, Any]:
+    """(dp x micro-batch divides the global batch; the micro-batches per replica are a multiple of pp)."""
+    return (job.global_batch % (dp * mbs) == 0,
+            (job.global_batch // np.maximum(dp * mbs, 1)) % pp == 0)
 
 
 def knob_masks(c: Candidates, m: ModelArch, job: TrainingJob) -> dict[str, BoolArray]:
@@ -223,12 +231,15 @@ def passing_blocks(space: SearchSpace, m: ModelArch, job: TrainingJob, layouts: 
     across = [ints[0], ints[1], ints[2], frac, ints[3], *flags]
     across = [v[None, :] for v in across]
     per_block = max(1, block // k)
+    # the integer micro-batch rules on the few distinct micro-batch sizes, spread to the knob rows after
+    mbs_u, mbs_of_knob = np.unique(ints[0], return_inverse=True)
     for start in range(0, len(layouts), per_block):
         lay = layouts[start:start + per_block]
         tp, pp, cp, dp, ep = (lay[:, j][:, None] for j in range(5))
         shape = (len(lay), k)
+        divides, micro_multiple = _batch_rules(pp, dp, mbs_u[None, :], job)
         rules = _knob_rules(tp, pp, dp, ep, across[0], across[1], across[2], across[3], across[5], across[6],
-                            across[7], across[8], m, job)
+                            across[7], across[8], m, job, (divides[:, mbs_of_knob], micro_multiple[:, mbs_of_knob]))
         ok = np.ones(shape, dtype=np.bool_)
         counts = {}
         for name, rule in rules.items():
