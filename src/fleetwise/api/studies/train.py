@@ -134,9 +134,7 @@ def explain_train(inputs: Mapping[str, Any], catalog: Catalog, progress: Progres
 
     r = Inputs("explain_train", inputs, TRAIN_INPUTS["explain_train"])
     model, hw = r.req_text("model"), r.req_text("hardware")
-    if not r.has("plan"):
-        raise SpecError("explain_train: plan is required (plan flags --tp --pp --dp ..., or --plan STUDY.json)")
-    plan = training_plan(r.data["plan"], "explain_train.plan")
+    plan = _plan_input(r)
     kw = _job(r)
     setup = api.training_setup(model, hw, chips=plan.chips, catalog=catalog, **kw)
     res = evaluate_plan(setup, plan)
@@ -151,9 +149,7 @@ def power_train(inputs: Mapping[str, Any], catalog: Catalog, progress: ProgressF
 
     r = Inputs("power_train", inputs, TRAIN_INPUTS["power_train"])
     model, hw = r.req_text("model"), r.req_text("hardware")
-    if not r.has("plan"):
-        raise SpecError("power_train: plan is required (plan flags --tp --pp --dp ..., or --plan STUDY.json)")
-    plan = training_plan(r.data["plan"], "power_train.plan")
+    plan = _plan_input(r)
     settings = PowerSettings(clock=r.number("clock", 1.0, maximum=1.0) or 1.0, cap_w=r.number("cap_w"),
                              stage_plan=r.switch("stage_plan", False))
     site = r.text("site")
@@ -357,3 +353,10 @@ def _flag_mfu(rows: list[dict[str, Any]], chip_id: str) -> list[dict[str, Any]]:
         if note is not None:
             row["plausibility"] = note
     return rows
+
+
+def _plan_input(r: Inputs) -> Any:
+    """The ``plan`` input of an explain/power study as a ``TrainingPlan`` (required)."""
+    if not r.has("plan"):
+        raise SpecError(f"{r.kind}: plan is required (plan flags --tp --pp --dp ..., or --plan STUDY.json)")
+    return training_plan(r.data["plan"], f"{r.kind}.plan")
