@@ -355,7 +355,7 @@ def _flag_mfu(rows: list[dict[str, Any]], chip_id: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _plan_input(r: Inputs) -> Any:
+def _plan_input(r: Inputs) -> TrainingPlan:
     """The ``plan`` input of an explain/power study as a ``TrainingPlan`` (required)."""
     if not r.has("plan"):
         raise SpecError(f"{r.kind}: plan is required (plan flags --tp --pp --dp ..., or --plan STUDY.json)")
