@@ -114,3 +114,14 @@ def test_bad_serving_numbers_are_rejected_without_traceback(capsys: pytest.Captu
             "--output-tokens", "64"] + [x for kv in args.items() for x in kv]
     code, _, err = run(capsys, *argv)
     assert code == 2 and flag in err and "Traceback" not in err
+
+
+def test_validate_prints_a_table_with_intervals_and_sweeps(capsys: pytest.CaptureFixture[str]) -> None:
+    from fleetwise.validate.specs import bundled_case_files
+
+    sweeps = next(p for p in bundled_case_files() if p.name == "vtrain-sweeps.yaml")
+    code, out, err = run(capsys, "validate", str(sweeps))
+    assert code == 0, err
+    header = out.splitlines()[0].split()
+    assert header[:5] == ["case", "metric", "measured", "predicted", "80%"]
+    assert "median regret" in out and "pick within 5%" in out
