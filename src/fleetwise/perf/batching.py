@@ -152,9 +152,16 @@ def ttft_under_load_s(step_s: FloatArray, input_tokens: float, token_budget: Flo
     with utilisation ``rho = lambda·t·S`` and mean wait ``rho·S / (2(1 - rho))`` steps (Pollaczek-Khinchine).
     TTFT = (half a step + the wait + ceil(S) steps) x step time; infinite when ``rho >= 1``.
     """
+    return ttft_and_wait_under_load_s(step_s, input_tokens, token_budget, decode_batch, rate_per_rank)[0]
+
+
+def ttft_and_wait_under_load_s(step_s: FloatArray, input_tokens: float, token_budget: FloatArray,
+                               decode_batch: FloatArray, rate_per_rank: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """(mean TTFT, its mean queue wait) in seconds: ``ttft_under_load_s`` with the M/D/1 wait apart."""
     t = np.asarray(step_s, dtype=np.float64)
     free = np.maximum(np.asarray(token_budget, dtype=np.float64) - np.asarray(decode_batch, dtype=np.float64), 1.0)
     service = input_tokens / free  # steps of the prefill slot per prompt
     rho = np.asarray(rate_per_rank, dtype=np.float64) * t * service
     wait = np.where(rho < 1.0, rho * service / (2.0 * np.maximum(1.0 - rho, 1e-12)), np.inf)
-    return np.asarray((0.5 + wait + np.ceil(service)) * t, dtype=np.float64)
+    return (np.asarray((0.5 + wait + np.ceil(service)) * t, dtype=np.float64),
+            np.asarray(wait * t, dtype=np.float64))
