@@ -47,3 +47,57 @@ def test_server_latency_is_predicted_at_the_slo_edge_the_submitter_tuned_to(cata
     assert any("edge" in n for n in p.notes)
     # the p99 TPOT at the edge stays within the 200 ms constraint
     assert p.predicted["tpot_ms"] <= 200.0
+
+
+def _gpustack(cid: str):  # type: ignore[no-untyped-def]
+    return next(c for c in load_cases(BUNDLED_CASES / "domestic.yaml")[0] if c.id == cid)
+
+
+def test_engine_facts_apply_to_a_case_that_names_the_engine_only_in_its_notes() -> None:
+    case = _gpustack("gpustack-qwen3-8b-910b-mindie-sharegpt")
+    unnamed = case.model_copy(update={"id": "hidden-mindie-run", "url": "https://example.org/other"})
+    facts = ic.serving_facts(unnamed)
+    assert facts["engine"] == "mindie-2.1" and facts["scheduler"] == "prefill_first"
+    assert facts["max_num_seqs"] == 200 and facts["max_prefill_tokens"] == 8192
+    assert "benchmark_prompts" not in facts  # a source fact stays with its source
+    assert ic.serving_facts(_gpustack("gpustack-qwen3-8b-910b-vllm-sharegpt"))["scheduler"] == "decode_first"
+
+
+def test_bad_engine_fact_names_file_field_and_allowed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from fleetwise.errors import SpecError
+
+    bad = tmp_path / "facts.yaml"
+    bad.write_text("engines:\n  x:\n    scheduler: fastest\n")
+    with pytest.raises(SpecError, match=r"engines\.x\.scheduler.*decode_first, prefill_first.*fastest"):
+        ic._all_serving_facts(bad)
+
+
+def test_output_length_spread_weighs_waits_more_in_mean_tpot() -> None:
+    assert ic.output_length_kappa(4.001) == pytest.approx(1.0, abs=1e-3)  # every output the minimum length
+    assert 3.5 < ic.output_length_kappa(201.6) < 4.0  # exponential above 4 tokens, mean 200 (Monte Carlo: 3.73)
+    assert ic.output_length_kappa(50.0) < ic.output_length_kappa(200.0) < ic.output_length_kappa(1000.0)
+
+
+def test_prefill_first_engine_answers_sooner_but_decodes_later_than_decode_first(catalog: Catalog) -> None:
+    from fleetwise.perf.batching import decode_rates
+    from fleetwise.perf.efficiency import load_efficiency
+    from fleetwise.validate.specs import resolve_specs
+
+    case = _gpustack("gpustack-qwen3-8b-910b-mindie-sharegpt")
+    model, accel, system = resolve_specs(case, catalog)
+    s = make_serving_setup(model, accel, system, load_efficiency())
+    d = ic._Deployment(ic.ServingShape.of(1), 1, 1, {})
+    i, o, n, cap = 217.0, 201.6, 1000.0, 200.0
+    full = decode_rates(s, d.shape, np.array([cap]), i, o)
+    first = ic._burst_prefill_first(s, d, n, cap, 1100.0, i, o, 8192.0, 1.0)
+    decode = ic._burst(s, d, n, cap, i, o, 8192.0, full)
+    # every prompt is prefilled before decoding: first tokens come early, the wait moves into TPOT
+    assert first["ttft_ms"] < 0.5 * decode["ttft_ms"]
+    assert first["tpot_ms"] > 2 * decode["tpot_ms"]
+    # spread output lengths weigh that wait more in the mean over requests
+    spread = ic._burst_prefill_first(s, d, n, cap, 1100.0, i, o, 8192.0, 3.7)
+    assert spread["tpot_ms"] > 2 * first["tpot_ms"]
+    assert spread["output_tokens_per_s"] == pytest.approx(first["output_tokens_per_s"])
+    # a KV cache that holds fewer prompts than were sent makes the late ones wait for their first token
+    small = ic._burst_prefill_first(s, d, n, cap, 400.0, i, o, 8192.0, 1.0)
+    assert small["ttft_ms"] > first["ttft_ms"]

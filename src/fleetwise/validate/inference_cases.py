@@ -48,34 +48,78 @@ _FACT_KINDS: dict[str, type] = {"speculative_steps": int, "speculative_accept_le
                                 "engine": str, "why": str}
 
 
+_ENGINE_KINDS: dict[str, type] = {"scheduler": str, "max_num_seqs": int, "max_num_batched_tokens": int,
+                                  "max_prefill_seqs": int, "max_prefill_tokens": int, "host_s_per_kernel": float,
+                                  "match": list, "why": str}
+SCHEDULERS = ("decode_first", "prefill_first")
+
+
+def _check_facts(path: Path, where: str, facts: dict[str, Any], kinds: dict[str, type]) -> None:
+    for k, v in facts.items():
+        kind = kinds.get(k)
+        if kind is None:
+            raise SpecError(f"{path}: {where}.{k}: unknown field (allowed: {', '.join(kinds)})")
+        if kind is list:
+            if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
+                raise SpecError(f"{path}: {where}.{k}: must be a list of non-empty strings (got {v!r})")
+        elif kind is not str and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0
+                                  or (kind is int and v != int(v))):
+            raise SpecError(f"{path}: {where}.{k}: must be a positive {kind.__name__} (got {v!r})")
+        if k == "attention_precision" and v not in ("bf16", "fp8"):
+            raise SpecError(f"{path}: {where}.{k}: must be bf16 or fp8 (got {v!r})")
+        if k == "scheduler" and v not in SCHEDULERS:
+            raise SpecError(f"{path}: {where}.{k}: must be one of {', '.join(SCHEDULERS)} (got {v!r})")
+
+
 @functools.lru_cache(maxsize=2)
-def _all_serving_facts(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+def _all_serving_facts(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]],
+                                            dict[str, dict[str, Any]]]:
     data = load_yaml_file(path)
     if not isinstance(data, dict):
-        raise SpecError(f"{path}: expected mappings 'sources' (url -> facts) and 'cases' (id -> facts)")
+        raise SpecError(f"{path}: expected mappings 'sources' (url -> facts), 'cases' (id -> facts) and "
+                        "'engines' (engine -> facts)")
     out: list[dict[str, dict[str, Any]]] = []
-    for part in ("sources", "cases"):
+    for part in ("sources", "cases", "engines"):
         entries = data.get(part) or {}
         if not isinstance(entries, dict):
             raise SpecError(f"{path}: {part}: expected a mapping")
         for key, facts in entries.items():
-            for k, v in (facts or {}).items():
-                kind = _FACT_KINDS.get(k)
-                if kind is None:
-                    raise SpecError(f"{path}: {part}.{key}.{k}: unknown field (allowed: {', '.join(_FACT_KINDS)})")
-                if kind is not str and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0
-                                        or (kind is int and v != int(v))):
-                    raise SpecError(f"{path}: {part}.{key}.{k}: must be a positive {kind.__name__} (got {v!r})")
-                if k == "attention_precision" and v not in ("bf16", "fp8"):
-                    raise SpecError(f"{path}: {part}.{key}.{k}: must be bf16 or fp8 (got {v!r})")
+            if not isinstance(facts, dict):
+                raise SpecError(f"{path}: {part}.{key}: expected a mapping of facts")
+            _check_facts(path, f"{part}.{key}", facts, _ENGINE_KINDS if part == "engines" else _FACT_KINDS)
         out.append({str(k): dict(v or {}) for k, v in entries.items()})
-    return out[0], out[1]
+    for part, entries in (("sources", out[0]), ("cases", out[1])):
+        for key, facts in entries.items():
+            if "engine" in facts and facts["engine"] not in out[2]:
+                raise SpecError(f"{path}: {part}.{key}.engine: {facts['engine']!r} is not among the engines "
+                                f"({', '.join(out[2])})")
+    return out[0], out[1], out[2]
+
+
+def engine_of(case: Case, path: Path = FACTS_FILE) -> str | None:
+    """The serving engine a case ran: its serving facts' ``engine``, else the first engine whose ``match``
+    names (case-insensitive) appear in the case's notes or source."""
+    by_source, by_case, engines = _all_serving_facts(path)
+    named = {**by_source.get(case.url or "", {}), **by_case.get(case.id, {})}.get("engine")
+    if named:
+        return str(named)
+    text = f"{case.notes or ''} {case.source or ''}".lower()
+    for name, facts in engines.items():
+        if any(m.lower() in text for m in facts.get("match") or ()):
+            return name
+    return None
 
 
 def serving_facts(case: Case, path: Path = FACTS_FILE) -> dict[str, Any]:
-    """Serving software facts of ``case``: its source's, overridden by its own (``validate/data/serving``)."""
-    by_source, by_case = _all_serving_facts(path)
-    return {**by_source.get(case.url or "", {}), **by_case.get(case.id, {})}
+    """Serving software facts of ``case``: its engine's, overridden by its source's, overridden by its own
+    (``validate/data/serving/facts.yaml``)."""
+    by_source, by_case, engines = _all_serving_facts(path)
+    engine = engine_of(case, path)
+    base = {k: v for k, v in engines.get(engine or "", {}).items() if k not in ("match", "why")}
+    out = {**base, **by_source.get(case.url or "", {}), **by_case.get(case.id, {})}
+    if engine:
+        out["engine"] = engine
+    return out
 
 
 # Planner defaults for what a deployment leaves open (each is stated in the prediction's notes).
@@ -158,11 +202,99 @@ def _offline(case: Case, s: ServingSetup, d: _Deployment, notes: list[str]) -> d
     out = {"output_tokens_per_s": float(r.tokens_per_s_per_chip[0]) * d.chips,
            "output_tokens_per_s_per_chip": float(r.tokens_per_s_per_chip[0]),
            "tpot_ms": float(r.tpot_s[0]) * 1e3}
-    if "benchmark_prompts" in facts:
+    if "benchmark_prompts" in facts and facts.get("scheduler") == "prefill_first":
+        n = float(facts["benchmark_prompts"]) / ranks
+        pre_tokens = float(min(facts.get("max_prefill_tokens", DEFAULT_TOKEN_BUDGET),
+                               facts.get("max_prefill_seqs", DEFAULT_MAX_BATCH) * i))
+        hold = float(max_batch_by_kv(s, d.shape, i, 0.0, np.array([pre_tokens]))[0])
+        kappa = output_length_kappa(o)
+        out.update(_burst_prefill_first(s, d, n, limit, hold, i, o, pre_tokens, kappa))
+        notes.append(f"finite benchmark of {facts['benchmark_prompts']} prompts sent at once to a prefill-first "
+                     f"engine (serving facts, engine {facts.get('engine')}): prompts are prefilled {pre_tokens:g} "
+                     f"tokens a batch while decoding waits, as many as the KV cache holds ({hold:g}); decode runs "
+                     f"{limit:g} at a time, the others wait with their first token out; the mean TPOT over requests "
+                     f"weighs that wait by E[1/(O-1)] = {kappa:.2f}/(mean O - 1), outputs taken as exponential "
+                     f"above vllm bench's {MIN_OUTPUT_TOKENS:g}-token minimum with the case's mean")
+    elif "benchmark_prompts" in facts:
         out.update(_burst(s, d, float(facts["benchmark_prompts"]) / ranks, limit, i, o, budget_tokens, r))
         notes.append(f"finite benchmark of {facts['benchmark_prompts']} prompts sent at once (serving facts): the "
                      f"engine drains a queue; throughput over the makespan, TTFT includes the wait for a slot")
     return out
+
+
+# vllm bench's ShareGPT sampler drops requests whose reply is under 4 tokens (benchmarks/datasets.py,
+# sample_sharegpt_requests: prompt_len < 4 or output_len < 4 are skipped)
+MIN_OUTPUT_TOKENS = 4.0
+
+
+def output_length_kappa(mean_output: float, min_output: float = MIN_OUTPUT_TOKENS) -> float:
+    """``E[1/(O-1)]·(E[O]-1)``: how much more a wait after the first token weighs in the mean over requests of
+    per-request TPOT than in the TPOT of the mean request (1 when every output is as long as the mean).
+
+    A case publishes only the mean output; its lengths are taken as the maximum-entropy law with that mean
+    above the benchmark's minimum, ``O = m + Exp(mean - m)``: ``E[1/(O-1)] = e^x E1(x) / theta`` with
+    ``theta = mean - m`` and ``x = (m - 1)/theta``. For a mean of 200 it is 3.7; the bundled per-request chat
+    traces bracket it (Azure LLM inference 2023 conversation: 2.1, Mooncake conversation: 4.3).
+    """
+    theta = max(mean_output - min_output, 1e-9)
+    x = max(min_output - 1.0, 1e-9) / theta
+    # E1(x) e^x by its continued fraction (x >= 1) or series (x < 1), Abramowitz & Stegun 5.1.11 / 5.1.22
+    if x < 1.0:
+        e1 = -0.5772156649015329 - math.log(x)
+        term = 1.0
+        for k in range(1, 60):
+            term *= -x / k
+            e1 -= term / k
+        ex_e1 = math.exp(x) * e1
+    else:
+        f = 0.0
+        for k in range(60, 0, -1):
+            f = k / (1.0 + k / (x + f))
+        ex_e1 = 1.0 / (x + f)
+    return float(ex_e1 / theta * (mean_output - 1.0))
+
+
+def _burst_prefill_first(s: ServingSetup, d: _Deployment, n: float, limit: float, hold: float, i: float, o: float,
+                         pre_tokens: float, kappa: float) -> dict[str, float]:
+    """Metrics of ``n`` requests per rank sent at once to a prefill-first engine (MindIE, supportSelectBatch off).
+
+    Prompts are prefilled in batches of ``pre_tokens`` tokens while decoding waits, as long as prompts wait and
+    the KV cache holds them (``hold`` sequences at prompt length); decode then runs at most ``limit`` sequences
+    a step, without prefill in its steps, and the prefilled requests wait for a slot with their first token
+    out. A request's TPOT (``(latency - TTFT)/(O - 1)`` as benchmarks print it) carries its wait after the first
+    token, divided by its own ``O - 1``: averaged over requests that wait weighs ``kappa``/(mean O - 1).
+    Prompts beyond ``hold`` are prefilled as decoding frees KV (their TTFT waits for the drain).
+    """
+    accept = s.speculative.accept_length if s.speculative is not None else 1.0
+    pre_step = float(prefill_rate(s, d.shape, i, np.array([pre_tokens]))[0].total_s[0])
+    per_batch = max(pre_tokens / i, 1.0)  # prompts per prefill batch
+    first = min(n, max(hold, 1.0))  # prefilled before decoding starts
+    prefill_all = math.ceil(first / per_batch) * pre_step
+    b = min(limit, first)
+    full = decode_rates(s, d.shape, np.array([b]), i + 0.5 * o, 1.0, with_prefill=False)
+    step_full = float(full.step.total_s[0])
+    half = decode_rates(s, d.shape, np.array([max(b / 2.0, 1.0)]), i + 0.5 * o, 1.0, with_prefill=False)
+    step_half = float(half.step.total_s[0])
+    # the decode slots drain the n requests; the late prompts (beyond hold) are prefilled in between
+    late = max(n - first, 0.0)
+    drain = max(n - b, 0.0) * o / (b * accept) * step_full + math.ceil(late / per_batch) * pre_step
+    tail = o / accept * step_half
+    makespan = prefill_all + drain + tail
+    # TTFT: the held prompts finish their prefill batch on average halfway through the prefill phase (plus a
+    # batch); the late ones wait for KV freed by the drain
+    ttft_held = 0.5 * (prefill_all + pre_step)
+    ttft = (first * ttft_held + late * (prefill_all + 0.5 * drain + pre_step)) / n
+    # wait between the first token and the first decode step: the rest of the prefill phase, then a slot
+    wait_held = prefill_all - ttft_held + max(first - b, 0.0) / first * 0.5 * drain
+    wait = (first * wait_held + late * 0.5 * drain * (b / max(first, 1.0))) / n
+    tpot_decoding = (float(full.tpot_s[0]) * max(n - b, 0.0) + 0.5 * (float(full.tpot_s[0])
+                                                                        + float(half.tpot_s[0])) * b) / n
+    tpot = tpot_decoding + wait * kappa / max(o - 1.0, 1.0)
+    per_chip = n * o / makespan * float(d.shape.dp[0]) / float(d.shape.tp[0] * d.shape.pp[0] * d.shape.dp[0])
+    d.chosen["batch_per_rank"] = round(b, 1)
+    d.chosen["prefill_tokens_per_batch"] = pre_tokens
+    return {"output_tokens_per_s": per_chip * d.chips, "output_tokens_per_s_per_chip": per_chip,
+            "ttft_ms": ttft * 1e3, "tpot_ms": tpot * 1e3}
 
 
 def _burst(s: ServingSetup, d: _Deployment, n: float, limit: float, i: float, o: float, budget: float,
