@@ -101,3 +101,14 @@ def test_prefill_first_engine_answers_sooner_but_decodes_later_than_decode_first
     # a KV cache that holds fewer prompts than were sent makes the late ones wait for their first token
     small = ic._burst_prefill_first(s, d, n, cap, 400.0, i, o, 8192.0, 1.0)
     assert small["ttft_ms"] > first["ttft_ms"]
+
+
+def test_a_family_without_its_own_flavour_of_constants_inherits_the_family_not_other_vendors() -> None:
+    from fleetwise.perf.inference import load_serving_constants
+
+    dense = load_serving_constants("huawei_ascend_910b", expert_parallel=False)
+    ep = load_serving_constants("huawei_ascend_910b", expert_parallel=True)
+    assert "inherits huawei_ascend_ep" in dense.family
+    assert (dense.compute_scale, dense.step_overhead_s) == (ep.compute_scale, ep.step_overhead_s)
+    # a family with a dense group keeps its own
+    assert load_serving_constants("nvidia_h100_sxm").family == "nvidia_hopper"

@@ -472,7 +472,15 @@ def load_serving_constants(chip_id: str, expert_parallel: bool = False,
     fam = constants_group(chip_id, expert_parallel)
     if engine and groups.get(f"{fam}@{engine}"):
         fam = f"{fam}@{engine}"
-    raw = groups.get(fam) or groups.get("global_ep" if expert_parallel else "global")
+    raw = groups.get(fam)
+    if raw is None and "@" not in fam:
+        # no group of this flavour for the chip family: the family's other flavour (same chips, same kernel
+        # library) before the global group fitted on other vendors' chips
+        base = family_of(chip_id)
+        other = base if expert_parallel else base + "_ep"
+        if base != "global" and groups.get(other):
+            raw, fam = groups[other], f"{base} (inherits {other})"
+    raw = raw or groups.get("global_ep" if expert_parallel else "global")
     if raw is None:
         return ServingConstants(family=fam)
     scale = float(raw.get("compute_scale", 1.0))
