@@ -47,6 +47,11 @@ def test_server_latency_is_predicted_at_the_slo_edge_the_submitter_tuned_to(cata
     assert any("edge" in n for n in p.notes)
     # the p99 TPOT at the edge stays within the 200 ms constraint
     assert p.predicted["tpot_ms"] <= 200.0
+    # a run with an SLO from a source whose rules do not make it the highest passing rate: priced as published
+    other = ic.predict_inference(case.model_copy(update={"source": "a blog", "url": "https://example.org/b"}),
+                                 catalog, eff)
+    assert other.predicted["tpot_ms"] == pytest.approx(plain.predicted["tpot_ms"])
+    assert other.predicted["request_rate_at_slo"] == pytest.approx(p.predicted["request_rate_at_slo"])
 
 
 def _gpustack(cid: str):  # type: ignore[no-untyped-def]
