@@ -52,3 +52,34 @@ def test_c500_has_its_own_gemm_and_hbm_efficiency(eff: EfficiencyTable) -> None:
     small = float(c500.gemm_time_s(np.array([2.0 * 1024**3]), peak, "bf16")[0])
     big = float(c500.gemm_time_s(np.array([2.0 * 8192**3]), peak, "bf16")[0])
     assert (2.0 * 1024**3 / small) < 0.5 * (2.0 * 8192**3 / big)
+
+
+def _tp_comm(catalog: Catalog, eff: EfficiencyTable, model: str, scope: str, seq: int = 8192) -> tuple[float, float]:
+    """(exposed TP seconds, compute seconds) of one TP8 SP step with TP overlap on, on 8 Ascend 910B."""
+    from fleetwise.perf.candidates import Candidates
+    from fleetwise.perf.setup import make_training_setup
+    from fleetwise.perf.training import training_step
+    from fleetwise.plan import TrainingJob, TrainingPlan
+
+    job = TrainingJob(seq_len=seq, global_batch=8, tp_overlap_scope=scope)  # type: ignore[arg-type]
+    s = make_training_setup(catalog.model(model), catalog.accelerator("huawei_ascend_910b"),
+                            catalog.system("huawei_atlas_900_a2_pod"), job, eff)
+    plan = TrainingPlan(tp=8, pp=1, dp=1, sequence_parallel=True, tp_comm_overlap=True, recompute="none", zero=0)
+    cols = training_step(Candidates.from_plans([plan]), s)
+    return float(cols.tp_comm_s[0]), float(cols.compute_s[0])
+
+
+def test_mc2_hides_each_collective_only_behind_its_own_gemm(catalog: Catalog, eff: EfficiencyTable) -> None:
+    layer_8b, _ = _tp_comm(catalog, eff, "llama3.1-8b", "layer")
+    gemm_8b, compute_8b = _tp_comm(catalog, eff, "llama3.1-8b", "per_gemm")
+    gemm_70b, compute_70b = _tp_comm(catalog, eff, "llama3.1-70b", "per_gemm")
+    # small QKV / output projections cannot hide their all-gather / reduce-scatter
+    assert gemm_8b > 2.0 * layer_8b
+    # a wider model's GEMMs grow as hidden^2, its collectives as hidden: a smaller exposed share
+    assert gemm_70b / compute_70b < 0.6 * (gemm_8b / compute_8b)
+
+
+def test_moe_dispatcher_collectives_stay_exposed_under_mc2(catalog: Catalog, eff: EfficiencyTable) -> None:
+    moe, _ = _tp_comm(catalog, eff, "mixtral-8x7b", "per_gemm")
+    dense, _ = _tp_comm(catalog, eff, "llama3.1-8b", "per_gemm")  # same hidden, heads and layers
+    assert moe > 1.5 * dense
