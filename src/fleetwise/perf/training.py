@@ -230,13 +230,15 @@ def _per_gemm_tp_exposed(c: Candidates, s: TrainingSetup, moe_layer: bool, token
                          act_bytes: FloatArray) -> FloatArray:
     """Exposed TP traffic of a layer pass pair (fwd + bwd) when each collective is fused with one GEMM.
 
-    MindSpeed's MC2 fuses all-gather + matmul (column-parallel) and matmul + reduce-scatter (row-parallel)
-    and pipelines the two in chunks: a collective hides only behind its own GEMM (up to 80 %, the layer
-    scope's share), never behind the rest of the layer. With sequence parallelism each block (attention,
-    MLP) runs an all-gather before its column GEMMs and a reduce-scatter after its row GEMM, forward and
-    again backward; without it one all-reduce after the row GEMM forward and one behind the column GEMMs
-    backward. An MoE layer's MLP-side collectives are the token dispatcher's gather and scatter, which run
-    outside the fused linears: exposed.
+    MindSpeed's MC2 (ascend_turbo/mc2_linears_seq_parallel.py) fuses all-gather + matmul (column-parallel
+    forward, row-parallel backward dgrad: npu_all_gather_base_mm) and matmul + reduce-scatter (row-parallel
+    forward: npu_mm_reduce_scatter_base), pipelining the two in chunks; the column-parallel backward
+    reduce-scatters its dgrad asynchronously behind the wgrad matmul. So a collective hides only behind
+    its own GEMM (up to 80 %, the layer scope's share): forward behind the whole GEMM, backward behind one
+    of the two equal backward GEMMs, never behind the rest of the layer. Without sequence parallelism:
+    one all-reduce after the row GEMM forward and one behind the column wgrad backward. MC2 is not enabled
+    for the MLP of mcore MoE models (MindSpeed-LLM docs/en/pytorch/features/mcore/mc2.md, "Notes"): an MoE
+    layer's MLP-side collectives are exposed.
     """
     m, net = s.model, s.network
     one = np.ones_like(c.tp)
@@ -260,8 +262,9 @@ def _per_gemm_tp_exposed(c: Candidates, s: TrainingSetup, moe_layer: bool, token
             continue
         col_f, col_b = _gemm_times([g for g in gemms if g.shard == "col"], tokens, tp, s)
         row_f, row_b = _gemm_times([g for g in gemms if g.shard == "row"], tokens, tp, s)
-        with_sp = part(gather, col_f) + part(gather, row_f) + part(gather, col_b) + part(gather, row_b)
-        without = part(reduce, row_f) + part(reduce, col_b)
+        with_sp = (part(gather, col_f) + part(gather, row_f) + part(gather, 0.5 * col_b)
+                   + part(gather, 0.5 * row_b))
+        without = part(reduce, row_f) + part(reduce, 0.5 * col_b)
         exposed = exposed + np.where(sp, with_sp, without)
     return np.asarray(exposed)
 
