@@ -83,3 +83,23 @@ def test_moe_dispatcher_collectives_stay_exposed_under_mc2(catalog: Catalog, eff
     moe, _ = _tp_comm(catalog, eff, "mixtral-8x7b", "per_gemm")
     dense, _ = _tp_comm(catalog, eff, "llama3.1-8b", "per_gemm")  # same hidden, heads and layers
     assert moe > 1.5 * dense
+
+
+def test_allgather_dispatcher_permutes_the_whole_tp_group(catalog: Catalog, eff: EfficiencyTable) -> None:
+    from fleetwise.perf.candidates import Candidates
+    from fleetwise.perf.setup import make_training_setup
+    from fleetwise.perf.training import training_step
+    from fleetwise.plan import TrainingJob, TrainingPlan
+
+    def membound(dispatcher: str, tp: int) -> float:
+        job = TrainingJob(seq_len=4096, global_batch=8, moe_token_dispatcher=dispatcher)  # type: ignore[arg-type]
+        s = make_training_setup(catalog.model("mixtral-8x7b"), catalog.accelerator("huawei_ascend_910b"),
+                                catalog.system("huawei_atlas_900_a2_pod"), job, eff)
+        plan = TrainingPlan(tp=tp, pp=1, dp=8 // tp, sequence_parallel=tp > 1, recompute="none", zero=1)
+        cols = training_step(Candidates.from_plans([plan]), s)
+        assert cols.membound_s is not None
+        return float(cols.membound_s[0])
+
+    # at TP1 the two dispatchers copy the same tokens; at TP8 the all-gather one copies 8x the permutation bytes
+    assert membound("allgather", 1) == membound("alltoall", 1)
+    assert membound("allgather", 8) > 1.5 * membound("alltoall", 8)

@@ -188,7 +188,12 @@ def _layer_times(c: Candidates, s: TrainingSetup, moe_layer: bool) -> _LayerTime
     outside = ACT_BYTES * 10.0 * h
     per_token = np.where(c.sp, outside / tp, outside) + inside / tp
     if moe_layer and m.moe is not None:
-        per_token = per_token + ACT_BYTES * 4.0 * h * m.moe.top_k / tp  # permute / unpermute copies
+        # permute / unpermute copies: of the rank's 1/tp shard (all-to-all dispatch), or of every token of the
+        # TP group when the all-gather dispatcher gathers the group's tokens onto each rank first
+        # (Megatron-core MoEAllGatherTokenDispatcher: gather across the TP x EP group, permute, experts on
+        # TP-sharded weights, unpermute, reduce-scatter)
+        gathered = 1.0 if s.job.moe_token_dispatcher == "allgather" else 1.0 / tp
+        per_token = per_token + ACT_BYTES * 4.0 * h * m.moe.top_k * gathered
     mem_fwd = tokens * per_token / (s.accel.hbm_bw_bytes_per_s * s.eff.hbm) + KERNELS_PER_LAYER_FWD * KERNEL_GAP_S
 
     # TP: 2 all-reduces (or 2 all-gather + 2 reduce-scatter with SP) forward, the same backward

@@ -31,6 +31,7 @@ class SoftwareFacts(BaseModel):
     dp_overlap: bool | None = Field(default=None, description="gradient reduction overlapped with backward")
     grad_dtype: Literal["fp32", "bf16", "fp16"] | None = None
     tp_overlap_scope: Literal["layer", "per_gemm"] | None = None
+    moe_token_dispatcher: Literal["alltoall", "allgather"] | None = None
     tp_comm_overlap: bool | None = None
     ep_comm_overlap: bool | None = None
     rank_order: Literal["tp-cp-dp-pp", "tp-cp-pp-dp"] | None = None
@@ -48,7 +49,8 @@ class SoftwareFacts(BaseModel):
     def job_fields(self) -> dict[str, Any]:
         """``TrainingJob`` fields these facts set."""
         out: dict[str, Any] = {"attention_kernel": self.attention_kernel}
-        for k in ("host_s_per_kernel", "dp_overlap", "grad_dtype", "tp_overlap_scope"):
+        for k in ("host_s_per_kernel", "dp_overlap", "grad_dtype", "tp_overlap_scope",
+                  "moe_token_dispatcher"):
             if getattr(self, k) is not None:
                 out[k] = getattr(self, k)
         return out
