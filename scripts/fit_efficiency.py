@@ -35,6 +35,17 @@ CHIPS = {
     "google_tpu_v6e": None, "google_tpu_v5p": "google_tpu_v6e",
     ASCEND_910B: None, "huawei_ascend_910c": ASCEND_910B,
 }
+# Chips the reference's hardware.yaml lacks (fleetwise catalog entries built by scripts/build_catalog.py),
+# whose FlagPerf micro-benchmarks give only a ratio to the harness's rating of the card: chip -> (that rating,
+# the catalog's dense bf16 peak), TFLOP/s. MetaX C500: FlagPerf rates the card at 240 TF (its own
+# theoryflops for the C500, training/metax/llama2_7b-megatron-deepspeed/config/config_C500x1x8.py at
+# d63cd410); the catalog keeps the vendor sheet's 280.
+RATED_ONLY = {"metax_c500": (240.0, 280.0)}
+# Published GEMM size sweeps of those chips (square M=N=K, TFLOP/s), used for t0 with e_max held at the
+# harness ratio: C500 bf16 torch.matmul, torch 2.8 + MACA 3.3 (github.com/zzc0721/torch-performance-test-data
+# issue #155, 2026-03-23).
+RATED_SWEEPS = {("metax_c500", "bf16"): ((1024, 90.04), (2048, 151.23), (4096, 199.69), (8192, 226.69),
+                                         (10240, 222.23))}
 KIND_SIBLING = {(B200, "hbm"): H200, (GB200, "hbm"): H200}  # no Blackwell stream data: nearest HBM3e part
 POOLED = {"nvidia_a100_40gb_sxm": A100}  # same SM and clocks: one GEMM fit
 GEMM_CAP = 0.95  # a borrowed GEMM ceiling scaled by the chip's own attention share never exceeds this
@@ -507,6 +518,42 @@ def chip_entries(accel: dict, gemm: dict, attn: dict, hbm: dict) -> dict:
     return chips
 
 
+def rated_only_entries(bench: dict) -> dict:
+    """Chips of RATED_ONLY: GEMM e_max = the measured share of the harness rating, re-expressed against the
+    catalog peak; t0 least squares (log time) on a published size sweep with e_max held, else the prior;
+    HBM = the stream share of the rated bandwidth; attention has no data (default prior)."""
+    chips = {}
+    for chip, (rating, catalog) in RATED_ONLY.items():
+        gemm = {}
+        for e in bench["gemm"]:
+            p = e["precision"]
+            if e["chip"] == chip and p in PRECISIONS and (e.get("pct_of_peak") or {}).get("value"):
+                e_max = e["pct_of_peak"]["value"] / 100 * rating / catalog
+                t0, how = DEFAULTS["gemm"]["t0_s"], "t0 = prior"
+                sweep = RATED_SWEEPS.get((chip, p))
+                if sweep:
+                    flop = np.array([2.0 * n**3 for n, _ in sweep])
+                    t = flop / np.array([v * 1e12 for _, v in sweep])
+                    grid = np.geomspace(1e-7, 1e-3, 4001)
+                    cost = [np.sum(np.log((flop / (catalog * 1e12 * e_max) + g) / t) ** 2) for g in grid]
+                    t0 = float(grid[int(np.argmin(cost))])
+                    how = f"t0 fitted on a {len(sweep)}-point square size sweep (torch.matmul)"
+                gemm[p] = {"e_max": e_max, "t0_s": t0, "n_points": 1 + len(sweep or ()),
+                           "fitted_on": f"{e['op']}: {e['pct_of_peak']['value']}% of FlagPerf's {rating:g} TF "
+                           f"rating = {e_max:.3f} of the catalog {catalog:g} TF; {how}"}
+        stream = [e["pct_of_peak"]["value"] / 100 for e in bench["memory_bandwidth"]
+                  if e["chip"] == chip and (e.get("pct_of_peak") or {}).get("value")]
+        chips[chip] = {
+            "gemm": gemm or {"bf16": DEFAULTS["gemm"] | {"n_points": 0, "fitted_on": "default prior"}},
+            "attention": DEFAULTS["attention"] | {"fitted_on": "default prior (unvalidated, no data)"},
+            "hbm": ({"e": float(np.median(stream)), "fitted_on": f"median of {len(stream)} stream kernels "
+                     "against the rated bandwidth"} if stream
+                    else DEFAULTS["hbm"] | {"fitted_on": "default prior (unvalidated, no data)"}),
+            "borrowed_from": None,
+        }
+    return chips
+
+
 def rounded(x: object) -> object:
     """Four significant digits, so the shipped file reads cleanly."""
     if isinstance(x, float):
@@ -535,7 +582,7 @@ def main(ref: Path) -> None:
     col |= fit_scaleout(bench, accel)
     print("\nAll-to-all: EP size: dispatch/combine (fraction of line, or s for low-latency)")
     a2a = fit_alltoall(bench, accel)
-    chips = chip_entries(accel, gemm, attn, hbm)
+    chips = chip_entries(accel, gemm, attn, hbm) | rated_only_entries(bench)
     print(f"\n{'chip':24s} {'prec':5s} {'e_max':>6s} {'t0 us':>6s} {'n':>3s}  fitted on")
     for chip, row in chips.items():
         for p, g in row["gemm"].items():

@@ -47,6 +47,13 @@ class TrainingJob(BaseModel):
     dp_overlap: bool = Field(default=True, description="data-parallel gradient reduction overlapped with backward")
     grad_dtype: Literal["fp32", "bf16", "fp16"] = Field(
         default="fp32", description="dtype the data-parallel gradient reduction moves")
+    moe_token_dispatcher: Literal["alltoall", "allgather"] = Field(
+        default="alltoall", description="MoE token dispatch: all-to-all of each rank's tokens, or Megatron-core's "
+        "all-gather dispatcher (every rank of the TP group permutes the group's gathered tokens)")
+    tp_overlap_scope: Literal["layer", "per_gemm"] = Field(
+        default="layer", description="with tp_comm_overlap: 'layer' hides TP collectives behind the layer's "
+        "GEMMs; 'per_gemm' hides each only behind the GEMM it is fused with (MindSpeed MC2), and the MoE "
+        "token dispatcher's collectives, outside the fused linears, stay exposed")
 
     @property
     def tokens_per_step(self) -> int:

@@ -20,4 +20,5 @@ def test_a_chip_without_micro_benchmarks_inherits_from_its_nearest_fitted_siblin
 
 
 def test_a_chip_of_no_known_family_gets_the_flagged_defaults(eff: EfficiencyTable) -> None:
-    assert eff.chip("metax_c500").is_default
+    # (MetaX C500 has its own FlagPerf entry now; an id of no family and no data still gets the defaults)
+    assert "metax_c550" not in eff.chips and eff.chip("metax_c550").is_default

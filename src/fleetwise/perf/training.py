@@ -19,7 +19,14 @@ import numpy.typing as npt
 
 from fleetwise.perf.candidates import Candidates
 from fleetwise.perf.memory import MemoryColumns, training_memory
-from fleetwise.perf.model_math import Gemm, attention_dims, dense_layer_gemms, moe_layer_gemms
+from fleetwise.perf.model_math import (
+    Gemm,
+    attention_dims,
+    attention_gemms,
+    dense_layer_gemms,
+    mlp_gemms,
+    moe_layer_gemms,
+)
 from fleetwise.perf.moe import token_copies
 from fleetwise.perf.setup import TrainingSetup as TrainingSetup  # defined beside make_training_setup; re-exported
 
@@ -181,7 +188,12 @@ def _layer_times(c: Candidates, s: TrainingSetup, moe_layer: bool) -> _LayerTime
     outside = ACT_BYTES * 10.0 * h
     per_token = np.where(c.sp, outside / tp, outside) + inside / tp
     if moe_layer and m.moe is not None:
-        per_token = per_token + ACT_BYTES * 4.0 * h * m.moe.top_k / tp  # permute / unpermute copies
+        # permute / unpermute copies: of the rank's 1/tp shard (all-to-all dispatch), or of every token of the
+        # TP group when the all-gather dispatcher gathers the group's tokens onto each rank first
+        # (Megatron-core MoEAllGatherTokenDispatcher: gather across the TP x EP group, permute, experts on
+        # TP-sharded weights, unpermute, reduce-scatter)
+        gathered = 1.0 if s.job.moe_token_dispatcher == "allgather" else 1.0 / tp
+        per_token = per_token + ACT_BYTES * 4.0 * h * m.moe.top_k * gathered
     mem_fwd = tokens * per_token / (s.accel.hbm_bw_bytes_per_s * s.eff.hbm) + KERNELS_PER_LAYER_FWD * KERNEL_GAP_S
 
     # TP: 2 all-reduces (or 2 all-gather + 2 reduce-scatter with SP) forward, the same backward
@@ -190,7 +202,11 @@ def _layer_times(c: Candidates, s: TrainingSetup, moe_layer: bool) -> _LayerTime
     per_collective = net.all_reduce_s(act_bytes, c.tp, stride1)
     tp_comm = 4.0 * per_collective
     gemm_total = gemm_fwd + gemm_bwd
-    tp_comm = np.where(c.tp_overlap, np.maximum(tp_comm - 0.8 * gemm_total, 0.1 * tp_comm), tp_comm)
+    if s.job.tp_overlap_scope == "per_gemm":
+        hidden = _per_gemm_tp_exposed(c, s, moe_layer, tokens, tp, act_bytes)
+    else:
+        hidden = np.maximum(tp_comm - 0.8 * gemm_total, 0.1 * tp_comm)
+    tp_comm = np.where(c.tp_overlap, hidden, tp_comm)
 
     # CP: ring attention passes K/V blocks around the cp ranks, overlapped with attention compute
     _, kdim, vdim = attention_dims(m)
@@ -213,6 +229,49 @@ def _layer_times(c: Candidates, s: TrainingSetup, moe_layer: bool) -> _LayerTime
         # overlapped with another micro-batch's compute (DualPipe, Megatron's a2a overlap) up to its length
         ep_comm = np.where(c.ep_overlap, np.maximum(ep_comm - 0.8 * (gemm_fwd + gemm_bwd), 0.1 * ep_comm), ep_comm)
     return _LayerTimes(gemm_fwd, gemm_bwd, attn_fwd, attn_bwd, mem_fwd, tp_comm, ep_comm, cp_comm)
+
+
+def _per_gemm_tp_exposed(c: Candidates, s: TrainingSetup, moe_layer: bool, tokens: FloatArray, tp: FloatArray,
+                         act_bytes: FloatArray) -> FloatArray:
+    """Exposed TP traffic of a layer pass pair (fwd + bwd) when each collective is fused with one GEMM.
+
+    MindSpeed's MC2 (ascend_turbo/mc2_linears_seq_parallel.py) fuses all-gather + matmul (column-parallel
+    forward, row-parallel backward dgrad: npu_all_gather_base_mm) and matmul + reduce-scatter (row-parallel
+    forward: npu_mm_reduce_scatter_base), pipelining the two in chunks; the column-parallel backward
+    reduce-scatters its dgrad asynchronously behind the wgrad matmul. So a collective hides only behind
+    its own GEMM (up to 80 %, the layer scope's share): forward behind the whole GEMM, backward behind one
+    of the two equal backward GEMMs, never behind the rest of the layer. Without sequence parallelism:
+    one all-reduce after the row GEMM forward and one behind the column wgrad backward. MC2 is not enabled
+    for the MLP of mcore MoE models (MindSpeed-LLM docs/en/pytorch/features/mcore/mc2.md, "Notes"): an MoE
+    layer's MLP-side collectives are exposed.
+    """
+    m, net = s.model, s.network
+    one = np.ones_like(c.tp)
+    if moe_layer:
+        assert m.moe is not None
+        blocks = [(attention_gemms(m), True), ([], False)]
+    else:
+        assert m.ffn_hidden is not None
+        blocks = [(attention_gemms(m), True), (mlp_gemms(m, m.ffn_hidden), True)]
+    sp = c.sp
+    gather = net.all_gather_s(act_bytes, c.tp, one)  # = a reduce-scatter of the same tensor
+    reduce = net.all_reduce_s(act_bytes, c.tp, one)
+    exposed = np.zeros_like(tokens)
+
+    def part(comm: FloatArray, gemm: FloatArray) -> FloatArray:
+        return np.asarray(np.maximum(comm - 0.8 * gemm, 0.1 * comm))
+
+    for gemms, fused in blocks:
+        if not fused:
+            exposed = exposed + 2.0 * np.where(sp, 2.0 * gather, reduce)
+            continue
+        col_f, col_b = _gemm_times([g for g in gemms if g.shard == "col"], tokens, tp, s)
+        row_f, row_b = _gemm_times([g for g in gemms if g.shard == "row"], tokens, tp, s)
+        with_sp = (part(gather, col_f) + part(gather, row_f) + part(gather, 0.5 * col_b)
+                   + part(gather, 0.5 * row_b))
+        without = part(reduce, row_f) + part(reduce, 0.5 * col_b)
+        exposed = exposed + np.where(sp, with_sp, without)
+    return np.asarray(exposed)
 
 
 def _unfused_attention_s(c: Candidates, s: TrainingSetup, tokens: FloatArray, window: float,

@@ -30,14 +30,27 @@ class SoftwareFacts(BaseModel):
                                             description="host time to issue one kernel (eager: tens of us)")
     dp_overlap: bool | None = Field(default=None, description="gradient reduction overlapped with backward")
     grad_dtype: Literal["fp32", "bf16", "fp16"] | None = None
+    tp_overlap_scope: Literal["layer", "per_gemm"] | None = None
+    moe_token_dispatcher: Literal["alltoall", "allgather"] | None = None
     tp_comm_overlap: bool | None = None
     ep_comm_overlap: bool | None = None
     rank_order: Literal["tp-cp-dp-pp", "tp-cp-pp-dp"] | None = None
+    # how the source computed the MFU it published, when not model FLOPs over the catalog peak: FLOPs it
+    # counts per token (e.g. 6 x a nominal parameter count, no attention term) and the peak it divides by
+    mfu_flops_per_token: float | None = Field(default=None, gt=0.0)
+    mfu_peak_tflops: float | None = Field(default=None, gt=0.0)
+
+    def source_mfu(self, tokens_per_s_per_chip: float) -> float | None:
+        """The MFU the source's own formula gives for this throughput (None: the source used ours)."""
+        if self.mfu_flops_per_token is None or self.mfu_peak_tflops is None:
+            return None
+        return tokens_per_s_per_chip * self.mfu_flops_per_token / (self.mfu_peak_tflops * 1e12)
 
     def job_fields(self) -> dict[str, Any]:
         """``TrainingJob`` fields these facts set."""
         out: dict[str, Any] = {"attention_kernel": self.attention_kernel}
-        for k in ("host_s_per_kernel", "dp_overlap", "grad_dtype"):
+        for k in ("host_s_per_kernel", "dp_overlap", "grad_dtype", "tp_overlap_scope",
+                  "moe_token_dispatcher"):
             if getattr(self, k) is not None:
                 out[k] = getattr(self, k)
         return out

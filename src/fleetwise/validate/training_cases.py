@@ -66,15 +66,20 @@ def _training_job(case: Case, chips: int) -> tuple[TrainingJob, list[str]]:
     if facts is not NO_FACTS:
         notes.append(f"software facts of the source (validate/data/software.yaml): "
                      f"{', '.join(f'{k}={v}' for k, v in {**facts.job_fields(), **facts.plan_knobs()}.items())}")
+    if facts.mfu_flops_per_token is not None and facts.mfu_peak_tflops is not None:
+        notes.append(f"mfu scored by the source's own formula: tokens/s/chip x {facts.mfu_flops_per_token:.3g} FLOPs "
+                     f"/ {facts.mfu_peak_tflops:g} TFLOP/s")
     job = TrainingJob(seq_len=t.seq_len, global_batch=gbs, precision=precision, tokens=t.tokens, lora_rank=lora,
                       **facts.job_fields())
     return job, notes
 
 
 def _training_metrics(case: Case, r: PlanResult, job: TrainingJob) -> dict[str, float]:
+    # a source that published MFU by its own formula is scored by that formula (validate/data/software.yaml)
+    source_mfu = software_facts().get(case.url or "", NO_FACTS).source_mfu(r.tokens_per_s_per_chip)
     out = {
         "step_time_s": r.step_time_s,
-        "mfu": r.mfu,
+        "mfu": r.mfu if source_mfu is None else source_mfu,
         "tokens_per_s_per_chip": r.tokens_per_s_per_chip,
         "tflops_per_chip": r.hardware_tflops_per_chip if case.flops_convention == "hardware"
         else r.model_tflops_per_chip,
