@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import platform
-import tempfile
 from collections.abc import Callable
 from importlib import metadata
 from typing import Any, Protocol
@@ -219,10 +218,5 @@ def torch_backend(device: str) -> Backend:
     if device not in ("cuda", "npu", "cpu"):
         raise SpecError(f"--device: allowed cuda, npu, cpu (got {device!r})")
     return TorchBackend(device)
-
-
-def scratch_dir() -> str:
-    """A private folder for torch.distributed's file rendezvous (no network address is opened)."""
-    return tempfile.mkdtemp(prefix="fleetwise-calibrate-")
 
 

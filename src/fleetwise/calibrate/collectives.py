@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import os
 import statistics
+import tempfile
 import time
 from typing import Any
-
-from fleetwise.calibrate.backends import scratch_dir
 
 Entry = dict[str, Any]
 
@@ -54,7 +53,8 @@ def all_reduce_sweep(torch: Any, kind: str, n: int, chip: str, conditions: Entry
     repeats = 3 if quick else 7
     ctx = torch.multiprocessing.get_context("spawn")
     queue = ctx.SimpleQueue()
-    init_file = os.path.join(scratch_dir(), "rendezvous")
+    # a private folder for the file rendezvous: no network address is opened
+    init_file = os.path.join(tempfile.mkdtemp(prefix="fleetwise-calibrate-"), "rendezvous")
     torch.multiprocessing.spawn(_worker, args=(n, kind, init_file, sizes, repeats, queue), nprocs=n, join=True)
     times: dict[int, list[float]] = queue.get()
     factor = 2 * (n - 1) / n  # nccl-tests busbw of all_reduce
