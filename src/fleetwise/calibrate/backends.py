@@ -186,6 +186,7 @@ class TorchBackend:
                 return sdpa(q, k, v)
 
         def fwd_bwd() -> object:
+            q.grad = k.grad = v.grad = None  # fresh gradients: no accumulation kernel in the timed backward
             out = sdpa(q, k, v)
             out.backward(grad)
             return out

@@ -10,6 +10,7 @@ of the repeats, warm-up runs excluded. The numpy backend measures the host CPU (
 from __future__ import annotations
 
 import datetime
+import os
 import platform
 import statistics
 import time
@@ -22,6 +23,7 @@ from fleetwise.catalog.types import Accelerator
 
 Entry = dict[str, Any]
 FORMAT = "fleetwise device profile 1"
+BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +179,8 @@ def run_bench(hardware: Accelerator, backend: str, device: str | None, quick: bo
     header: Entry = {"format": FORMAT, "hardware": hardware.id, "backend": b.name, "device": b.device_name,
                      "device_kind": b.device_kind, "device_count": b.device_count, "libraries": b.libraries,
                      "host": f"{platform.system()} {platform.machine()} {platform.processor() or ''}".strip(),
-                     "date": today, "quick": quick, "skipped": []}
+                     "date": today, "quick": quick, "load_average": _load_average(),
+                     "blas_threads": {k: v for k, v in os.environ.items() if k in BLAS_THREAD_VARS}, "skipped": []}
     if not on_chip:
         header["skipped"].append(f"pct_of_peak: measured on the host CPU ({b.device_name}), not on {hardware.id}; "
                                  "its catalog peaks do not apply")
@@ -198,6 +201,14 @@ def run_bench(hardware: Accelerator, backend: str, device: str | None, quick: bo
     doc["overheads"] = _overheads(b, hardware.id, plan, cond)
     _said(say, f"overheads: {len(doc['overheads'])} kinds")
     return doc
+
+
+def _load_average() -> float | None:
+    """The host's 1-minute load average: a shared or busy host makes every CPU number slower."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 def _said(say: Callable[[str], None] | None, line: str) -> None:

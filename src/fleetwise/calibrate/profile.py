@@ -55,6 +55,8 @@ class Header(_Strict):
     host: str = ""
     date: str
     quick: bool = False
+    load_average: float | None = None
+    blas_threads: dict[str, str] = {}
     skipped: list[str] = []
 
 
