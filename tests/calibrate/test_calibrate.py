@@ -184,3 +184,10 @@ def test_the_torch_backend_without_torch_names_the_extra(monkeypatch: pytest.Mon
 def test_check_profile_refuses_an_unknown_section() -> None:
     with pytest.raises(SpecError, match="p.yaml: 'gemms': unknown section"):
         check_profile({"profile": {}, "gemms": []}, "p.yaml", H200)
+
+
+def test_a_fit_far_below_any_chip_is_refused_as_another_device(tmp_path: Path) -> None:
+    path = tmp_path / "slow.yaml"  # e.g. a CPU run labelled as the GPU: 0.2 % of the H200's peak
+    dump_profile(synthetic_profile(0.002, 9e-6, (0.62, 0.47, 300.0), 0.81, (0.8, 4e6)), path)
+    with pytest.raises(SpecError, match=r"slow.yaml: fitted gemm.bf16.e_max = 0.002 .* outside 0.05-1.0"):
+        fit_device(load_profile(path, H200), load_catalog([]).accelerator(H200), str(path))

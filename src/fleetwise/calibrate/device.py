@@ -181,12 +181,36 @@ def fit_device(doc: Entry, acc: Accelerator, source: str = "profile") -> DeviceF
     if row:
         measured_all = {"gemm", "attention", "hbm"} <= set(row) and "bf16" in row["gemm"]
         row["borrowed_from"] = None if measured_all else (bundled.get("borrowed_from") or resolved.borrowed_from)
+    _check_plausible(row, collectives, source, chip)
     changed = _changes(row, bundled, collectives)
     lines.append("\nchanged against the bundled table:\n  " + ("\n  ".join(changed) or "nothing"))
     doc_out: dict[str, Any] = {"chips": {chip: row}} if row else {}
     if collectives:
         doc_out["collectives"] = collectives
     return DeviceFit(chip, rounded(doc_out), tuple(lines), tuple(changed))  # type: ignore[arg-type]
+
+
+# Fitted values outside these ranges (fractions of the catalog peak) mean a profile of another device or a broken
+# run, not a slow chip: the lowest shipped fits are 0.49 (GEMM), 0.45 / 0.35 (attention fwd / bwd), 0.75 (HBM)
+# and 0.5 (all-reduce), so the floors leave a factor of 7-17 below them for immature software stacks.
+PLAUSIBLE = {"gemm e_max": (0.05, 1.0), "attention fwd": (0.02, 1.0), "attention bwd": (0.02, 1.0),
+             "hbm e": (0.05, 1.1), "all-reduce busbw_frac": (0.02, 3.0)}
+
+
+def _check_plausible(row: Entry, collectives: dict[str, Entry], source: str, chip: str) -> None:
+    values = [("gemm e_max", f"gemm.{p}.e_max", g["e_max"]) for p, g in (row.get("gemm") or {}).items()
+              if g.get("n_points")]
+    values += [(f"attention {k}", f"attention.{k}", row["attention"][k]) for k in ("fwd", "bwd")
+               if "attention" in row and str(row["attention"].get("fitted_on", "")).startswith("device")]
+    if "hbm" in row and str(row["hbm"].get("fitted_on", "")).startswith("device"):
+        values.append(("hbm e", "hbm.e", row["hbm"]["e"]))
+    values += [("all-reduce busbw_frac", f"collectives.{n}.busbw_frac", c["busbw_frac"])
+               for n, c in collectives.items() if "busbw_frac" in c]
+    for kind, field, v in values:
+        lo, hi = PLAUSIBLE[kind]
+        if not lo <= v <= hi:
+            raise SpecError(f"{source}: fitted {field} = {v:.3g} of {chip}'s catalog peak is outside {lo}-{hi}: "
+                            "is the profile of another device (or a run that failed)?")
 
 
 def _changes(row: Entry, bundled: Entry, collectives: dict[str, Entry]) -> list[str]:
