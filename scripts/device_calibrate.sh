@@ -23,19 +23,20 @@ if ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1
   exit 0
 fi
 
-fw() { "$PY" -c 'import sys; from fleetwise.cli.main import main; sys.exit(main(sys.argv[1:]))' "$@"; }
+FW=("$PY" -c 'import sys; from fleetwise.cli.main import main; sys.exit(main(sys.argv[1:]))')
 {
   date -u
   nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit --format=csv 2>&1 || true
   "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0), "devices", torch.cuda.device_count())'
 } > "$OUT/env.txt"
 t0=$(date +%s)
-timeout 240 bash -c "$(declare -f fw); PY='$PY' fw calibrate bench --backend torch --device cuda --hardware '$HW' \
-  --out '$OUT/profile.yaml' ${QUICK:+--quick}" 2> "$OUT/bench.log"
+timeout 240 "${FW[@]}" calibrate bench --backend torch --device cuda --hardware "$HW" --out "$OUT/profile.yaml" \
+  ${QUICK:+--quick} 2> "$OUT/bench.log"
 echo "bench: $(( $(date +%s) - t0 )) s" | tee -a "$OUT/env.txt"
-fw calibrate fit "$OUT/profile.yaml" --hardware "$HW" --out "$OUT/catalog" > "$OUT/fit.txt"
-fw calibrate compare "$OUT/catalog" > "$OUT/compare.txt"
-fw calibrate compare "$OUT/catalog" --json > "$OUT/compare.json"
+"${FW[@]}" calibrate fit "$OUT/profile.yaml" --hardware "$HW" --out "$OUT/catalog" > "$OUT/fit.txt" 2>&1 \
+  || { cat "$OUT/fit.txt"; exit 1; }
+"${FW[@]}" calibrate compare "$OUT/catalog" > "$OUT/compare.txt"
+"${FW[@]}" calibrate compare "$OUT/catalog" --json > "$OUT/compare.json"
 cat "$OUT/fit.txt"
 tail -n 4 "$OUT/compare.txt"
 echo "device_calibrate: done in $(( $(date +%s) - t0 )) s; files under $OUT"

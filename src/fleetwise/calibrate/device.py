@@ -33,6 +33,8 @@ from fleetwise.catalog.types import Accelerator
 from fleetwise.errors import SpecError
 from fleetwise.perf.efficiency import DATA_FILE
 
+WRITTEN_BY = "# Written by fleetwise calibrate fit"
+
 
 @dataclass(frozen=True, slots=True)
 class DeviceFit:
@@ -232,10 +234,13 @@ def _changes(row: Entry, bundled: Entry, collectives: dict[str, Entry]) -> list[
 def write_catalog(fit: DeviceFit, folder: Path, profile_path: Path) -> list[Path]:
     """Write ``efficiency.yaml`` (layered over the bundled one by ``--catalog``) and ``residuals.txt``."""
     folder = Path(folder)
+    eff = folder / "efficiency.yaml"
+    if eff.is_file() and not eff.read_text(encoding="utf-8").startswith(WRITTEN_BY):
+        raise SpecError(f"{eff}: exists and was not written by 'fleetwise calibrate fit'; choose another --out "
+                        "(a fit never overwrites a hand-made catalog file)")
     folder.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256(Path(profile_path).read_bytes()).hexdigest()[:16]
-    eff = folder / "efficiency.yaml"
-    eff.write_text(f"# Written by fleetwise calibrate fit for {fit.chip} from {Path(profile_path).name} "
+    eff.write_text(f"{WRITTEN_BY} for {fit.chip} from {Path(profile_path).name} "
                    f"(sha256 {digest}).\n# Layered over the bundled perf/data/efficiency.yaml by --catalog "
                    f"{folder}: keys given here replace the bundled ones.\n"
                    + yaml.safe_dump(fit.efficiency, sort_keys=False, width=110, default_flow_style=None),
