@@ -168,6 +168,8 @@ def test_compare_prints_before_and_after(tmp_path: Path, capsys: pytest.CaptureF
     (["calibrate", "bench", "--hardware", H200, "--out", "x.yaml", "--device", "cuda"],
      "--device: the numpy backend measures the host CPU only"),
     (["calibrate", "compare", "no-such-dir"], "no-such-dir: no such catalog folder"),
+    (["calibrate", "bench", "--hardware", H200, "--out", "/dev/null/p.yaml", "--quick"],
+     "/dev/null/p.yaml: cannot write the profile"),
 ])
 def test_bad_input_exits_2_with_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
@@ -191,3 +193,12 @@ def test_a_fit_far_below_any_chip_is_refused_as_another_device(tmp_path: Path) -
     dump_profile(synthetic_profile(0.002, 9e-6, (0.62, 0.47, 300.0), 0.81, (0.8, 4e6)), path)
     with pytest.raises(SpecError, match=r"slow.yaml: fitted gemm.bf16.e_max = 0.002 .* outside 0.05-1.0"):
         fit_device(load_profile(path, H200), load_catalog([]).accelerator(H200), str(path))
+
+
+def test_fit_never_overwrites_a_hand_made_efficiency_file(tmp_path: Path) -> None:
+    (tmp_path / "efficiency.yaml").write_text("chips: {}\n")
+    profile = DATA / "a100_80gb_published.yaml"
+    fit = fit_device(load_profile(profile, A100), load_catalog([]).accelerator(A100), str(profile))
+    with pytest.raises(SpecError, match="efficiency.yaml: exists and was not written by"):
+        write_catalog(fit, tmp_path, profile)
+    assert (tmp_path / "efficiency.yaml").read_text() == "chips: {}\n"

@@ -30,7 +30,7 @@ from fleetwise.calibrate.fit import (
 from fleetwise.calibrate.shipped import rounded
 from fleetwise.catalog.loader import load_yaml_file
 from fleetwise.catalog.types import Accelerator
-from fleetwise.errors import SpecError
+from fleetwise.errors import SpecError, cut
 from fleetwise.perf.efficiency import DATA_FILE
 
 WRITTEN_BY = "# Written by fleetwise calibrate fit"
@@ -238,13 +238,19 @@ def write_catalog(fit: DeviceFit, folder: Path, profile_path: Path) -> list[Path
     if eff.is_file() and not eff.read_text(encoding="utf-8").startswith(WRITTEN_BY):
         raise SpecError(f"{eff}: exists and was not written by 'fleetwise calibrate fit'; choose another --out "
                         "(a fit never overwrites a hand-made catalog file)")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _write(fit, folder, eff, profile_path)
+    except OSError as exc:
+        raise SpecError(f"{cut(str(folder), 200)}: cannot write the catalog folder ({exc.strerror})") from None
+    return [eff, folder / "residuals.txt"]
+
+
+def _write(fit: DeviceFit, folder: Path, eff: Path, profile_path: Path) -> None:
     digest = hashlib.sha256(Path(profile_path).read_bytes()).hexdigest()[:16]
     eff.write_text(f"{WRITTEN_BY} for {fit.chip} from {Path(profile_path).name} "
                    f"(sha256 {digest}).\n# Layered over the bundled perf/data/efficiency.yaml by --catalog "
                    f"{folder}: keys given here replace the bundled ones.\n"
                    + yaml.safe_dump(fit.efficiency, sort_keys=False, width=110, default_flow_style=None),
                    encoding="utf-8")
-    res = folder / "residuals.txt"
-    res.write_text("\n".join(fit.residuals) + "\n", encoding="utf-8")
-    return [eff, res]
+    (folder / "residuals.txt").write_text("\n".join(fit.residuals) + "\n", encoding="utf-8")

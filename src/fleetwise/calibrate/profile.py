@@ -7,6 +7,7 @@ mappings; ``dump_profile(doc, path)`` writes one. Every problem names the file, 
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fleetwise.catalog.loader import load_yaml_file, validated
-from fleetwise.errors import SpecError, shown
+from fleetwise.errors import SpecError, cut, shown
 
 Entry = dict[str, Any]
 SECTIONS = ("gemm", "attention", "memory_bandwidth", "collectives", "overheads")
@@ -156,6 +157,17 @@ def load_profile(path: Path, hardware: str) -> Entry:
     return check_profile(load_yaml_file(Path(path)), str(path), hardware)
 
 
+def check_writable(path: Path) -> None:
+    """Refuse, before minutes of measurement, a profile path whose folder cannot be made or written."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        ok = os.access(Path(path).parent, os.W_OK) and not Path(path).is_dir()
+    except OSError:
+        ok = False
+    if not ok:
+        raise SpecError(f"{cut(str(path), 200)}: cannot write the profile there (--out)")
+
+
 class _PlainDumper(yaml.SafeDumper):
     """Writes shared values out in full: the loader refuses anchors and aliases."""
 
@@ -168,5 +180,9 @@ def dump_profile(doc: Entry, path: Path) -> None:
     head = ("# fleetwise device profile: micro-benchmarks in the measured-efficiency.yaml conventions\n"
             "# (GEMM TFLOP/s = 2MNK/t; attention fwd 4BHS^2D, bwd 2.5x fwd; streams bytes read + written per s;\n"
             "# collectives busbw as nccl-tests; overheads in us). Timings: median of repeats, warm-up excluded.\n")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(head + yaml.dump(doc, Dumper=_PlainDumper, sort_keys=False, width=110), encoding="utf-8")
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(head + yaml.dump(doc, Dumper=_PlainDumper, sort_keys=False, width=110),
+                              encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"{cut(str(path), 200)}: cannot write the profile ({exc.strerror})") from None

@@ -51,8 +51,9 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace, catalog: Catalog) -> int:
     if args.action == "bench":
         from fleetwise.calibrate.bench import run_bench
-        from fleetwise.calibrate.profile import dump_profile
+        from fleetwise.calibrate.profile import check_writable, dump_profile
 
+        check_writable(args.out)
         doc = run_bench(catalog.accelerator(args.hardware, "--hardware"), args.backend, args.device, args.quick,
                         say=lambda line: print(line, file=sys.stderr))
         dump_profile(doc, args.out)
