@@ -202,3 +202,20 @@ def test_fit_never_overwrites_a_hand_made_efficiency_file(tmp_path: Path) -> Non
     with pytest.raises(SpecError, match="efficiency.yaml: exists and was not written by"):
         write_catalog(fit, tmp_path, profile)
     assert (tmp_path / "efficiency.yaml").read_text() == "chips: {}\n"
+
+
+def test_timings_leave_out_the_warm_up_and_take_the_median() -> None:
+    from fleetwise.calibrate.bench import Plan, time_kernel
+
+    calls = []
+
+    def run() -> None:  # the first call pays a 50 ms setup (a cold cache, a lazy init); the others ~nothing
+        calls.append(1)
+        if len(calls) == 1:
+            import time
+
+            time.sleep(0.05)
+
+    t = time_kernel(run, lambda: None, Plan((), (), 1, 1, repeats=5, warmup=1, min_sample_s=1e-4))
+    assert t["median_s"] < 1e-3 and t["max_s"] < 0.05  # the slow first call is in no sample
+    assert len(t["samples_s"]) == 5 and t["warmup_calls"] == 1 and t["calls_per_sample"] >= 1
