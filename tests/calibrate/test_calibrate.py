@@ -219,3 +219,14 @@ def test_timings_leave_out_the_warm_up_and_take_the_median() -> None:
     t = time_kernel(run, lambda: None, Plan((), (), 1, 1, repeats=5, warmup=1, min_sample_s=1e-4))
     assert t["median_s"] < 1e-3 and t["max_s"] < 0.05  # the slow first call is in no sample
     assert len(t["samples_s"]) == 5 and t["warmup_calls"] == 1 and t["calls_per_sample"] >= 1
+
+
+def test_a_kernel_as_short_as_a_launch_is_marked_host_bound_and_left_out() -> None:
+    from fleetwise.calibrate.bench import _host_bound
+
+    def entry(median_s: float) -> dict[str, Any]:
+        return {"confidence": "high", "timings": {"median_s": median_s}}
+
+    short, long = _host_bound([entry(8e-6), entry(5e-4)], launch_s=5e-6)
+    assert short["confidence"] == "low" and "host-bound" in short["notes"]
+    assert long["confidence"] == "high" and "notes" not in long

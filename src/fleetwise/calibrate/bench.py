@@ -190,23 +190,35 @@ def run_bench(hardware: Accelerator, backend: str, device: str | None, quick: bo
     if not on_chip:
         header["skipped"].append(f"pct_of_peak: measured on the host CPU ({b.device_name}), not on {hardware.id}; "
                                  "its catalog peaks do not apply")
-    doc: Entry = {"profile": header}
-    doc["gemm"] = _gemm(b, hardware.id, hardware, plan, cond, on_chip)
+    doc: Entry = {"profile": header, "gemm": [], "attention": [], "memory_bandwidth": [], "collectives": []}
+    doc["overheads"] = _overheads(b, hardware.id, plan, cond)  # first: it tells which kernels are host-bound
+    launch_s = min(e["timings"]["median_s"] for e in doc["overheads"])
+    doc["gemm"] = _host_bound(_gemm(b, hardware.id, hardware, plan, cond, on_chip), launch_s)
     _said(say, f"gemm: {len(doc['gemm'])} shapes x precisions")
     if b.has_attention:
-        doc["attention"] = _attention(b, hardware.id, hardware, plan, cond, on_chip, header["skipped"])
+        doc["attention"] = _host_bound(_attention(b, hardware.id, hardware, plan, cond, on_chip, header["skipped"]),
+                                       launch_s)
         _said(say, f"attention: {len(doc['attention'])} points")
     else:
-        doc["attention"] = []
         header["skipped"].append(f"attention: the {b.name} backend has no fused attention kernel")
-    doc["memory_bandwidth"] = _streams(b, hardware.id, hardware, plan, cond, on_chip)
+    doc["memory_bandwidth"] = _host_bound(_streams(b, hardware.id, hardware, plan, cond, on_chip), launch_s)
     _said(say, f"memory_bandwidth: {len(doc['memory_bandwidth'])} streams")
     doc["collectives"], why = b.collectives(hardware.id, cond, quick)
     if why:
         header["skipped"].append(f"collectives: {why}")
-    doc["overheads"] = _overheads(b, hardware.id, plan, cond)
-    _said(say, f"overheads: {len(doc['overheads'])} kinds")
+    _said(say, f"overheads: {len(doc['overheads'])} kinds, {launch_s * 1e6:.3g} us per launch")
     return doc
+
+
+def _host_bound(entries: list[Entry], launch_s: float) -> list[Entry]:
+    """Entries whose time per call is within 2x of one launch measure the host, not the kernel: marked low
+    confidence (the fitter leaves those out), with the reason in notes."""
+    for e in entries:
+        if e["timings"]["median_s"] < 2.0 * launch_s:
+            e["confidence"] = "low"
+            e["notes"] = (f"host-bound: {e['timings']['median_s'] * 1e6:.3g} us per call, within 2x of the "
+                          f"{launch_s * 1e6:.3g} us launch overhead; left out of the fit")
+    return entries
 
 
 def _load_average() -> float | None:
