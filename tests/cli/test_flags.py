@@ -65,7 +65,8 @@ def _request(path: tuple[str, ...], argv: list[str]) -> tuple[str, dict[str, Any
     return study_request(PARSER.parse_args([*path, *argv]))
 
 
-NOT_STUDIES = ("catalog", "report", "server", "studies", "emit", "sweep")  # commands that read, store or serve studies
+# commands that read, store or serve studies, or (calibrate) measure a device and write data files
+NOT_STUDIES = ("catalog", "report", "server", "studies", "emit", "sweep", "calibrate")
 LEAVES = [(p, a) for p, parser in _leaves(PARSER) if p[0] not in NOT_STUDIES
           for a in parser._actions if a.option_strings and a.dest not in ("help",)]
 

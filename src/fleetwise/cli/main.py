@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fleetwise.cli import compare, serve, server, studies
+from fleetwise.cli import calibrate, compare, serve, server, studies
 from fleetwise.cli.args import BoundedArgumentParser, positive_float, positive_int
 from fleetwise.errors import FleetwiseError, SpecError
 
@@ -143,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     emit_cli.add_parser(sub)
     sweep_cli.add_parser(sub)
+    calibrate.add_parser(sub)
     return parser
 
 
@@ -172,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "catalog":
         render.catalog(catalog, args)
         return 0
+    if args.command == "calibrate":
+        return calibrate.run(args, catalog)
     if args.command in ("emit", "sweep"):
         from fleetwise.cli import emit as emit_cli
         from fleetwise.cli import sweep as sweep_cli
