@@ -28,3 +28,20 @@ def test_the_host_floor_never_speeds_a_plan_up_and_fades_for_large_layers(catalo
     large = _step(catalog, eff, "gpt3-175b", 60e-6, 1) / _step(catalog, eff, "gpt3-175b", 0.0, 1)
     assert small >= large >= 1.0
     assert large < 1.02
+
+
+def test_unfused_attention_issues_its_five_kernels_no_layout_copies_of_q_k_v(catalog: Catalog,
+                                                                               eff: EfficiencyTable) -> None:
+    # Megatron's CoreAttention: baddbmm, scale-mask-softmax, dropout, bmm, one context permute copy; Q/K/V are
+    # strided views (vTrain's profiled layer, src/model/gpt_modeling.py) -> 4 kernels more than one flash kernel
+    from fleetwise.perf.training import kernels_per_layer_fwd
+
+    plan = Candidates.from_plans([TrainingPlan(tp=1, pp=1, dp=8, micro_batch=1, recompute="full", zero=0)])
+    counts = {}
+    for kernel in ("flash", "unfused"):
+        job = TrainingJob(seq_len=1024, global_batch=8, precision="fp16", attention_kernel=kernel)
+        s = make_training_setup(catalog.model("gpt3-350m"), catalog.accelerator("nvidia_a100_80gb_sxm"),
+                                catalog.system("nvidia_dgx_a100"), job, eff)
+        counts[kernel] = kernels_per_layer_fwd(plan, s)
+    assert counts["unfused"][1] - counts["flash"][1] == 4.0
+    assert float(counts["unfused"][0][0] - counts["flash"][0][0]) == 4.0

@@ -31,6 +31,7 @@ ACT_BYTES = 2.0  # activations and their gradients travel in 16 bit (also in fp8
 KERNEL_GAP_S = 2.0e-6  # idle gap between dependent kernels (launch overhead partly hidden by queueing)
 KERNELS_PER_LAYER_FWD = 14
 BWD_OVER_FWD_ATTN_FLOPS = 2.5  # flash-attention backward does 2.5x the forward FLOPs (Dao 2023)
+UNFUSED_ATTENTION_KERNELS = 5.0  # baddbmm, scale-mask-softmax, dropout, bmm, context permute copy
 UNFUSED_SCORE_BYTES_FWD = 11.0  # write scores, softmax read+write, dropout mask, dropout read+write (16 bit)
 
 ASSUMPTIONS: tuple[str, ...] = (
@@ -297,12 +298,14 @@ def kernels_per_layer_fwd(c: Candidates, s: TrainingSetup) -> tuple[FloatArray, 
 
     Megatron-style layer: 2 norms, 4 weight GEMMs (QKV, output, MLP up, MLP down; gate and up fused),
     3 fused elementwise kernels (bias-dropout-add twice, bias-activation); attention 1 kernel when fused
-    (flash), 6 unfused (QK^T, scale-mask-softmax, dropout, AV, two layout copies); TP adds 2 all-reduces
+    (flash), 5 unfused (baddbmm QK^T, fused scale-mask-softmax, dropout, bmm AV, one permute-contiguous
+    copy of the context; Q, K and V enter the batched GEMMs as strided views, no copy: Megatron-LM's
+    ``CoreAttention``, mirrored op for op by vTrain's profiled layer, src/model/gpt_modeling.py); TP adds 2 all-reduces
     (4 all-gather/reduce-scatter with SP); an MoE layer adds router, top-k, permute, unpermute and a
     grouped GEMM pair. Backward issues about twice the forward's kernels (activation and weight grads).
     """
     m = s.model
-    attn = 6.0 if s.job.attention_kernel == "unfused" else 1.0
+    attn = UNFUSED_ATTENTION_KERNELS if s.job.attention_kernel == "unfused" else 1.0
     base = 9.0 + attn
     if m.moe is not None:
         base += (1.0 - m.n_dense_layers / m.layers) * 6.0
