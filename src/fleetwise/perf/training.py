@@ -33,6 +33,10 @@ KERNELS_PER_LAYER_FWD = 14
 BWD_OVER_FWD_ATTN_FLOPS = 2.5  # flash-attention backward does 2.5x the forward FLOPs (Dao 2023)
 UNFUSED_ATTENTION_KERNELS = 5.0  # baddbmm, scale-mask-softmax, dropout, bmm, context permute copy
 UNFUSED_SCORE_BYTES_FWD = 11.0  # write scores, softmax read+write, dropout mask, dropout read+write (16 bit)
+# backward, same convention (a GEMM's writes counted, its reads not): bmm writes the probabilities' gradient (2),
+# dropout backward reads it and the mask and writes (2+1+2), softmax backward reads it and the saved
+# probabilities and writes the scores' gradient (2+2+2)
+UNFUSED_SCORE_BYTES_BWD = 13.0
 
 ASSUMPTIONS: tuple[str, ...] = (
     "weight GEMM efficiency from micro-benchmarks: e_max * t/(t + t0) by the shard's shape",
@@ -222,7 +226,7 @@ def _unfused_attention_s(c: Candidates, s: TrainingSetup, tokens: FloatArray, wi
 
     QK^T and AV run as batched GEMMs over the full (masked, not skipped) score matrix, reducing over the
     head dimension; scale-mask-softmax and dropout stream the s^2 scores through HBM (Korthikanti et al.
-    2022, Sec. 4.1: ~11 bytes per score element forward, about twice that backward).
+    2022, Sec. 4.1: ~11 bytes per score element forward; 13 backward, ``UNFUSED_SCORE_BYTES_BWD``).
     """
     m = s.model
     q, _, v = attention_dims(m)
@@ -233,8 +237,9 @@ def _unfused_attention_s(c: Candidates, s: TrainingSetup, tokens: FloatArray, wi
     gemm_fwd = s.eff.gemm_time_s(flops, peak16, "bf16", k)
     gemm_bwd = 2.0 * gemm_fwd
     scores = tokens * window * (m.heads / tp)  # elements of the score matrix on this device
-    stream = scores * UNFUSED_SCORE_BYTES_FWD / (s.accel.hbm_bw_bytes_per_s * s.eff.hbm)
-    return np.asarray(gemm_fwd + stream), np.asarray(gemm_bwd + 2.0 * stream)
+    stream = scores / (s.accel.hbm_bw_bytes_per_s * s.eff.hbm)
+    return (np.asarray(gemm_fwd + UNFUSED_SCORE_BYTES_FWD * stream),
+            np.asarray(gemm_bwd + UNFUSED_SCORE_BYTES_BWD * stream))
 
 
 def _unique_layer_times(c: Candidates, s: TrainingSetup, moe_layer: bool) -> _LayerTimes:
