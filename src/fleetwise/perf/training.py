@@ -224,18 +224,26 @@ def _unfused_attention_s(c: Candidates, s: TrainingSetup, tokens: FloatArray, wi
                          tp: FloatArray) -> tuple[FloatArray, FloatArray]:
     """(forward, backward) seconds of attention with the score matrix materialised (no flash kernel).
 
-    QK^T and AV run as batched GEMMs over the full (masked, not skipped) score matrix, reducing over the
-    head dimension; scale-mask-softmax and dropout stream the s^2 scores through HBM (Korthikanti et al.
+    QK^T and AV run as batched GEMMs over the full (masked, not skipped) score matrix; only QK^T (forward)
+    and dO V^T (backward) reduce over the head dimension and pay the small-K penalty, the other four reduce
+    over the sequence; scale-mask-softmax and dropout stream the s^2 scores through HBM (Korthikanti et al.
     2022, Sec. 4.1: ~11 bytes per score element forward; 13 backward, ``UNFUSED_SCORE_BYTES_BWD``).
     """
     m = s.model
     q, _, v = attention_dims(m)
-    head_dim = float(q // max(m.heads, 1))
-    flops = 2.0 * tokens * window * (q + v) / tp  # forward, both batched GEMMs, no causal skipping
+    heads = max(m.heads, 1)
+    # forward, no causal skipping: QK^T reduces over the head dim, AV over the key length; backward:
+    # dP = dO V^T reduces over the head dim, dV = P^T dO, dQ = dS K and dK = dS^T Q over the sequence
+    qk = 2.0 * tokens * window * q / tp
+    av = 2.0 * tokens * window * v / tp
     peak16 = s.accel.peak_flops("bf16")
-    k = np.full_like(tokens, head_dim)
-    gemm_fwd = s.eff.gemm_time_s(flops, peak16, "bf16", k)
-    gemm_bwd = 2.0 * gemm_fwd
+    t = s.eff.gemm_time_s
+    long_k = np.full_like(tokens, window)
+    qk_fwd = t(qk, peak16, "bf16", np.full_like(tokens, float(q // heads)))
+    av_fwd = t(av, peak16, "bf16", long_k)
+    dp = t(av, peak16, "bf16", np.full_like(tokens, float(v // heads)))
+    gemm_fwd = qk_fwd + av_fwd
+    gemm_bwd = dp + av_fwd + 2.0 * t(qk, peak16, "bf16", long_k)
     scores = tokens * window * (m.heads / tp)  # elements of the score matrix on this device
     stream = scores / (s.accel.hbm_bw_bytes_per_s * s.eff.hbm)
     return (np.asarray(gemm_fwd + UNFUSED_SCORE_BYTES_FWD * stream),
