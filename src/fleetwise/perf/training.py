@@ -47,8 +47,9 @@ ASSUMPTIONS: tuple[str, ...] = (
     "DP gradient reduce-scatter/all-reduce overlapped with the cool-down backward passes unless the job says "
     "dp_overlap=false; gradients reduced in the job's grad_dtype (default fp32)",
     "ZeRO-3 parameter all-gathers overlapped with each micro-batch's compute",
-    "pipeline: 1F1B (interleaved when vpp>1), bubble (pp-1)/vpp stage-times of the slowest stage (ceil(layers/pp)); "
-    "last stage carries the LM head; p2p scatter-gather 1/tp per rank",
+    "pipeline: 1F1B (interleaved when vpp>1) at the pace of the slowest stage (ceil(layers/pp) layers; the last "
+    "also carries the LM head and loss), bubble (pp-1)/vpp body-stage times (layers only); p2p scatter-gather "
+    "1/tp per rank",
     "optimizer: Adam, fp32 master weights and moments, memory-bound",
     "across sites: in-site reduce-scatter, then a ring all-reduce of one fp32 gradient replica over the site link",
     "group constant compute_scale (fitted on published runs of the chip family) multiplies kernel time",
@@ -396,8 +397,11 @@ def training_step(c: Candidates, s: TrainingSetup, memory: MemoryColumns | None 
     stage_pp = np.where(c.pp > 1, 2.0 * c.vpp * (s.network.p2p_s(act / c.tp, crosses) + gather), 0.0)
 
     stage_total = stage_compute + stage_recompute + stage_tp + stage_cp + stage_ep + stage_pp
-    # the bubble idles for (pp-1)/vpp stage times of work; the p2p of those slots is already counted above
-    bubble = np.where(c.pp > 1, (pp - 1.0) / c.vpp * (stage_total - stage_pp), 0.0)
+    # 1F1B with unequal stages: the steady state runs at the slowest (last) stage's pace, n_micro of its stage
+    # times; the warm-up and cool-down add the other pp-1 stages' passes of one micro-batch (/vpp interleaved),
+    # so the bubble holds pp-1 body-stage times (the layers alone), not the last stage's LM head and loss (and
+    # MTP) pp-1 times over; the p2p of those slots is already counted above
+    bubble = np.where(c.pp > 1, (pp - 1.0) / c.vpp * (stage_total - stage_pp - head - mtp), 0.0)
 
     dp_exposed = _dp_exposed_s(c, s, layers_stage, kernel_bwd, kernel_fwd + kernel_bwd, n_micro)
     optimizer = _optimizer_s(c, s, layers_stage)
