@@ -48,8 +48,8 @@ ASSUMPTIONS: tuple[str, ...] = (
     "dp_overlap=false; gradients reduced in the job's grad_dtype (default fp32)",
     "ZeRO-3 parameter all-gathers overlapped with each micro-batch's compute",
     "pipeline: 1F1B (interleaved when vpp>1) at the pace of the slowest stage (ceil(layers/pp) layers; the last "
-    "also carries the LM head and loss), bubble (pp-1)/vpp body-stage times (layers only); p2p scatter-gather "
-    "1/tp per rank",
+    "also carries the LM head and loss), bubble (pp-1)/vpp body-stage times (layers only; slowest-stage times "
+    "when the job's pipeline runs lock-step, DeepSpeed's PipelineEngine); p2p scatter-gather 1/tp per rank",
     "optimizer: Adam, fp32 master weights and moments, memory-bound",
     "across sites: in-site reduce-scatter, then a ring all-reduce of one fp32 gradient replica over the site link",
     "group constant compute_scale (fitted on published runs of the chip family) multiplies kernel time",
@@ -316,15 +316,27 @@ def kernels_per_layer_fwd(c: Candidates, s: TrainingSetup) -> tuple[FloatArray, 
     copy of the context; Q, K and V enter the batched GEMMs as strided views, no copy: Megatron-LM's
     ``CoreAttention``, mirrored op for op by vTrain's profiled layer, src/model/gpt_modeling.py); TP adds 2 all-reduces
     (4 all-gather/reduce-scatter with SP); an MoE layer adds router, top-k, permute, unpermute and a
-    grouped GEMM pair. Backward issues about twice the forward's kernels (activation and weight grads).
+    grouped GEMM pair. Backward issues about twice the forward's compute kernels (activation and weight
+    grads) and its own TP collectives (``tp_collectives_per_layer``).
     """
     m = s.model
     attn = UNFUSED_ATTENTION_KERNELS if s.job.attention_kernel == "unfused" else 1.0
     base = 9.0 + attn
     if m.moe is not None:
         base += (1.0 - m.n_dense_layers / m.layers) * 6.0
-    tp_kernels = np.where(c.tp > 1, np.where(c.sp, 4.0, 2.0), 0.0)
+    tp_kernels = tp_collectives_per_layer(c)[0]
     return np.asarray(base + tp_kernels, dtype=np.float64), attn
+
+
+def tp_collectives_per_layer(c: Candidates) -> tuple[FloatArray, FloatArray]:
+    """(forward, backward) TP collectives of one layer, Megatron's conjugate f/g operators (Shoeybi et al.
+    2019, Sec. 3): forward all-reduces after the two row-parallel GEMMs (g), backward all-reduces before the
+    two column-parallel GEMMs (f; g's backward is the identity): 2 and 2. With sequence parallelism
+    (Korthikanti et al. 2022, Sec. 4.2.2): forward 2 all-gathers + 2 reduce-scatters, backward their 4
+    conjugates plus the all-gather of each column-parallel input again for its weight gradient: 4 and 6."""
+    on = c.tp > 1
+    return (np.where(on, np.where(c.sp, 4.0, 2.0), 0.0).astype(np.float64),
+            np.where(on, np.where(c.sp, 6.0, 2.0), 0.0).astype(np.float64))
 
 
 def param_tensors_per_layer(s: TrainingSetup) -> float:
@@ -355,7 +367,10 @@ def layer_costs(c: Candidates, s: TrainingSetup) -> LayerCosts:
     # host floor: a pass cannot finish before the host has issued its kernels (eager frameworks);
     # the excess of kernels x host time over the GPU time (kernels + their TP traffic) is exposed
     n_fwd, n_attn = kernels_per_layer_fwd(c, s)
-    n_bwd = 2.0 * n_fwd + param_tensors_per_layer(s)  # + one gradient accumulation per parameter tensor
+    tp_fwd, tp_bwd = tp_collectives_per_layer(c)
+    # backward: two kernels per forward compute kernel (activation and weight grads), the TP collectives
+    # of the conjugate operators, and one gradient accumulation per parameter tensor
+    n_bwd = 2.0 * (n_fwd - tp_fwd) + tp_bwd + param_tensors_per_layer(s)
     host = s.job.host_s_per_kernel
     kernel_fwd = kernel_fwd + np.maximum(n_fwd * host - kernel_fwd - 0.5 * lt.tp_comm, 0.0)
     kernel_bwd = kernel_bwd + np.maximum(n_bwd * host - kernel_bwd - 0.5 * lt.tp_comm, 0.0)
@@ -400,8 +415,11 @@ def training_step(c: Candidates, s: TrainingSetup, memory: MemoryColumns | None 
     # 1F1B with unequal stages: the steady state runs at the slowest (last) stage's pace, n_micro of its stage
     # times; the warm-up and cool-down add the other pp-1 stages' passes of one micro-batch (/vpp interleaved),
     # so the bubble holds pp-1 body-stage times (the layers alone), not the last stage's LM head and loss (and
-    # MTP) pp-1 times over; the p2p of those slots is already counted above
-    bubble = np.where(c.pp > 1, (pp - 1.0) / c.vpp * (stage_total - stage_pp - head - mtp), 0.0)
+    # MTP) pp-1 times over. DeepSpeed's PipelineEngine instead runs 2(m+pp-1) lock-step instruction steps,
+    # each closed by blocking p2p with the neighbours (deepspeed/runtime/pipe/schedule.py TrainSchedule), so
+    # every slot, bubble included, lasts as long as the slowest stage's. The p2p of those slots is counted above.
+    last_only = 0.0 if s.job.pipeline_lockstep else head + mtp
+    bubble = np.where(c.pp > 1, (pp - 1.0) / c.vpp * (stage_total - stage_pp - last_only), 0.0)
 
     dp_exposed = _dp_exposed_s(c, s, layers_stage, kernel_bwd, kernel_fwd + kernel_bwd, n_micro)
     optimizer = _optimizer_s(c, s, layers_stage)

@@ -33,11 +33,12 @@ class SoftwareFacts(BaseModel):
     tp_comm_overlap: bool | None = None
     ep_comm_overlap: bool | None = None
     rank_order: Literal["tp-cp-dp-pp", "tp-cp-pp-dp"] | None = None
+    pipeline_lockstep: bool | None = Field(default=None, description="DeepSpeed PipelineEngine lock-step schedule")
 
     def job_fields(self) -> dict[str, Any]:
         """``TrainingJob`` fields these facts set."""
         out: dict[str, Any] = {"attention_kernel": self.attention_kernel}
-        for k in ("host_s_per_kernel", "dp_overlap", "grad_dtype"):
+        for k in ("host_s_per_kernel", "dp_overlap", "grad_dtype", "pipeline_lockstep"):
             if getattr(self, k) is not None:
                 out[k] = getattr(self, k)
         return out
