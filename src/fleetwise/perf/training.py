@@ -53,8 +53,11 @@ ASSUMPTIONS: tuple[str, ...] = (
     "optimizer: Adam, fp32 master weights and moments, memory-bound",
     "across sites: in-site reduce-scatter, then a ring all-reduce of one fp32 gradient replica over the site link",
     "group constant compute_scale (fitted on published runs of the chip family) multiplies kernel time",
-    "host floor: a layer pass takes at least its kernels (counted from the layer's structure; backward 2x) "
-    "x the job's host time per kernel",
+    "host floor: a layer pass takes at least its kernels (counted from the layer's structure; backward 2x the "
+    "compute kernels + the conjugate TP collectives + one accumulation per parameter tensor) x the job's host "
+    "time per kernel",
+    "unfused attention: QK^T and dO V^T reduce over the head dim (small-K penalty), AV, dV, dQ, dK over the "
+    "sequence; scores streamed 11 B/element forward, 13 backward",
 )
 
 
