@@ -32,11 +32,13 @@ KERNEL_GAP_S = 2.0e-6  # idle gap between dependent kernels (launch overhead par
 KERNELS_PER_LAYER_FWD = 14
 BWD_OVER_FWD_ATTN_FLOPS = 2.5  # flash-attention backward does 2.5x the forward FLOPs (Dao 2023)
 UNFUSED_ATTENTION_KERNELS = 5.0  # baddbmm, scale-mask-softmax, dropout, bmm, context permute copy
-UNFUSED_SCORE_BYTES_FWD = 11.0  # write scores, softmax read+write, dropout mask, dropout read+write (16 bit)
-# backward, same convention (a GEMM's writes counted, its reads not): bmm writes the probabilities' gradient (2),
-# dropout backward reads it and the mask and writes (2+1+2), softmax backward reads it and the saved
-# probabilities and writes the scores' gradient (2+2+2)
-UNFUSED_SCORE_BYTES_BWD = 13.0
+# HBM bytes per score element the elementwise kernels stream (16 bit): forward softmax read+write (4), dropout
+# mask + read + write (5); backward dropout reads the probabilities' gradient and the mask and writes (5),
+# softmax reads it and the saved probabilities and writes the scores' gradient (6). The batched GEMMs' own
+# score writes (QK^T forward, dO V^T backward) are not streamed here: both reduce over the head dim, and the
+# small-K penalty of their GEMM time already prices a GEMM whose output write outweighs its FLOPs.
+UNFUSED_SCORE_BYTES_FWD = 9.0
+UNFUSED_SCORE_BYTES_BWD = 11.0
 
 ASSUMPTIONS: tuple[str, ...] = (
     "weight GEMM efficiency from micro-benchmarks: e_max * t/(t + t0) by the shard's shape",
@@ -57,7 +59,7 @@ ASSUMPTIONS: tuple[str, ...] = (
     "compute kernels + the conjugate TP collectives + one accumulation per parameter tensor) x the job's host "
     "time per kernel",
     "unfused attention: QK^T and dO V^T reduce over the head dim (small-K penalty), AV, dV, dQ, dK over the "
-    "sequence; scores streamed 11 B/element forward, 13 backward",
+    "sequence; softmax and dropout stream 9 B per score element forward, 11 backward",
 )
 
 
@@ -231,7 +233,7 @@ def _unfused_attention_s(c: Candidates, s: TrainingSetup, tokens: FloatArray, wi
     QK^T and AV run as batched GEMMs over the full (masked, not skipped) score matrix; only QK^T (forward)
     and dO V^T (backward) reduce over the head dimension and pay the small-K penalty, the other four reduce
     over the sequence; scale-mask-softmax and dropout stream the s^2 scores through HBM (Korthikanti et al.
-    2022, Sec. 4.1: ~11 bytes per score element forward; 13 backward, ``UNFUSED_SCORE_BYTES_BWD``).
+    2022, Sec. 4.1: 9 bytes per score element forward, 11 backward, besides the GEMMs' own writes).
     """
     m = s.model
     q, _, v = attention_dims(m)
