@@ -45,6 +45,11 @@ class TrainingJob(BaseModel):
         "in eager PyTorch; a layer pass takes at least kernels x this (measured-efficiency notes, overheads)",
     )
     dp_overlap: bool = Field(default=True, description="data-parallel gradient reduction overlapped with backward")
+    pipeline_lockstep: bool = Field(
+        default=False,
+        description="pipeline stages advance in lock-step instruction steps (DeepSpeed's PipelineEngine: blocking "
+        "p2p at every step), so warm-up and cool-down run at the slowest stage's pace; false: Megatron-LM's 1F1B, "
+        "where they wait only on their data")
     grad_dtype: Literal["fp32", "bf16", "fp16"] = Field(
         default="fp32", description="dtype the data-parallel gradient reduction moves")
     moe_token_dispatcher: Literal["alltoall", "allgather"] = Field(

@@ -2,8 +2,12 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+
+from fleetwise.catalog import Catalog
+from fleetwise.perf.efficiency import EfficiencyTable
 
 DATA = Path(__file__).resolve().parents[2] / "src/fleetwise/perf/data/efficiency.yaml"
 # Every `hardware:` id in the shared validation cases (training.yaml, inference.yaml), plus the H20.
@@ -102,3 +106,15 @@ def test_alltoall_parameters_are_physical(data: dict) -> None:
                     assert 0 < value <= 1.5, (name, n, key)
                 elif key.endswith("_s"):
                     assert 0 < value <= 1e-3, (name, n, key)
+
+
+def test_fp16_and_bf16_gemms_run_alike_where_the_datasheet_gives_one_rate(catalog: Catalog,
+                                                                         eff: EfficiencyTable) -> None:
+    # one tensor-core datapath for both 16-bit formats (A100: 312 TFLOP/s each): the same GEMM takes the same time
+    flops = np.array([2.0 * 4096**3, 2.0 * 1024**3])
+    for chip in ("nvidia_a100_80gb_sxm", "amd_mi300x"):
+        a = catalog.accelerator(chip)
+        assert a.peak_flops("fp16") == a.peak_flops("bf16")
+        e = eff.chip(chip)
+        np.testing.assert_allclose(e.gemm_time_s(flops, a.peak_flops("fp16"), "fp16"),
+                                   e.gemm_time_s(flops, a.peak_flops("bf16"), "bf16"))

@@ -88,3 +88,24 @@ def test_more_scaleout_bandwidth_never_slows_a_plan(factor: float) -> None:
     slow = training_step(plan, make_training_setup(m, a, sys_, job, eff)).step_time_s
     fast = training_step(plan, make_training_setup(m, a, faster, job, eff)).step_time_s
     assert np.all(fast <= slow + 1e-12)
+
+
+def test_the_last_stages_lm_head_sets_the_pace_but_does_not_fill_the_bubble(catalog: Catalog,
+                                                                            eff: EfficiencyTable) -> None:
+    # 1F1B: warm-up and cool-down are the other stages' passes of one micro-batch; a bigger vocabulary
+    # slows the last stage's steady state (n_micro times), never the pp-1 bubble slots of the body stages
+    plan = Candidates.from_plans([TrainingPlan(tp=1, pp=4, dp=2, micro_batch=1, recompute="full", zero=0)])
+    steps = []
+    for vocab in (32000, 256000):
+        m = catalog.model("gpt3-350m").model_copy(update={"vocab": vocab})
+        job = TrainingJob(seq_len=1024, global_batch=16, precision="bf16")
+        s = make_training_setup(m, catalog.accelerator("nvidia_a100_80gb_sxm"), catalog.system("nvidia_dgx_a100"),
+                                job, eff)
+        steps.append(training_step(plan, s))
+    small, big = steps
+    assert big.compute_s[0] > small.compute_s[0]
+    assert big.bubble_s[0] == pytest.approx(small.bubble_s[0], rel=1e-9)
+    assert big.head_s is not None and small.head_s is not None
+    step_delta = big.step_time_s[0] - small.step_time_s[0]
+    others = (big.optimizer_s[0] - small.optimizer_s[0]) + (big.dp_comm_s[0] - small.dp_comm_s[0])
+    assert step_delta - others == pytest.approx(big.head_s[0] - small.head_s[0], rel=1e-6)

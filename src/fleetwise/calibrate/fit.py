@@ -129,6 +129,14 @@ def small_k_factor(k: FloatArray, k_half: float) -> FloatArray:
     return np.minimum(1.0, k / (k + k_half) * (K_REF + k_half) / K_REF)
 
 
+def _same_rate_16bit(pts: list[Entry]) -> bool:
+    """Whether a chip's GEMM points hold both fp16 and bf16 at one dense peak: the two formats run on the same
+    tensor cores at the same rate (A100 312 TFLOP/s each, NVIDIA A100 whitepaper), so a gap between their
+    fits is a gap between benchmark sets (shapes, libraries), not between the formats."""
+    peaks = {q["p"]: q["peak"] for q in pts}
+    return "fp16" in peaks and "bf16" in peaks and peaks["fp16"] == peaks["bf16"]
+
+
 def fit_gemm(pts: list[Entry], say: Say = _silent) -> tuple[dict[str, dict[str, Entry]], float]:
     """e_max, t0 per chip on GEMMs with K >= K_REF (or K unknown); then one global small-K half point
     from the K < K_REF GEMMs' residuals, so that the penalty never inflates e_max."""
@@ -140,6 +148,9 @@ def fit_gemm(pts: list[Entry], say: Say = _silent) -> tuple[dict[str, dict[str, 
     fits: dict[str, dict[str, Entry]] = {}
     for chip, v in by_chip.items():
         big = [q for q in v if q["k"] >= K_REF]
+        pooled = _same_rate_16bit(big)
+        if pooled:  # one tensor-core datapath: fit the fp16 and bf16 GEMMs as one precision
+            big = [q | {"p": "bf16"} if q["p"] == "fp16" else q for q in big]
         per_p, res = fit_gemm_chip(big)
         for q, r in zip(big, res, strict=True):
             model = q["eff"] * np.exp(-r)  # r = log(model/measured) of time
@@ -149,8 +160,14 @@ def fit_gemm(pts: list[Entry], say: Say = _silent) -> tuple[dict[str, dict[str, 
             srcs = (", ".join(sorted({q["label"].split(" ")[0] for q in sel})) + ": "
                     + ", ".join(sorted({q["op"] for q in sel})))
             cap = f"; e_max capped at 1.0 (fit {e:.3f} of catalog peak)" if e > 1.0 else ""
+            both = "; bf16 and fp16 GEMMs pooled (same dense peak, one tensor-core datapath)" if pooled else ""
             fits.setdefault(chip, {})[p] = {"e_max": min(e, 1.0), "t0_s": t0, "n_points": len(sel),
-                                            "fitted_on": f"{len(sel)} GEMMs on {srcs}; {how}{cap}"}
+                                            "fitted_on": f"{len(sel)} GEMMs on {srcs}; {how}{cap}{both}"}
+        if pooled:
+            fits[chip]["fp16"] = dict(fits[chip]["bf16"])
+    for q in pts:  # the small-K residuals below are taken against the pooled fit too
+        if q["p"] == "fp16" and _same_rate_16bit(by_chip[q["chip"]]):
+            q["p"] = "bf16"
     small = [q for q in pts if q["k"] < K_REF and q["p"] in fits.get(q["chip"], {})]
     k = np.array([q["k"] for q in small], float)
     ratio = np.log([q["eff"] / gemm_model(fits[q["chip"]][q["p"]], q) for q in small])

@@ -38,7 +38,14 @@ ACT_BYTES = 2.0  # activations and their gradients travel in 16 bit (also in fp8
 KERNEL_GAP_S = 2.0e-6  # idle gap between dependent kernels (launch overhead partly hidden by queueing)
 KERNELS_PER_LAYER_FWD = 14
 BWD_OVER_FWD_ATTN_FLOPS = 2.5  # flash-attention backward does 2.5x the forward FLOPs (Dao 2023)
-UNFUSED_SCORE_BYTES_FWD = 11.0  # write scores, softmax read+write, dropout mask, dropout read+write (16 bit)
+UNFUSED_ATTENTION_KERNELS = 5.0  # baddbmm, scale-mask-softmax, dropout, bmm, context permute copy
+# HBM bytes per score element the elementwise kernels stream (16 bit): forward softmax read+write (4), dropout
+# mask + read + write (5); backward dropout reads the probabilities' gradient and the mask and writes (5),
+# softmax reads it and the saved probabilities and writes the scores' gradient (6). The batched GEMMs' own
+# score writes (QK^T forward, dO V^T backward) are not streamed here: both reduce over the head dim, and the
+# small-K penalty of their GEMM time already prices a GEMM whose output write outweighs its FLOPs.
+UNFUSED_SCORE_BYTES_FWD = 9.0
+UNFUSED_SCORE_BYTES_BWD = 11.0
 
 ASSUMPTIONS: tuple[str, ...] = (
     "weight GEMM efficiency from micro-benchmarks: e_max * t/(t + t0) by the shard's shape",
@@ -49,13 +56,17 @@ ASSUMPTIONS: tuple[str, ...] = (
     "DP gradient reduce-scatter/all-reduce overlapped with the cool-down backward passes unless the job says "
     "dp_overlap=false; gradients reduced in the job's grad_dtype (default fp32)",
     "ZeRO-3 parameter all-gathers overlapped with each micro-batch's compute",
-    "pipeline: 1F1B (interleaved when vpp>1), bubble (pp-1)/vpp stage-times of the slowest stage (ceil(layers/pp)); "
-    "last stage carries the LM head; p2p scatter-gather 1/tp per rank",
+    "pipeline: 1F1B (interleaved when vpp>1) at the pace of the slowest stage (ceil(layers/pp) layers; the last "
+    "also carries the LM head and loss), bubble (pp-1)/vpp body-stage times (layers only; slowest-stage times "
+    "when the job's pipeline runs lock-step, DeepSpeed's PipelineEngine); p2p scatter-gather 1/tp per rank",
     "optimizer: Adam, fp32 master weights and moments, memory-bound",
     "across sites: in-site reduce-scatter, then a ring all-reduce of one fp32 gradient replica over the site link",
     "group constant compute_scale (fitted on published runs of the chip family) multiplies kernel time",
-    "host floor: a layer pass takes at least its kernels (counted from the layer's structure; backward 2x) "
-    "x the job's host time per kernel",
+    "host floor: a layer pass takes at least its kernels (counted from the layer's structure; backward 2x the "
+    "compute kernels + the conjugate TP collectives + one accumulation per parameter tensor) x the job's host "
+    "time per kernel",
+    "unfused attention: QK^T and dO V^T reduce over the head dim (small-K penalty), AV, dV, dQ, dK over the "
+    "sequence; softmax and dropout stream 9 B per score element forward, 11 backward",
 )
 
 
@@ -278,21 +289,30 @@ def _unfused_attention_s(c: Candidates, s: TrainingSetup, tokens: FloatArray, wi
                          tp: FloatArray) -> tuple[FloatArray, FloatArray]:
     """(forward, backward) seconds of attention with the score matrix materialised (no flash kernel).
 
-    QK^T and AV run as batched GEMMs over the full (masked, not skipped) score matrix, reducing over the
-    head dimension; scale-mask-softmax and dropout stream the s^2 scores through HBM (Korthikanti et al.
-    2022, Sec. 4.1: ~11 bytes per score element forward, about twice that backward).
+    QK^T and AV run as batched GEMMs over the full (masked, not skipped) score matrix; only QK^T (forward)
+    and dO V^T (backward) reduce over the head dimension and pay the small-K penalty, the other four reduce
+    over the sequence; scale-mask-softmax and dropout stream the s^2 scores through HBM (Korthikanti et al.
+    2022, Sec. 4.1: 9 bytes per score element forward, 11 backward, besides the GEMMs' own writes).
     """
     m = s.model
     q, _, v = attention_dims(m)
-    head_dim = float(q // max(m.heads, 1))
-    flops = 2.0 * tokens * window * (q + v) / tp  # forward, both batched GEMMs, no causal skipping
+    heads = max(m.heads, 1)
+    # forward, no causal skipping: QK^T reduces over the head dim, AV over the key length; backward:
+    # dP = dO V^T reduces over the head dim, dV = P^T dO, dQ = dS K and dK = dS^T Q over the sequence
+    qk = 2.0 * tokens * window * q / tp
+    av = 2.0 * tokens * window * v / tp
     peak16 = s.accel.peak_flops("bf16")
-    k = np.full_like(tokens, head_dim)
-    gemm_fwd = s.eff.gemm_time_s(flops, peak16, "bf16", k)
-    gemm_bwd = 2.0 * gemm_fwd
+    t = s.eff.gemm_time_s
+    long_k = np.full_like(tokens, window)
+    qk_fwd = t(qk, peak16, "bf16", np.full_like(tokens, float(q // heads)))
+    av_fwd = t(av, peak16, "bf16", long_k)
+    dp = t(av, peak16, "bf16", np.full_like(tokens, float(v // heads)))
+    gemm_fwd = qk_fwd + av_fwd
+    gemm_bwd = dp + av_fwd + 2.0 * t(qk, peak16, "bf16", long_k)
     scores = tokens * window * (m.heads / tp)  # elements of the score matrix on this device
-    stream = scores * UNFUSED_SCORE_BYTES_FWD / (s.accel.hbm_bw_bytes_per_s * s.eff.hbm)
-    return np.asarray(gemm_fwd + stream), np.asarray(gemm_bwd + 2.0 * stream)
+    stream = scores / (s.accel.hbm_bw_bytes_per_s * s.eff.hbm)
+    return (np.asarray(gemm_fwd + UNFUSED_SCORE_BYTES_FWD * stream),
+            np.asarray(gemm_bwd + UNFUSED_SCORE_BYTES_BWD * stream))
 
 
 def _unique_layer_times(c: Candidates, s: TrainingSetup, moe_layer: bool) -> _LayerTimes:
@@ -356,17 +376,31 @@ def kernels_per_layer_fwd(c: Candidates, s: TrainingSetup) -> tuple[FloatArray, 
 
     Megatron-style layer: 2 norms, 4 weight GEMMs (QKV, output, MLP up, MLP down; gate and up fused),
     3 fused elementwise kernels (bias-dropout-add twice, bias-activation); attention 1 kernel when fused
-    (flash), 6 unfused (QK^T, scale-mask-softmax, dropout, AV, two layout copies); TP adds 2 all-reduces
+    (flash), 5 unfused (baddbmm QK^T, fused scale-mask-softmax, dropout, bmm AV, one permute-contiguous
+    copy of the context; Q, K and V enter the batched GEMMs as strided views, no copy: Megatron-LM's
+    ``CoreAttention``, mirrored op for op by vTrain's profiled layer, src/model/gpt_modeling.py); TP adds 2 all-reduces
     (4 all-gather/reduce-scatter with SP); an MoE layer adds router, top-k, permute, unpermute and a
-    grouped GEMM pair. Backward issues about twice the forward's kernels (activation and weight grads).
+    grouped GEMM pair. Backward issues about twice the forward's compute kernels (activation and weight
+    grads) and its own TP collectives (``tp_collectives_per_layer``).
     """
     m = s.model
-    attn = 6.0 if s.job.attention_kernel == "unfused" else 1.0
+    attn = UNFUSED_ATTENTION_KERNELS if s.job.attention_kernel == "unfused" else 1.0
     base = 9.0 + attn
     if m.moe is not None:
         base += (1.0 - m.n_dense_layers / m.layers) * 6.0
-    tp_kernels = np.where(c.tp > 1, np.where(c.sp, 4.0, 2.0), 0.0)
+    tp_kernels = tp_collectives_per_layer(c)[0]
     return np.asarray(base + tp_kernels, dtype=np.float64), attn
+
+
+def tp_collectives_per_layer(c: Candidates) -> tuple[FloatArray, FloatArray]:
+    """(forward, backward) TP collectives of one layer, Megatron's conjugate f/g operators (Shoeybi et al.
+    2019, Sec. 3): forward all-reduces after the two row-parallel GEMMs (g), backward all-reduces before the
+    two column-parallel GEMMs (f; g's backward is the identity): 2 and 2. With sequence parallelism
+    (Korthikanti et al. 2022, Sec. 4.2.2): forward 2 all-gathers + 2 reduce-scatters, backward their 4
+    conjugates plus the all-gather of each column-parallel input again for its weight gradient: 4 and 6."""
+    on = c.tp > 1
+    return (np.where(on, np.where(c.sp, 4.0, 2.0), 0.0).astype(np.float64),
+            np.where(on, np.where(c.sp, 6.0, 2.0), 0.0).astype(np.float64))
 
 
 def param_tensors_per_layer(s: TrainingSetup) -> float:
@@ -397,7 +431,10 @@ def layer_costs(c: Candidates, s: TrainingSetup) -> LayerCosts:
     # host floor: a pass cannot finish before the host has issued its kernels (eager frameworks);
     # the excess of kernels x host time over the GPU time (kernels + their TP traffic) is exposed
     n_fwd, n_attn = kernels_per_layer_fwd(c, s)
-    n_bwd = 2.0 * n_fwd + param_tensors_per_layer(s)  # + one gradient accumulation per parameter tensor
+    tp_fwd, tp_bwd = tp_collectives_per_layer(c)
+    # backward: two kernels per forward compute kernel (activation and weight grads), the TP collectives
+    # of the conjugate operators, and one gradient accumulation per parameter tensor
+    n_bwd = 2.0 * (n_fwd - tp_fwd) + tp_bwd + param_tensors_per_layer(s)
     host = s.job.host_s_per_kernel
     kernel_fwd = kernel_fwd + np.maximum(n_fwd * host - kernel_fwd - 0.5 * lt.tp_comm, 0.0)
     kernel_bwd = kernel_bwd + np.maximum(n_bwd * host - kernel_bwd - 0.5 * lt.tp_comm, 0.0)
@@ -439,8 +476,14 @@ def training_step(c: Candidates, s: TrainingSetup, memory: MemoryColumns | None 
     stage_pp = np.where(c.pp > 1, 2.0 * c.vpp * (s.network.p2p_s(act / c.tp, crosses) + gather), 0.0)
 
     stage_total = stage_compute + stage_recompute + stage_tp + stage_cp + stage_ep + stage_pp
-    # the bubble idles for (pp-1)/vpp stage times of work; the p2p of those slots is already counted above
-    bubble = np.where(c.pp > 1, (pp - 1.0) / c.vpp * (stage_total - stage_pp), 0.0)
+    # 1F1B with unequal stages: the steady state runs at the slowest (last) stage's pace, n_micro of its stage
+    # times; the warm-up and cool-down add the other pp-1 stages' passes of one micro-batch (/vpp interleaved),
+    # so the bubble holds pp-1 body-stage times (the layers alone), not the last stage's LM head and loss (and
+    # MTP) pp-1 times over. DeepSpeed's PipelineEngine instead runs 2(m+pp-1) lock-step instruction steps,
+    # each closed by blocking p2p with the neighbours (deepspeed/runtime/pipe/schedule.py TrainSchedule), so
+    # every slot, bubble included, lasts as long as the slowest stage's. The p2p of those slots is counted above.
+    last_only = 0.0 if s.job.pipeline_lockstep else head + mtp
+    bubble = np.where(c.pp > 1, (pp - 1.0) / c.vpp * (stage_total - stage_pp - last_only), 0.0)
 
     dp_exposed = _dp_exposed_s(c, s, layers_stage, kernel_bwd, kernel_fwd + kernel_bwd, n_micro)
     optimizer = _optimizer_s(c, s, layers_stage)

@@ -35,6 +35,7 @@ class SoftwareFacts(BaseModel):
     tp_comm_overlap: bool | None = None
     ep_comm_overlap: bool | None = None
     rank_order: Literal["tp-cp-dp-pp", "tp-cp-pp-dp"] | None = None
+    pipeline_lockstep: bool | None = Field(default=None, description="DeepSpeed PipelineEngine lock-step schedule")
     # how the source computed the MFU it published, when not model FLOPs over the catalog peak: FLOPs it
     # counts per token (e.g. 6 x a nominal parameter count, no attention term) and the peak it divides by
     mfu_flops_per_token: float | None = Field(default=None, gt=0.0)
@@ -50,7 +51,7 @@ class SoftwareFacts(BaseModel):
         """``TrainingJob`` fields these facts set."""
         out: dict[str, Any] = {"attention_kernel": self.attention_kernel}
         for k in ("host_s_per_kernel", "dp_overlap", "grad_dtype", "tp_overlap_scope",
-                  "moe_token_dispatcher"):
+                  "moe_token_dispatcher", "pipeline_lockstep"):
             if getattr(self, k) is not None:
                 out[k] = getattr(self, k)
         return out
