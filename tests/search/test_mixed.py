@@ -65,3 +65,13 @@ def test_fleet_strings_are_checked(catalog: Catalog) -> None:
         parse_fleet("huawei_ascend_910b:-5,nvidia_h20:8", catalog)
     with pytest.raises(UnknownIdError):
         parse_fleet("huawei_ascend_911:8,nvidia_h20:8", catalog)
+
+
+def test_bubble_holds_one_pass_of_every_other_stage(result) -> None:  # type: ignore[no-untyped-def]
+    # 1F1B with unequal stages: (m - 1) t_max + sum_i t_i, so the bubble is below pp - 1 slowest-stage times
+    for p in result.mixed.best:
+        t, n = p.stage_time_s, p.stages
+        others = sum(n[k] * t[k] for k in t) - max(t.values())
+        assert p.breakdown_s["bubble_s"] == pytest.approx(others, rel=1e-9)
+        if len(set(round(v, 9) for v in t.values())) > 1:
+            assert p.breakdown_s["bubble_s"] < (sum(n.values()) - 1) * max(t.values())

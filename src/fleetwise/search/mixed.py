@@ -136,7 +136,10 @@ def search_mixed_training(parts: tuple[FleetPart, FleetPart], model: ModelArch, 
     nic = min(s.network.scaleout.tier.bw_bytes_per_s for s in setups)
     p2p = 2.0 * (g["mbs"] * job.seq_len * model.hidden * ACT_BYTES / np.where(g["tp"] > 1, g["tp"], 1)) / nic
     stage_total = best_time + p2p
-    bubble = (pp - 1.0) * stage_total
+    # 1F1B with unequal stages: n_micro slots at the slowest stage's pace, and the warm-up and cool-down add one
+    # micro-batch pass of every other stage ((m - 1) t_max + sum_i t_i, as perf.training prices homogeneous
+    # stages: pp - 1 body-stage times, not pp - 1 slowest-stage times); the boundary p2p is counted above
+    bubble = sa * (per_stage_a * t[0] + head_a) + sb * (per_stage_b * t[1] + head_b) - best_time
     dp_s = [
         _dp_exposed_s(c, s, ls, lc.kernel_bwd, lc.kernel_fwd + lc.kernel_bwd, n_micro)
         for s, ls, lc in zip(setups, (per_stage_a, per_stage_b), lcs, strict=True)
