@@ -11,7 +11,7 @@ times by ``ChipPower.time_factor``; the bubble scales with the stage time (Naray
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -184,9 +184,10 @@ class EnergyColumns:
 
 def _phase(e: EnergySetup, phase: Phase, chips: FloatArray, time_s: FloatArray, clock: float | FloatArray
            ) -> PhaseUse:
-    if np.ndim(clock) == 0:  # one clock for every plan: its power once, on a one-element column
-        f = np.full(time_s.shape, clock, dtype=np.float64)
-        power = np.full(time_s.shape, e.chip.power_w(phase, np.full(1, clock, dtype=np.float64))[0], dtype=np.float64)
+    if np.ndim(clock) == 0:  # one clock for every plan: its power once, on a one-element column, read as a column
+        one = np.full(1, clock, dtype=np.float64)
+        f = np.broadcast_to(one, time_s.shape)
+        power = np.broadcast_to(e.chip.power_w(phase, one), time_s.shape)
         return PhaseUse(chips=chips, power_w=power, time_s=np.asarray(time_s), clock=f)
     f = np.broadcast_to(np.asarray(clock, dtype=np.float64), time_s.shape).astype(np.float64)
     return PhaseUse(chips=chips, power_w=e.chip.power_w(phase, f), time_s=np.asarray(time_s), clock=f)
@@ -221,20 +222,24 @@ def training_energy(c: Candidates, cols: StepColumns, s: TrainingSetup, e: Energ
     other = chips - crit
     # other stages do the same work minus the LM head; with a stage plan they stretch it over their slack
     other_core1 = np.maximum(core1 - head, 0.0)
+    f_o: float | FloatArray
     if st.stage_plan:
         f_o = np.clip(np.divide(other_core1, core, out=np.ones_like(core), where=core > 0), chip.f_min, f_c)
-    else:
-        f_o = np.full_like(core, f_c)
-    other_core = other_core1 * chip.time_factor("compute", f_o)
+        other_core = other_core1 * chip.time_factor("compute", f_o)
+    else:  # one clock for all plans: its time factor once, on a one-element column (same ufuncs)
+        f_o = f_c
+        other_core = other_core1 * chip.time_factor("compute", np.full(1, f_c, dtype=np.float64))
     slack = np.maximum(core - other_core, 0.0)
+    mem_opt = mem + opt  # both stage groups spend the same memory-bound and communication time
+    comm = inner_comm + dp
     phases = {
         "critical.compute": _phase(e, "compute", crit, core, f_c),
-        "critical.memory": _phase(e, "memory", crit, mem + opt, f_m),
-        "critical.comm": _phase(e, "comm", crit, inner_comm + dp, f_n),
+        "critical.memory": _phase(e, "memory", crit, mem_opt, f_m),
+        "critical.comm": _phase(e, "comm", crit, comm, f_n),
         "critical.wait": _phase(e, "wait", crit, bubble, f_w),
         "other.compute": _phase(e, "compute", other, other_core, f_o),
-        "other.memory": _phase(e, "memory", other, mem + opt, f_m),
-        "other.comm": _phase(e, "comm", other, inner_comm + dp, f_n),
+        "other.memory": _phase(e, "memory", other, mem_opt, f_m),
+        "other.comm": _phase(e, "comm", other, comm, f_n),
         "other.wait": _phase(e, "wait", other, bubble + slack, f_w),
     }
     nodes = chips / e.node.chips_per_node
@@ -284,8 +289,17 @@ class TrainingEnergy:
         return abs(it * self.pue - self.step_energy_j) / self.step_energy_j
 
 
+def _one_row(ec: EnergyColumns, i: int) -> EnergyColumns:
+    """Row ``i`` as one-element columns (views)."""
+    r = slice(i, i + 1)
+    phases = {k: PhaseUse(p.chips[r], p.power_w[r], p.time_s[r], p.clock[r]) for k, p in ec.phases.items()}
+    return replace(ec, step_time_s=ec.step_time_s[r], phases=phases, host_j=ec.host_j[r], network_j=ec.network_j[r],
+                   chips=ec.chips[r], nodes=ec.nodes[r])
+
+
 def energy_row(ec: EnergyColumns, i: int, e: EnergySetup, steps: float | None) -> TrainingEnergy:
     """Row ``i`` of the columns as a ``TrainingEnergy``; ``steps`` = optimiser steps of the whole job."""
+    ec, i = _one_row(ec, i), 0  # the row alone: the same elementwise expressions on one element, not all rows
     # the totals once (each property sums the phases again), by the same expressions as the properties
     acc = ec.accelerator_j
     it = np.asarray(acc + ec.host_j + ec.network_j)
