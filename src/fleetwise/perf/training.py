@@ -236,30 +236,60 @@ def _unfused_attention_s(c: Candidates, s: TrainingSetup, tokens: FloatArray, wi
     return np.asarray(gemm_fwd + stream), np.asarray(gemm_bwd + 2.0 * stream)
 
 
-def _unique_layer_times(c: Candidates, s: TrainingSetup, moe_layer: bool) -> _LayerTimes:
-    """``_layer_times`` on the distinct (tp, cp, ep, mbs, sp, overlaps) rows only, broadcast back.
+def _layer_shapes(c: Candidates) -> tuple[Candidates, IntArray] | None:
+    """The distinct (tp, cp, ep, mbs, sp, overlaps) rows of ``c`` (one row each) and each row's index into
+    them, or None when there are too many for sharing to save work.
 
     A layer's time does not depend on pp, dp, vpp, ZeRO or recomputation, so a block of a million
-    candidates holds only a few hundred distinct layer shapes.
+    candidates holds only a few hundred distinct layer shapes. The search emits a layout's knob rows
+    together: (tp, cp, ep) come in runs, and the knob part is a small integer, so the shapes are found by
+    a table of (run shape, knob) codes instead of sorting every row; other inputs are sorted.
     """
-    cols = [np.asarray(x, dtype=np.int64) for x in (c.tp, c.cp, c.ep, c.mbs, c.sp, c.tp_overlap, c.ep_overlap)]
-    radix = [int(x.max()) + 1 if len(x) else 1 for x in cols]
-    if float(np.prod(np.array(radix, dtype=np.float64))) >= 2.0**62:
-        return _layer_times(c, s, moe_layer)
-    code = np.zeros(len(c), dtype=np.int64)
-    for x, r in zip(cols, radix, strict=True):  # one integer per distinct layer shape (mixed radix)
-        code = code * r + x
-    _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
-    if 4 * len(first) > len(c):
-        return _layer_times(c, s, moe_layer)
-    uniq = np.stack([x[first] for x in cols], axis=1)
-    one = np.ones(len(uniq), dtype=np.int64)
+    n = len(c)
+    if n < 4:
+        return None
+    change = np.empty(n, dtype=np.bool_)
+    change[0] = True
+    np.not_equal(c.tp[1:], c.tp[:-1], out=change[1:])
+    change[1:] |= c.cp[1:] != c.cp[:-1]
+    change[1:] |= c.ep[1:] != c.ep[:-1]
+    starts = np.flatnonzero(change)
+    mbs_radix = int(c.mbs.max()) + 1
+    if 4 * len(starts) <= n and int(c.mbs.min()) >= 0 and 8 * mbs_radix * len(starts) <= 4 * n:
+        trip = np.stack((c.tp[starts], c.cp[starts], c.ep[starts]), axis=1)
+        shapes, shape_of_run = np.unique(trip, axis=0, return_inverse=True)
+        radix = 8 * mbs_radix
+        knob = ((c.mbs * 2 + c.sp) * 2 + c.tp_overlap) * 2 + c.ep_overlap
+        code = shape_of_run.reshape(-1)[np.cumsum(change) - 1] * radix + knob
+        present = np.zeros(len(shapes) * radix, dtype=np.bool_)
+        present[code] = True
+        codes = np.flatnonzero(present)
+        if 4 * len(codes) > n:
+            return None
+        inverse = (np.cumsum(present) - 1)[code]
+        lay, k = codes // radix, codes % radix
+        tp, cp, ep, mbs = shapes[lay, 0], shapes[lay, 1], shapes[lay, 2], k >> 3
+        sp, tp_ov, ep_ov = (k >> 2) & 1, (k >> 1) & 1, k & 1
+    else:
+        cols = [np.asarray(x, dtype=np.int64) for x in (c.tp, c.cp, c.ep, c.mbs, c.sp, c.tp_overlap, c.ep_overlap)]
+        radixes = [int(x.max()) + 1 for x in cols]
+        if float(np.prod(np.array(radixes, dtype=np.float64))) >= 2.0**62:
+            return None
+        code = np.zeros(n, dtype=np.int64)
+        for x, r in zip(cols, radixes, strict=True):  # one integer per distinct layer shape (mixed radix)
+            code = code * r + x
+        _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+        if 4 * len(first) > n:
+            return None
+        tp, cp, ep, mbs, sp, tp_ov, ep_ov = (x[first] for x in cols)
+    one = np.ones(len(tp), dtype=np.int64)
     u = Candidates(
-        tp=uniq[:, 0], pp=one, dp=one, cp=uniq[:, 1], ep=uniq[:, 2], mbs=uniq[:, 3], vpp=one, recompute=0 * one,
-        recompute_frac=one.astype(np.float64), zero=0 * one, sp=uniq[:, 4].astype(np.bool_),
-        tp_overlap=uniq[:, 5].astype(np.bool_), ep_overlap=uniq[:, 6].astype(np.bool_),
+        tp=np.asarray(tp, dtype=np.int64), pp=one, dp=one, cp=np.asarray(cp, dtype=np.int64),
+        ep=np.asarray(ep, dtype=np.int64), mbs=np.asarray(mbs, dtype=np.int64), vpp=one, recompute=0 * one,
+        recompute_frac=one.astype(np.float64), zero=0 * one, sp=sp.astype(np.bool_),
+        tp_overlap=tp_ov.astype(np.bool_), ep_overlap=ep_ov.astype(np.bool_),
     )
-    return _layer_times(u, s, moe_layer).take(inverse.reshape(-1))
+    return u, np.asarray(inverse, dtype=np.int64).reshape(-1)
 
 
 def _head_times(c: Candidates, s: TrainingSetup) -> FloatArray:
@@ -323,14 +353,16 @@ def param_tensors_per_layer(s: TrainingSetup) -> float:
     return dense + moe_share * (1.0 + 2.0 * m.moe.experts - 2.0)
 
 
-def layer_costs(c: Candidates, s: TrainingSetup) -> LayerCosts:
-    """Per-layer, per-micro-batch costs of every plan (dense and MoE layers averaged by their share)."""
+def _shape_costs(c: Candidates, s: TrainingSetup) -> tuple[FloatArray, ...]:
+    """The per-layer costs that depend on the layer shape alone (tp, cp, ep, mbs, sp, overlaps): kernel
+    forward and backward, TP, CP and EP traffic, memory-bound share, LM head, MTP, and the two recompute
+    terms (full: forward with its TP traffic; selective: the attention core again)."""
     m = s.model
     scale = s.constants.compute_scale
     dense_share = m.n_dense_layers / m.layers
-    lt = _unique_layer_times(c, s, False).scaled(dense_share) if m.n_dense_layers else None
+    lt = _layer_times(c, s, False).scaled(dense_share) if m.n_dense_layers else None
     if m.n_moe_layers:
-        moe = _unique_layer_times(c, s, True).scaled(1.0 - dense_share)
+        moe = _layer_times(c, s, True).scaled(1.0 - dense_share)
         lt = moe if lt is None else lt + moe
     assert lt is not None
     kernel_fwd = (lt.gemm_fwd + lt.attn_fwd + lt.mem_fwd) * scale
@@ -344,13 +376,30 @@ def layer_costs(c: Candidates, s: TrainingSetup) -> LayerCosts:
     kernel_bwd = kernel_bwd + np.maximum(n_bwd * host - kernel_bwd - 0.5 * lt.tp_comm, 0.0)
     # recompute: full re-runs the layer forward (with its TP traffic) for a share of layers;
     # selective re-runs the attention core only (Korthikanti et al. 2022, Sec. 5)
-    full_frac = np.where(c.recompute == 2, c.recompute_frac, 0.0)
+    full_again = kernel_fwd + 0.5 * lt.tp_comm
     attn_again = np.maximum(lt.attn_fwd * scale, n_attn * host)
-    recomp = full_frac * (kernel_fwd + 0.5 * lt.tp_comm) + np.where(c.recompute == 1, attn_again, 0.0)
+    return (np.asarray(kernel_fwd), np.asarray(kernel_bwd), lt.tp_comm, lt.cp_comm, lt.ep_comm,
+            np.asarray(lt.mem_fwd * scale), np.asarray(_head_times(c, s) * scale),
+            np.asarray(m.mtp_modules * (kernel_fwd + kernel_bwd)), np.asarray(full_again), np.asarray(attn_again))
+
+
+def layer_costs(c: Candidates, s: TrainingSetup) -> LayerCosts:
+    """Per-layer, per-micro-batch costs of every plan (dense and MoE layers averaged by their share).
+
+    The terms of the layer shape are computed once per distinct shape and gathered back to the rows
+    (elementwise the same arithmetic); only recomputation depends on the plan's recompute knobs."""
+    shapes = _layer_shapes(c)
+    if shapes is None:
+        parts = _shape_costs(c, s)
+    else:
+        u, inverse = shapes
+        parts = tuple(v[inverse] for v in _shape_costs(u, s))
+    kernel_fwd, kernel_bwd, tp_comm, cp_comm, ep_comm, mem_fwd, head, mtp, full_again, attn_again = parts
+    full_frac = np.where(c.recompute == 2, c.recompute_frac, 0.0)
+    recomp = full_frac * full_again + np.where(c.recompute == 1, attn_again, 0.0)
     return LayerCosts(
-        kernel_fwd=np.asarray(kernel_fwd), kernel_bwd=np.asarray(kernel_bwd), recompute=np.asarray(recomp),
-        tp_comm=lt.tp_comm, cp_comm=lt.cp_comm, ep_comm=lt.ep_comm, mem_fwd=np.asarray(lt.mem_fwd * scale),
-        head=np.asarray(_head_times(c, s) * scale), mtp=np.asarray(m.mtp_modules * (kernel_fwd + kernel_bwd)),
+        kernel_fwd=kernel_fwd, kernel_bwd=kernel_bwd, recompute=np.asarray(recomp), tp_comm=tp_comm,
+        cp_comm=cp_comm, ep_comm=ep_comm, mem_fwd=mem_fwd, head=head, mtp=mtp,
     )
 
 
