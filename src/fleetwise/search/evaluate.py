@@ -26,7 +26,6 @@ from fleetwise.energy.training import (
 from fleetwise.errors import InfeasibleError, SpecError
 from fleetwise.perf.candidates import Candidates
 from fleetwise.perf.intervals import Interval, intervals_of
-from fleetwise.perf.memory import training_memory
 from fleetwise.perf.model_math import model_flops_per_token
 from fleetwise.perf.training import ASSUMPTIONS, StepColumns, TrainingSetup, training_step
 from fleetwise.plan import TrainingJob, TrainingPlan
@@ -36,6 +35,7 @@ from fleetwise.search.space import (
     SearchSpace,
     check_chips,
     check_pinned,
+    fitting_blocks,
     layout_masks,
     passing_blocks,
     space_axes,
@@ -287,18 +287,16 @@ def search_training(s: TrainingSetup, space: SearchSpace, top: int = 10,
     good_layouts = layouts[np.logical_and.reduce(list(lm.values()))] if len(layouts) else layouts
     evaluated = (len(layouts) - len(good_layouts)) * len(knobs)
     cap = 0.0
-    for sub, counts, n_rows in passing_blocks(space, s.model, s.job, good_layouts, block):
+    # memory is cheap next to the step time: the plans that do not fit are dropped before timing them
+    blocks = (((sub, counts, n_rows, len(sub), None) for sub, counts, n_rows in
+               passing_blocks(space, s.model, s.job, good_layouts, block)) if ignore_memory
+              else fitting_blocks(space, s, good_layouts, block))
+    for sub, counts, n_rows, passing, mem in blocks:
         for name, n in counts.items():
             rejected[name] = rejected.get(name, 0) + n
         evaluated += n_rows
-        mem = None
-        if len(sub) and not ignore_memory:
-            # memory is cheap next to the step time: drop the plans that do not fit before timing them
-            mem = training_memory(sub, s)
-            fits = mem.fits
-            rejected["fits_memory"] = rejected.get("fits_memory", 0) + int((~fits).sum())
-            keep = np.flatnonzero(fits)
-            sub, mem = sub.take(keep), mem.take(keep)
+        if passing and not ignore_memory:
+            rejected["fits_memory"] = rejected.get("fits_memory", 0) + passing - len(sub)
         if len(sub):
             cols = training_step(sub, s, mem)
             cap = cols.memory.capacity
