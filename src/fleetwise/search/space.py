@@ -250,6 +250,13 @@ def fitting_blocks(space: SearchSpace, s: TrainingSetup, layouts: npt.NDArray[np
         yield rows, counts, n, passing, mem
 
 
+def _on_axis(v: npt.NDArray[Any], axis: int, ndim: int) -> npt.NDArray[Any]:
+    """``v`` laid along ``axis`` of an ``ndim``-axis grid (length 1 on the others)."""
+    dims = [1] * ndim
+    dims[axis] = -1
+    return v.reshape(dims)
+
+
 def _blocks(space: SearchSpace, m: ModelArch, job: TrainingJob, layouts: npt.NDArray[np.int64], block: int,
             setup: TrainingSetup | None
             ) -> Iterator[tuple[Candidates, dict[str, int], int, int, MemoryColumns | None]]:
@@ -264,31 +271,39 @@ def _blocks(space: SearchSpace, m: ModelArch, job: TrainingJob, layouts: npt.NDA
     ints: list[npt.NDArray[np.int64]] = [kc[j].astype(np.int64) for j in (0, 1, 2, 4)]  # mbs vpp recompute zero
     flags: list[BoolArray] = [kc[j].astype(np.bool_) for j in (5, 6, 7, 8)]  # sp, tp/ep overlap, pp inner
     frac: npt.NDArray[np.float64] = kc[3]
-    across = [ints[0], ints[1], ints[2], frac, ints[3], *flags]
-    across = [v[None, :] for v in across]
     per_block = max(1, block // k)
-    # the integer micro-batch rules on the few distinct micro-batch sizes, spread to the knob rows after
-    mbs_u, mbs_of_knob = np.unique(ints[0], return_inverse=True)
+    # the rules on the grid (layout, mbs, vpp, recompute, zero, sp, tp overlap, ep overlap, pp inner) whose
+    # C order is the knob order: each rule is computed on the axes it reads, and counted there
+    rc = recomputes[axes[2]]
+    knob9 = [_on_axis(axes[0].astype(np.int64), 1, 9), _on_axis(axes[1].astype(np.int64), 2, 9),
+             _on_axis(rc[:, 0].astype(np.int64), 3, 9), _on_axis(rc[:, 1], 3, 9),
+             *(_on_axis(axes[j].astype(np.bool_), j + 1, 9) for j in (4, 5, 6, 7))]
     for start in range(0, len(layouts), per_block):
         lay = layouts[start:start + per_block]
-        tp, pp, cp, dp, ep = (lay[:, j][:, None] for j in range(5))
-        shape = (len(lay), k)
-        divides, micro_multiple = _batch_rules(pp, dp, mbs_u[None, :], job)
-        rules = _knob_rules(tp, pp, dp, ep, across[0], across[1], across[2], across[3], across[5], across[6],
-                            across[7], across[8], m, job, (divides[:, mbs_of_knob], micro_multiple[:, mbs_of_knob]))
-        ok = np.ones(shape, dtype=np.bool_)
+        tp, pp, cp, dp, ep = (_on_axis(lay[:, j], 0, 9) for j in range(5))
+        full = (len(lay), *(len(a) for a in axes))
+        size = len(lay) * k
+        rules = _knob_rules(tp, pp, dp, ep, knob9[0], knob9[1], knob9[2], knob9[3], knob9[4], knob9[5], knob9[6],
+                            knob9[7], m, job)
         counts = {}
+        small = []
         for name, rule in rules.items():
-            r = np.broadcast_to(np.asarray(rule, dtype=np.bool_), shape)
-            counts[name] = int(r.size - np.count_nonzero(r))
-            ok &= r
-        passing = int(np.count_nonzero(ok))
+            r = np.asarray(rule, dtype=np.bool_)
+            counts[name] = (r.size - int(np.count_nonzero(r))) * (size // r.size)  # each cell stands for size/r.size
+            small.append(r)
+        ok_small = np.ones((1,) * 9, dtype=np.bool_)
+        for r in sorted(small, key=lambda r: r.size):  # the smallest first: the grid grows only as far as needed
+            ok_small = ok_small & r
+        passing = int(np.count_nonzero(ok_small)) * (size // ok_small.size)
         mem = None
         if setup is not None and passing:
-            # memory on the grid (layout, mbs, vpp, recompute, zero, sp): the knob axes memory depends on
-            # come first in the knob order, so each grid cell covers k // per_mem consecutive knob rows
+            # memory on the grid of the axes it depends on (layout, mbs, vpp, recompute, zero, sp: the first ones)
             gm = training_memory(_memory_grid(lay, axes, recomputes), setup)
-            ok.reshape(len(lay), per_mem, k // per_mem)[...] &= gm.fits.reshape(len(lay), per_mem, 1)
+            ok = np.empty(full, dtype=np.bool_)
+            np.logical_and(ok_small, gm.fits.reshape(*full[:6], 1, 1, 1), out=ok)
+            ok = ok.reshape(len(lay), k)
+        else:
+            ok = np.ascontiguousarray(np.broadcast_to(ok_small, full)).reshape(len(lay), k)
         li, ki = np.nonzero(ok)
         if setup is not None and passing:
             mem = gm.at((len(lay), *mem_axes), li, ki // (k // per_mem))
