@@ -383,24 +383,43 @@ def _shape_costs(c: Candidates, s: TrainingSetup) -> tuple[FloatArray, ...]:
             np.asarray(m.mtp_modules * (kernel_fwd + kernel_bwd)), np.asarray(full_again), np.asarray(attn_again))
 
 
-def layer_costs(c: Candidates, s: TrainingSetup) -> LayerCosts:
-    """Per-layer, per-micro-batch costs of every plan (dense and MoE layers averaged by their share).
+def _pp_shape_terms(c: Candidates, s: TrainingSetup) -> tuple[FloatArray, FloatArray]:
+    """Pipeline p2p terms of the layer shape: (bytes each rank sends, the TP all-gather on the next stage).
 
-    The terms of the layer shape are computed once per distinct shape and gathered back to the rows
-    (elementwise the same arithmetic); only recomputation depends on the plan's recompute knobs."""
+    Megatron's scatter-gather sends 1/tp of the activation per rank and all-gathers it on the next stage
+    inside its TP group (Narayanan et al. 2021, Sec. 4.1); with SP the shard is already 1/tp."""
+    act = c.mbs * float(s.job.seq_len) / c.cp * s.model.hidden * ACT_BYTES
+    gather = np.where(c.sp, 0.0, s.network.all_gather_s(act, c.tp, np.ones_like(c.tp)))
+    return np.asarray(act / c.tp), np.asarray(gather)
+
+
+def _costs(c: Candidates, s: TrainingSetup, pipeline: bool) -> tuple[LayerCosts, tuple[FloatArray, ...]]:
+    """``layer_costs`` and, with ``pipeline``, the ``_pp_shape_terms``, from one pass over the layer shapes."""
     shapes = _layer_shapes(c)
+
+    def of(x: Candidates) -> tuple[FloatArray, ...]:
+        return _shape_costs(x, s) + (_pp_shape_terms(x, s) if pipeline else ())
+
     if shapes is None:
-        parts = _shape_costs(c, s)
+        parts = of(c)
     else:
         u, inverse = shapes
-        parts = tuple(v[inverse] for v in _shape_costs(u, s))
-    kernel_fwd, kernel_bwd, tp_comm, cp_comm, ep_comm, mem_fwd, head, mtp, full_again, attn_again = parts
+        parts = tuple(v[inverse] for v in of(u))
+    kernel_fwd, kernel_bwd, tp_comm, cp_comm, ep_comm, mem_fwd, head, mtp, full_again, attn_again = parts[:10]
     full_frac = np.where(c.recompute == 2, c.recompute_frac, 0.0)
     recomp = full_frac * full_again + np.where(c.recompute == 1, attn_again, 0.0)
     return LayerCosts(
         kernel_fwd=kernel_fwd, kernel_bwd=kernel_bwd, recompute=np.asarray(recomp), tp_comm=tp_comm,
         cp_comm=cp_comm, ep_comm=ep_comm, mem_fwd=mem_fwd, head=head, mtp=mtp,
-    )
+    ), parts[10:]
+
+
+def layer_costs(c: Candidates, s: TrainingSetup) -> LayerCosts:
+    """Per-layer, per-micro-batch costs of every plan (dense and MoE layers averaged by their share).
+
+    The terms of the layer shape are computed once per distinct shape and gathered back to the rows
+    (elementwise the same arithmetic); only recomputation depends on the plan's recompute knobs."""
+    return _costs(c, s, False)[0]
 
 
 def training_step(c: Candidates, s: TrainingSetup, memory: MemoryColumns | None = None) -> StepColumns:
@@ -411,29 +430,32 @@ def training_step(c: Candidates, s: TrainingSetup, memory: MemoryColumns | None 
     n_micro = (s.job.global_batch / (c.dp * c.mbs)).astype(np.float64)
     # the slowest stage sets the pace: ceil(layers/pp) when pp does not divide the layers
     layers_stage = np.ceil(m.layers / pp - 1e-9)
-    lc = layer_costs(c, s)
+    lc, (p2p_bytes, gather) = _costs(c, s, True)
     kernel_fwd, kernel_bwd, recomp_layer, head, mtp = lc.kernel_fwd, lc.kernel_bwd, lc.recompute, lc.head, lc.mtp
     full_frac = np.where(c.recompute == 2, c.recompute_frac, 0.0)
+    runs = _layout_runs(c, layers_stage)  # terms of the layout and rank order: once per run of rows
 
-    stage_compute = layers_stage * (kernel_fwd + kernel_bwd) + head + mtp  # per micro-batch, last stage
+    layer_total = kernel_fwd + kernel_bwd
+    stage_compute = layers_stage * layer_total + head + mtp  # per micro-batch, last stage
     stage_recompute = layers_stage * recomp_layer
     stage_tp = layers_stage * lc.tp_comm
     stage_cp = layers_stage * lc.cp_comm
     stage_ep = layers_stage * lc.ep_comm
-    # pipeline p2p: activations forward and gradients backward at each of the vpp chunk boundaries;
-    # Megatron's scatter-gather sends 1/tp of the activation per rank and all-gathers it on the next
-    # stage inside its TP group (Narayanan et al. 2021, Sec. 4.1); with SP the shard is already 1/tp
-    act = c.mbs * float(s.job.seq_len) / c.cp * m.hidden * ACT_BYTES
-    crosses = s.network.spans_scaleout(c.pp, c.pp_stride)
-    gather = np.where(c.sp, 0.0, s.network.all_gather_s(act, c.tp, np.ones_like(c.tp)))
-    stage_pp = np.where(c.pp > 1, 2.0 * c.vpp * (s.network.p2p_s(act / c.tp, crosses) + gather), 0.0)
+    # pipeline p2p: activations forward and gradients backward at each of the vpp chunk boundaries
+    # (bytes per rank and the next stage's TP all-gather: ``_pp_shape_terms``)
+    if runs is None:
+        crosses = s.network.spans_scaleout(c.pp, c.pp_stride)
+    else:
+        red, _, idx = runs
+        crosses = s.network.spans_scaleout(red.pp, red.pp_stride)[idx]
+    stage_pp = np.where(c.pp > 1, 2.0 * c.vpp * (s.network.p2p_s(p2p_bytes, crosses) + gather), 0.0)
 
     stage_total = stage_compute + stage_recompute + stage_tp + stage_cp + stage_ep + stage_pp
     # the bubble idles for (pp-1)/vpp stage times of work; the p2p of those slots is already counted above
     bubble = np.where(c.pp > 1, (pp - 1.0) / c.vpp * (stage_total - stage_pp), 0.0)
 
-    dp_exposed = _dp_exposed_s(c, s, layers_stage, kernel_bwd, kernel_fwd + kernel_bwd, n_micro)
-    optimizer = _optimizer_s(c, s, layers_stage)
+    dp_exposed = _dp_exposed(c, s, layers_stage, kernel_bwd, layer_total, n_micro, runs)
+    optimizer = _optimizer(c, s, layers_stage, runs)
     if s.job.lora_rank is not None:  # adapters only: their gradients and optimiser step are negligible
         dp_exposed = np.zeros_like(dp_exposed)
         optimizer = np.zeros_like(optimizer)
@@ -513,22 +535,42 @@ def _dp_collectives(c: Candidates, s: TrainingSetup, layers_stage: FloatArray) -
 def _dp_exposed_s(c: Candidates, s: TrainingSetup, layers_stage: FloatArray, bwd_layer: FloatArray,
                   layer_total: FloatArray, n_micro: FloatArray) -> FloatArray:
     """Exposed data-parallel traffic per step: gradient reduction (and ZeRO-3 parameter gathers)."""
-    runs = _layout_runs(c, layers_stage)
+    return _dp_exposed(c, s, layers_stage, bwd_layer, layer_total, n_micro, _layout_runs(c, layers_stage))
+
+
+_ZERO1 = np.array([[False, True]])  # the two columns of a per-run table: without and with ZeRO >= 1
+
+
+def _by_zero1(c: Candidates, runs: tuple[Candidates, FloatArray, IntArray] | None) -> IntArray | None:
+    """Each row's cell in a (run, ZeRO >= 1) table, flattened; None without runs."""
+    return None if runs is None else np.asarray(runs[2] * 2 + (c.zero >= 1), dtype=np.int64)
+
+
+def _dp_exposed(c: Candidates, s: TrainingSetup, layers_stage: FloatArray, bwd_layer: FloatArray,
+                layer_total: FloatArray, n_micro: FloatArray,
+                runs: tuple[Candidates, FloatArray, IntArray] | None) -> FloatArray:
     if runs is None:
         ag_dense, ar_dense, ag_exp, ar_exp, gather16, z3_pass = _dp_collectives(c, s, layers_stage)
-    else:  # once per layout and rank order, gathered back to the rows
+        zero1 = c.zero >= 1
+        inter = _inter_site_s(c, s)
+    else:  # once per layout and rank order, for both ZeRO >= 1 cases, read back by the rows
         red, ls_red, idx = runs
-        ag_dense, ar_dense, ag_exp, ar_exp, gather16, z3_pass = (v[idx] for v in _dp_collectives(red, s, ls_red))
-    zero1 = c.zero >= 1
+        ag_dense, ar_dense, ag_exp, ar_exp, gather16, z3_run = (v[:, None] for v in _dp_collectives(red, s, ls_red))
+        zero1 = _ZERO1
+        inter = _inter_site_s(red, s)[:, None]
+        z3_pass = z3_run[idx, 0]
     grad_dense = np.where(zero1, ag_dense, ar_dense)
     grad_exp = np.where(zero1, ag_exp, ar_exp)
     # distributed optimiser: updated 16-bit parameters all-gathered after the step (overlapped with
     # the next forward in current Megatron-LM, counted half-exposed here)
     gather = np.where(zero1, gather16, 0.0)
+    grads = grad_dense + grad_exp + inter
+    cell = _by_zero1(c, runs)
+    if cell is not None:
+        grads, gather = grads.reshape(-1)[cell], gather.reshape(-1)[cell]
     # gradients of a stage are ready chunk by chunk during the cool-down of 1F1B, whose backward
     # passes (up to pp of them) hide the bucketed reduction
     window = layers_stage * bwd_layer * np.minimum(n_micro, c.pp)
-    grads = grad_dense + grad_exp + _inter_site_s(c, s)
     # without overlap (Megatron-DeepSpeed of 2023: one reduction after the last backward) all of it is exposed
     exposed = (np.maximum(grads - window, 0.05 * grads) if s.job.dp_overlap else grads) + gather
     # ZeRO-3: parameters gathered for forward and backward of every micro-batch, hidden behind compute
@@ -551,9 +593,23 @@ def _inter_site_s(c: Candidates, s: TrainingSetup) -> FloatArray:
 
 def _optimizer_s(c: Candidates, s: TrainingSetup, layers_stage: FloatArray) -> FloatArray:
     """Adam step: reads grads, master weights and moments, writes them and the 16-bit weights."""
-    dense, experts = _stage_params(c, s, layers_stage)
-    dps = (c.dp * c.cp).astype(np.float64)
-    edp = np.maximum(dps / c.ep, 1.0)
-    params = np.where(c.zero >= 1, dense / dps + experts / edp, dense + experts)
+    return _optimizer(c, s, layers_stage, None)
+
+
+def _optimizer(c: Candidates, s: TrainingSetup, layers_stage: FloatArray,
+               runs: tuple[Candidates, FloatArray, IntArray] | None) -> FloatArray:
+    """``_optimizer_s``, with ``runs`` once per layout run for both ZeRO >= 1 cases, read back by the rows."""
+    if runs is None:
+        lay, ls, zero1 = c, layers_stage, c.zero >= 1
+    else:
+        lay, ls, zero1 = runs[0], runs[1], _ZERO1
+    dense, experts = _stage_params(lay, s, ls)
+    dps = (lay.dp * lay.cp).astype(np.float64)
+    edp = np.maximum(dps / lay.ep, 1.0)
+    if runs is not None:
+        dense, experts, dps, edp = dense[:, None], experts[:, None], dps[:, None], edp[:, None]
+    params = np.where(zero1, dense / dps + experts / edp, dense + experts)
     bytes_ = params * 30.0
-    return np.asarray(bytes_ / (s.accel.hbm_bw_bytes_per_s * s.eff.hbm))
+    out = np.asarray(bytes_ / (s.accel.hbm_bw_bytes_per_s * s.eff.hbm))
+    cell = _by_zero1(c, runs)
+    return out if cell is None else np.asarray(out.reshape(-1)[cell])
