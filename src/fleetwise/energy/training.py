@@ -289,6 +289,19 @@ class TrainingEnergy:
         return abs(it * self.pue - self.step_energy_j) / self.step_energy_j
 
 
+def row_totals(ec: EnergyColumns) -> tuple[FloatArray, ...]:
+    """Per row, the totals ``energy_row`` reports: (accelerator J, IT J, facility J per step with PUE,
+    electricity USD, hardware USD, cost USD, CO2 kg per step). The phases are summed once (each property
+    sums them again), by the same expressions as the properties."""
+    acc = ec.accelerator_j
+    it = np.asarray(acc + ec.host_j + ec.network_j)
+    step = np.asarray(it * ec.pue)
+    electricity = np.asarray(step / 3.6e6 * ec.usd_per_kwh)
+    rent = np.asarray(ec.chips * ec.step_time_s / HOUR * (ec.usd_per_chip_hour or 0.0))
+    co2 = np.asarray(step / 3.6e6 * ec.gco2_per_kwh / 1000.0)
+    return acc, it, step, electricity, rent, np.asarray(electricity + rent), co2
+
+
 def _one_row(ec: EnergyColumns, i: int) -> EnergyColumns:
     """Row ``i`` as one-element columns (views)."""
     r = slice(i, i + 1)
@@ -300,20 +313,15 @@ def _one_row(ec: EnergyColumns, i: int) -> EnergyColumns:
 def energy_row(ec: EnergyColumns, i: int, e: EnergySetup, steps: float | None) -> TrainingEnergy:
     """Row ``i`` of the columns as a ``TrainingEnergy``; ``steps`` = optimiser steps of the whole job."""
     ec, i = _one_row(ec, i), 0  # the row alone: the same elementwise expressions on one element, not all rows
-    # the totals once (each property sums the phases again), by the same expressions as the properties
-    acc = ec.accelerator_j
-    it = np.asarray(acc + ec.host_j + ec.network_j)
-    step = np.asarray(it * ec.pue)
+    acc, it, step, electricity_usd, rent_usd, cost_usd, co2_kg = row_totals(ec)
     step_j = float(step[i])
     it_j = float(it[i])
     breakdown = {f"accelerator.{k}": float(p.energy_j[i]) for k, p in ec.phases.items() if p.chips[i] > 0}
     breakdown["host"] = float(ec.host_j[i])
     breakdown["network"] = float(ec.network_j[i])
     breakdown["facility_overhead"] = step_j - it_j
-    electricity = step_j / 3.6e6 * ec.usd_per_kwh
-    rent = float(ec.chips[i] * ec.step_time_s[i]) / HOUR * (ec.usd_per_chip_hour or 0.0)
-    cost = electricity + rent
-    co2 = float((step / 3.6e6 * ec.gco2_per_kwh / 1000.0)[i])
+    electricity, rent, cost, co2 = (float(electricity_usd[i]), float(rent_usd[i]), float(cost_usd[i]),
+                                    float(co2_kg[i]))
     derived = e.chip.derived + e.node.derived
     if ec.usd_per_chip_hour is None:
         derived += ("hardware cost: no rent or price known (counted as 0)",)

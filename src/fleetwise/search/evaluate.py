@@ -21,6 +21,7 @@ from fleetwise.energy.training import (
     TrainingEnergy,
     energy_row,
     for_training,
+    row_totals,
     training_energy,
 )
 from fleetwise.errors import InfeasibleError, SpecError
@@ -316,48 +317,60 @@ def search_training(s: TrainingSetup, space: SearchSpace, top: int = 10,
             del cols, sub
         if progress is not None:
             progress(evaluated, total)
-    results: list[PlanResult] = []
+    best: list[PlanResult] = []
+    pareto: list[PlanResult] = []
+    pareto_e: list[PlanResult] = []
     if kept is not None:
-        # the kept rows again, as one small table: the same per-row columns, read without whole blocks
+        # the kept rows again, as one small table: the same per-row columns, read without whole blocks;
+        # the order and the fronts are found on the values the results carry, and results are built only
+        # for the rows shown (the top and the two fronts)
         rows = kept.rows
         cols = training_step(rows, s)
         ec = training_energy(rows, cols, s, e)
         met = _metrics(rows, cols, s)
-        seen: set[str] = set()
-        for i in range(len(rows)):
-            r = _result(rows, cols, s, i, True, (ec, e), met)
-            key = r.plan.model_dump_json()
-            if key not in seen:
+        _, _, step_j, _, _, cost_usd, co2_kg = row_totals(ec)
+        obj_col = {"time": cols.step_time_s, "energy": step_j, "cost": cost_usd, "carbon": co2_kg}[objective]
+        mem = cols.memory
+        plan_cols = [rows.tp, rows.pp, rows.dp, rows.cp, rows.ep, rows.mbs, rows.vpp, rows.recompute,
+                     rows.recompute_frac, rows.zero, rows.sp, rows.tp_overlap, rows.ep_overlap, rows.pipeline_inner]
+        seen: set[tuple[Any, ...]] = set()
+        order: list[int] = []
+        for i, key in enumerate(zip(*(c.tolist() for c in plan_cols), strict=True)):
+            if key not in seen:  # one result per plan
                 seen.add(key)
-                results.append(r)
-    results.sort(key=lambda r: (round(_objective_of(r, objective), 9), r.memory_total_bytes))  # ties: headroom
-    times = np.array([r.step_time_s for r in results])
-    free = np.array([r.memory_capacity_bytes - r.memory_total_bytes for r in results])
-    pareto = [results[i] for i in pareto_front(times, -free)] if results else []
-    e_times = np.array([r.energy.step_time_s if r.energy else r.step_time_s for r in results])
-    energies = np.array([r.energy.step_energy_j if r.energy else np.inf for r in results])
-    pareto_e = [results[i] for i in pareto_front(e_times, energies)] if results else []
+                order.append(i)
+        # PlanResult.memory_total_bytes: the sum of its memory_bytes values, in their order
+        mem_total = [float(sum((float(mem.weights[i]), float(mem.gradients[i]), float(mem.optimizer[i]),
+                                float(mem.activations[i]), float(mem.logits[i]), float(mem.reserved[i]))))
+                     for i in range(len(rows))]
+        order.sort(key=lambda i: (round(float(obj_col[i]), 9), mem_total[i]))  # ties: headroom
+        times = np.array([float(cols.step_time_s[i]) for i in order])
+        free = np.array([mem.capacity - mem_total[i] for i in order])
+        front = pareto_front(times, -free)
+        e_times = np.array([float(ec.step_time_s[i]) for i in order])
+        energies = np.array([float(step_j[i]) for i in order])
+        front_e = pareto_front(e_times, energies)
+        built: dict[int, PlanResult] = {}
+
+        def result(j: int) -> PlanResult:  # the j-th result in ranked order
+            if j not in built:
+                built[j] = _result(rows, cols, s, order[j], True, (ec, e), met)
+            return built[j]
+
+        best = [result(j) for j in range(min(top, len(order)))]
+        pareto = sorted((result(int(j)) for j in front), key=lambda r: r.step_time_s)
+        pareto_e = [result(int(j)) for j in front_e]
     return TrainingSearch(
         objective=objective,
         pareto_time_energy=pareto_e,
-        best=results[:top],
-        pareto=sorted(pareto, key=lambda r: r.step_time_s),
+        best=best,
+        pareto=pareto,
         candidates_evaluated=evaluated,
         feasible=feasible,
         rejected_by=rejected,
         search_seconds=time.perf_counter() - t0,
         job=s.job,
     )
-
-
-def _objective_of(r: PlanResult, objective: str) -> float:
-    """The per-step value a search ranks ``r`` by (seconds, J, USD or kg CO2)."""
-    if objective == "time":
-        return r.step_time_s
-    if r.energy is None:
-        return float("inf")
-    return {"energy": r.energy.step_energy_j, "cost": r.energy.step_cost_usd,
-            "carbon": r.energy.step_co2_kg}[objective]
 
 
 @dataclass(frozen=True, slots=True)
