@@ -11,6 +11,7 @@ times by ``ChipPower.time_factor``; the bubble scales with the stage time (Naray
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -312,37 +313,50 @@ def _one_row(ec: EnergyColumns, i: int) -> EnergyColumns:
 
 def energy_row(ec: EnergyColumns, i: int, e: EnergySetup, steps: float | None) -> TrainingEnergy:
     """Row ``i`` of the columns as a ``TrainingEnergy``; ``steps`` = optimiser steps of the whole job."""
-    ec, i = _one_row(ec, i), 0  # the row alone: the same elementwise expressions on one element, not all rows
+    return energy_rows(_one_row(ec, i), e, steps)(0)  # the row alone: the same expressions on one element
+
+
+def energy_rows(ec: EnergyColumns, e: EnergySetup, steps: float | None) -> Callable[[int], TrainingEnergy]:
+    """A reader of rows of the columns as ``TrainingEnergy`` (as ``energy_row``); the per-row totals are
+    computed once for all rows, each read takes its row."""
     acc, it, step, electricity_usd, rent_usd, cost_usd, co2_kg = row_totals(ec)
-    step_j = float(step[i])
-    it_j = float(it[i])
-    breakdown = {f"accelerator.{k}": float(p.energy_j[i]) for k, p in ec.phases.items() if p.chips[i] > 0}
-    breakdown["host"] = float(ec.host_j[i])
-    breakdown["network"] = float(ec.network_j[i])
-    breakdown["facility_overhead"] = step_j - it_j
-    electricity, rent, cost, co2 = (float(electricity_usd[i]), float(rent_usd[i]), float(cost_usd[i]),
-                                    float(co2_kg[i]))
+    phase_j = {k: p.energy_j for k, p in ec.phases.items()}
+    per_chip = np.asarray(acc / (ec.chips * ec.step_time_s))
+    per_node = np.asarray(it / (ec.nodes * ec.step_time_s))
+    per_token = np.asarray(step / ec.tokens_per_step)
     derived = e.chip.derived + e.node.derived
     if ec.usd_per_chip_hour is None:
         derived += ("hardware cost: no rent or price known (counted as 0)",)
-    return TrainingEnergy(
-        settings=e.settings.label(),
-        site=e.site_id,
-        pue=ec.pue,
-        step_time_s=float(ec.step_time_s[i]),
-        avg_power_w_per_chip=float((acc / (ec.chips * ec.step_time_s))[i]),
-        avg_power_w_per_node=float((it / (ec.nodes * ec.step_time_s))[i]),
-        step_energy_j=step_j,
-        energy_j_per_token=float((step / ec.tokens_per_step)[i]),
-        step_cost_usd=cost,
-        step_co2_kg=co2,
-        job_energy_mwh=None if steps is None else step_j * steps / 3.6e9,
-        job_cost_usd=None if steps is None else cost * steps,
-        job_co2_t=None if steps is None else co2 * steps / 1000.0,
-        energy_breakdown_j=breakdown,
-        phases={k: (float(p.chips[i]), float(p.power_w[i]), float(p.time_s[i]))
-                for k, p in ec.phases.items() if p.chips[i] > 0},
-        cost_breakdown_usd={"electricity": electricity, "hardware": rent},
-        derived=derived,
-        hardware_price=e.hardware_price,
-    )
+
+    def row(i: int) -> TrainingEnergy:
+        step_j = float(step[i])
+        it_j = float(it[i])
+        breakdown = {f"accelerator.{k}": float(phase_j[k][i]) for k, p in ec.phases.items() if p.chips[i] > 0}
+        breakdown["host"] = float(ec.host_j[i])
+        breakdown["network"] = float(ec.network_j[i])
+        breakdown["facility_overhead"] = step_j - it_j
+        electricity, rent, cost, co2 = (float(electricity_usd[i]), float(rent_usd[i]), float(cost_usd[i]),
+                                        float(co2_kg[i]))
+        return TrainingEnergy(
+            settings=e.settings.label(),
+            site=e.site_id,
+            pue=ec.pue,
+            step_time_s=float(ec.step_time_s[i]),
+            avg_power_w_per_chip=float(per_chip[i]),
+            avg_power_w_per_node=float(per_node[i]),
+            step_energy_j=step_j,
+            energy_j_per_token=float(per_token[i]),
+            step_cost_usd=cost,
+            step_co2_kg=co2,
+            job_energy_mwh=None if steps is None else step_j * steps / 3.6e9,
+            job_cost_usd=None if steps is None else cost * steps,
+            job_co2_t=None if steps is None else co2 * steps / 1000.0,
+            energy_breakdown_j=breakdown,
+            phases={k: (float(p.chips[i]), float(p.power_w[i]), float(p.time_s[i]))
+                    for k, p in ec.phases.items() if p.chips[i] > 0},
+            cost_breakdown_usd={"electricity": electricity, "hardware": rent},
+            derived=derived,
+            hardware_price=e.hardware_price,
+        )
+
+    return row

@@ -7,6 +7,7 @@ Entry points: ``search_training(setup, space)`` → ``TrainingSearch``; ``evalua
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -20,6 +21,7 @@ from fleetwise.energy.training import (
     PowerSettings,
     TrainingEnergy,
     energy_row,
+    energy_rows,
     for_training,
     row_totals,
     training_energy,
@@ -117,7 +119,9 @@ def _metrics(c: Candidates, cols: StepColumns, s: TrainingSetup) -> dict[str, Fl
 
 def _result(c: Candidates, cols: StepColumns, s: TrainingSetup, i: int, fits: bool,
             energy: tuple[EnergyColumns, EnergySetup] | None = None,
-            met: dict[str, FloatArray] | None = None) -> PlanResult:
+            met: dict[str, FloatArray] | None = None,
+            energy_of: Callable[[int], TrainingEnergy] | None = None) -> PlanResult:
+    """Row ``i`` as a ``PlanResult``; ``energy_of``: a reader of the rows' energy (``energy_rows``)."""
     met = met if met is not None else _metrics(c, cols, s)
     mem = cols.memory
     step = float(cols.step_time_s[i])
@@ -145,7 +149,7 @@ def _result(c: Candidates, cols: StepColumns, s: TrainingSetup, i: int, fits: bo
         hardware_tflops_per_chip=float(met["hardware_tflops_per_chip"][i]),
         days=days,
         chips=int(c.chips[i]),
-        energy=energy_row(energy[0], i, energy[1], steps),
+        energy=energy_row(energy[0], i, energy[1], steps) if energy_of is None else energy_of(i),
         comm_tiers=comm_tiers(c, s, i),
         constants=constants_used(s),
     )
@@ -351,10 +355,11 @@ def search_training(s: TrainingSetup, space: SearchSpace, top: int = 10,
         energies = np.array([float(step_j[i]) for i in order])
         front_e = pareto_front(e_times, energies)
         built: dict[int, PlanResult] = {}
+        energy_of = energy_rows(ec, e, s.job.tokens / s.job.tokens_per_step if s.job.tokens else None)
 
         def result(j: int) -> PlanResult:  # the j-th result in ranked order
             if j not in built:
-                built[j] = _result(rows, cols, s, order[j], True, (ec, e), met)
+                built[j] = _result(rows, cols, s, order[j], True, (ec, e), met, energy_of)
             return built[j]
 
         best = [result(j) for j in range(min(top, len(order)))]
