@@ -296,17 +296,25 @@ def _blocks(space: SearchSpace, m: ModelArch, job: TrainingJob, layouts: npt.NDA
             ok_small = ok_small & r
         passing = int(np.count_nonzero(ok_small)) * (size // ok_small.size)
         mem = None
+        tail = k // per_mem  # knob rows per memory cell (tp overlap x ep overlap x pp inner)
         if setup is not None and passing:
             # memory on the grid of the axes it depends on (layout, mbs, vpp, recompute, zero, sp: the first ones)
             gm = training_memory(_memory_grid(lay, axes, recomputes), setup)
-            ok = np.empty(full, dtype=np.bool_)
-            np.logical_and(ok_small, gm.fits.reshape(*full[:6], 1, 1, 1), out=ok)
-            ok = ok.reshape(len(lay), k)
+            fits = gm.fits
+            if ok_small.shape[4] == 1:  # no rule reads ZeRO: AND along long runs (the fits spread over the tail)
+                head = len(lay) * per_mem // (mem_axes[3] * mem_axes[4])  # layout x mbs x vpp x recompute
+                by_rule = np.ascontiguousarray(np.broadcast_to(ok_small, (*full[:4], 1, *full[5:])))
+                ok = np.empty((head, mem_axes[3], mem_axes[4] * tail), dtype=np.bool_)
+                spread = np.repeat(fits.reshape(-1), tail).reshape(ok.shape)
+                np.logical_and(by_rule.reshape(head, 1, -1), spread, out=ok)
+            else:
+                ok = np.empty(full, dtype=np.bool_)
+                np.logical_and(ok_small, fits.reshape(*full[:6], 1, 1, 1), out=ok)
         else:
-            ok = np.ascontiguousarray(np.broadcast_to(ok_small, full)).reshape(len(lay), k)
-        li, ki = np.nonzero(ok)
+            ok = np.ascontiguousarray(np.broadcast_to(ok_small, full))
+        li, ki = np.divmod(np.flatnonzero(ok), k)  # (layout, knob row) of each passing row, in C order
         if setup is not None and passing:
-            mem = gm.at((len(lay), *mem_axes), li, ki // (k // per_mem))
+            mem = gm.at((len(lay), *mem_axes), li, ki // tail)
         rows = Candidates(
             tp=lay[li, 0], pp=lay[li, 1], cp=lay[li, 2], dp=lay[li, 3], ep=lay[li, 4],
             mbs=ints[0][ki], vpp=ints[1][ki], recompute=ints[2][ki], recompute_frac=frac[ki], zero=ints[3][ki],
