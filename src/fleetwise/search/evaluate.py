@@ -305,19 +305,20 @@ def search_training(s: TrainingSetup, space: SearchSpace, top: int = 10,
         if len(sub):
             cols = training_step(sub, s, mem)
             cap = cols.memory.capacity
-            idx = np.arange(len(sub))
-            feasible += len(idx)
-            if len(idx):
-                ec = training_energy(sub, cols, s, e)
-                etm = ec.step_time_s
-                if max_step_time_s is not None:  # a time budget under the power settings
-                    idx = idx[etm[idx] <= max_step_time_s]
-                if len(idx):
-                    block_cols: _Cols = (ec.objective(objective)[idx], cols.memory.total[idx], cols.step_time_s[idx],
-                                  etm[idx], ec.step_energy_j[idx])
-                    sel = _select(block_cols, cap, k)
-                    new = _Kept(sub.take(idx[sel]), _take(block_cols, sel))
-                    kept = new if kept is None else kept.merge(new, cap, k)
+            feasible += len(sub)
+            ec = training_energy(sub, cols, s, e)
+            etm = ec.step_time_s
+            en = ec.step_energy_j  # once: the energy objective is the same column
+            block_cols: _Cols = (en if objective == "energy" else ec.objective(objective), cols.memory.total,
+                                 cols.step_time_s, etm, en)
+            idx = None
+            if max_step_time_s is not None:  # a time budget under the power settings
+                idx = np.flatnonzero(etm <= max_step_time_s)
+                block_cols = _take(block_cols, idx)
+            if len(block_cols[0]):
+                sel = _select(block_cols, cap, k)
+                new = _Kept(sub.take(sel if idx is None else idx[sel]), _take(block_cols, sel))
+                kept = new if kept is None else kept.merge(new, cap, k)
             del cols, sub
         if progress is not None:
             progress(evaluated, total)
