@@ -393,25 +393,35 @@ def _pp_shape_terms(c: Candidates, s: TrainingSetup) -> tuple[FloatArray, FloatA
     return np.asarray(act / c.tp), np.asarray(gather)
 
 
-def _costs(c: Candidates, s: TrainingSetup, pipeline: bool) -> tuple[LayerCosts, tuple[FloatArray, ...]]:
-    """``layer_costs`` and, with ``pipeline``, the ``_pp_shape_terms``, from one pass over the layer shapes."""
+def _costs(c: Candidates, s: TrainingSetup, pipeline: bool
+           ) -> tuple[LayerCosts, tuple[FloatArray, FloatArray, IntArray | None] | None]:
+    """``layer_costs`` and, with ``pipeline``, the ``_pp_shape_terms`` (p2p bytes per distinct shape, the
+    TP all-gather per row, each row's shape index; p2p bytes per row and no index when shapes are not
+    shared), from one pass over the layer shapes."""
     shapes = _layer_shapes(c)
+    x, inverse = (c, None) if shapes is None else shapes
+    kernel_fwd, kernel_bwd, tp_comm, cp_comm, ep_comm, mem_fwd, head, mtp, _, attn_again = _shape_costs(x, s)
+    pp_terms = _pp_shape_terms(x, s) if pipeline else None
 
-    def of(x: Candidates) -> tuple[FloatArray, ...]:
-        return _shape_costs(x, s) + (_pp_shape_terms(x, s) if pipeline else ())
+    def spread(v: FloatArray) -> FloatArray:  # a column of the shapes at the rows (all +0.0: one zero column)
+        if inverse is None:
+            return v
+        if not v.any() and not np.signbit(v).any():
+            return np.zeros(len(c))
+        return np.asarray(v[inverse])
 
-    if shapes is None:
-        parts = of(c)
-    else:
-        u, inverse = shapes
-        parts = tuple(v[inverse] for v in of(u))
-    kernel_fwd, kernel_bwd, tp_comm, cp_comm, ep_comm, mem_fwd, head, mtp, full_again, attn_again = parts[:10]
+    kernel_fwd, kernel_bwd, tp_comm, attn_again = (spread(v) for v in (kernel_fwd, kernel_bwd, tp_comm, attn_again))
+    full_again = kernel_fwd + 0.5 * tp_comm  # as in _shape_costs, on the rows (cheaper than reading it)
     full_frac = np.where(c.recompute == 2, c.recompute_frac, 0.0)
     recomp = full_frac * full_again + np.where(c.recompute == 1, attn_again, 0.0)
-    return LayerCosts(
+    lc = LayerCosts(
         kernel_fwd=kernel_fwd, kernel_bwd=kernel_bwd, recompute=np.asarray(recomp), tp_comm=tp_comm,
-        cp_comm=cp_comm, ep_comm=ep_comm, mem_fwd=mem_fwd, head=head, mtp=mtp,
-    ), parts[10:]
+        cp_comm=spread(cp_comm), ep_comm=spread(ep_comm), mem_fwd=spread(mem_fwd), head=spread(head),
+        mtp=spread(mtp),
+    )
+    if pp_terms is None:
+        return lc, None
+    return lc, (pp_terms[0], spread(pp_terms[1]), inverse)
 
 
 def layer_costs(c: Candidates, s: TrainingSetup) -> LayerCosts:
@@ -422,6 +432,9 @@ def layer_costs(c: Candidates, s: TrainingSetup) -> LayerCosts:
     return _costs(c, s, False)[0]
 
 
+_CROSSES = np.array([[False, True]])  # the two columns of a per-shape p2p table: inside a domain, across
+
+
 def training_step(c: Candidates, s: TrainingSetup, memory: MemoryColumns | None = None) -> StepColumns:
     """Step time and breakdown of every plan in ``c``; ``memory``: their ``training_memory`` when already
     computed (the search prices memory first to drop the plans that do not fit)."""
@@ -430,7 +443,9 @@ def training_step(c: Candidates, s: TrainingSetup, memory: MemoryColumns | None 
     n_micro = (s.job.global_batch / (c.dp * c.mbs)).astype(np.float64)
     # the slowest stage sets the pace: ceil(layers/pp) when pp does not divide the layers
     layers_stage = np.ceil(m.layers / pp - 1e-9)
-    lc, (p2p_bytes, gather) = _costs(c, s, True)
+    lc, pp_terms = _costs(c, s, True)
+    assert pp_terms is not None
+    p2p_bytes, gather, shape_of_row = pp_terms
     kernel_fwd, kernel_bwd, recomp_layer, head, mtp = lc.kernel_fwd, lc.kernel_bwd, lc.recompute, lc.head, lc.mtp
     full_frac = np.where(c.recompute == 2, c.recompute_frac, 0.0)
     runs = _layout_runs(c, layers_stage)  # terms of the layout and rank order: once per run of rows
@@ -448,7 +463,11 @@ def training_step(c: Candidates, s: TrainingSetup, memory: MemoryColumns | None 
     else:
         red, _, idx = runs
         crosses = s.network.spans_scaleout(red.pp, red.pp_stride)[idx]
-    stage_pp = np.where(c.pp > 1, 2.0 * c.vpp * (s.network.p2p_s(p2p_bytes, crosses) + gather), 0.0)
+    if shape_of_row is None:
+        p2p = s.network.p2p_s(p2p_bytes, crosses)
+    else:  # per distinct shape, inside and across domains, read by each row's shape and crossing
+        p2p = s.network.p2p_s(p2p_bytes[:, None], _CROSSES).reshape(-1)[shape_of_row * 2 + crosses]
+    stage_pp = np.where(c.pp > 1, 2.0 * c.vpp * (p2p + gather), 0.0)
 
     stage_total = stage_compute + stage_recompute + stage_tp + stage_cp + stage_ep + stage_pp
     # the bubble idles for (pp-1)/vpp stage times of work; the p2p of those slots is already counted above
