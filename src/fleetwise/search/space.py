@@ -313,10 +313,11 @@ def _blocks(space: SearchSpace, m: ModelArch, job: TrainingJob, layouts: npt.NDA
         else:
             ok = np.ascontiguousarray(np.broadcast_to(ok_small, full))
         li, ki = np.divmod(np.flatnonzero(ok), k)  # (layout, knob row) of each passing row, in C order
+        lay_cols = [np.ascontiguousarray(lay[:, j]) for j in range(5)]
         if setup is not None and passing:
             mem = gm.at((len(lay), *mem_axes), li, ki // tail)
         rows = Candidates(
-            tp=lay[li, 0], pp=lay[li, 1], cp=lay[li, 2], dp=lay[li, 3], ep=lay[li, 4],
+            tp=lay_cols[0][li], pp=lay_cols[1][li], cp=lay_cols[2][li], dp=lay_cols[3][li], ep=lay_cols[4][li],
             mbs=ints[0][ki], vpp=ints[1][ki], recompute=ints[2][ki], recompute_frac=frac[ki], zero=ints[3][ki],
             sp=flags[0][ki], tp_overlap=flags[1][ki], ep_overlap=flags[2][ki], pp_inner=flags[3][ki],
         )
