@@ -190,7 +190,8 @@ def validation(s: Study) -> None:
             rows.append([c["id"], metric, f"{v['measured']:.4g}", f"{v['predicted']:.4g}",
                          f"{v['low']:.4g}-{v['high']:.4g}" if "low" in v else "-", f"{100 * v['error']:+.1f}%"]
                         + ([f"{100 * loso:+.1f}%" if loso is not None else "-"] if "loso_errors" in c else []))
-    headers = ["case", "metric", "measured", "predicted", "80% interval", "error"] + (["loso error"] if s.inputs["loso"] else [])
+    headers = (["case", "metric", "measured", "predicted", "80% interval", "error"]
+               + (["loso error"] if s.inputs["loso"] else []))
     print(_table(headers, rows))
     for title, key in (("summary (in-sample)", "summary"), ("leave one source out", "summary_leave_one_source_out")):
         if key not in data:
