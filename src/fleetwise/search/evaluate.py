@@ -157,16 +157,17 @@ def _result(c: Candidates, cols: StepColumns, s: TrainingSetup, i: int, fits: bo
 
 def comm_tiers(c: Candidates, s: TrainingSetup, i: int) -> dict[str, str]:
     """Which tier each parallel group of plan ``i`` uses, under the plan's rank order."""
-    one = np.ones(1, dtype=np.int64)
+    row = c.take(np.array([i]))  # the row alone: its strides without those of the whole table
     groups = {
-        "tp": (c.tp[i], 1), "cp": (c.cp[i], c.tp[i]), "ep": (c.ep[i], c.tp[i] * c.cp[i]),
-        "dp": (c.dp[i], c.dp_stride[i] * c.cp[i]), "pp": (c.pp[i], c.pp_stride[i]),
+        "tp": (row.tp, np.ones(1, dtype=np.int64)), "cp": (row.cp, row.tp), "ep": (row.ep, row.tp * row.cp),
+        "dp": (row.dp, row.dp_stride * row.cp), "pp": (row.pp, row.pp_stride),
     }
+    crosses = s.network.spans_scaleout(np.concatenate([g for g, _ in groups.values()]),
+                                       np.concatenate([st for _, st in groups.values()]))
     out = {}
-    for name, (size, stride) in groups.items():
-        if size > 1:
-            crosses = bool(s.network.spans_scaleout(one * size, one * stride)[0])
-            out[name] = "scale-out" if crosses else "scale-up"
+    for j, (name, (size, _)) in enumerate(groups.items()):
+        if size[0] > 1:
+            out[name] = "scale-out" if bool(crosses[j]) else "scale-up"
     if s.sites > 1:
         out["dp"] = out.get("dp", "scale-up") + f" + link between {s.sites} sites"
     return out
