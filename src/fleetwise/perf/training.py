@@ -393,7 +393,7 @@ def _pp_shape_terms(c: Candidates, s: TrainingSetup) -> tuple[FloatArray, FloatA
     return np.asarray(act / c.tp), np.asarray(gather)
 
 
-def _costs(c: Candidates, s: TrainingSetup, pipeline: bool
+def _costs(c: Candidates, s: TrainingSetup, pipeline: bool, full_frac: FloatArray | None = None
            ) -> tuple[LayerCosts, tuple[FloatArray, FloatArray, IntArray | None] | None]:
     """``layer_costs`` and, with ``pipeline``, the ``_pp_shape_terms`` (p2p bytes per distinct shape, the
     TP all-gather per row, each row's shape index; p2p bytes per row and no index when shapes are not
@@ -412,7 +412,8 @@ def _costs(c: Candidates, s: TrainingSetup, pipeline: bool
 
     kernel_fwd, kernel_bwd, tp_comm, attn_again = (spread(v) for v in (kernel_fwd, kernel_bwd, tp_comm, attn_again))
     full_again = kernel_fwd + 0.5 * tp_comm  # as in _shape_costs, on the rows (cheaper than reading it)
-    full_frac = np.where(c.recompute == 2, c.recompute_frac, 0.0)
+    if full_frac is None:
+        full_frac = np.where(c.recompute == 2, c.recompute_frac, 0.0)
     recomp = full_frac * full_again + np.where(c.recompute == 1, attn_again, 0.0)
     lc = LayerCosts(
         kernel_fwd=kernel_fwd, kernel_bwd=kernel_bwd, recompute=np.asarray(recomp), tp_comm=tp_comm,
@@ -443,11 +444,11 @@ def training_step(c: Candidates, s: TrainingSetup, memory: MemoryColumns | None 
     n_micro = (s.job.global_batch / (c.dp * c.mbs)).astype(np.float64)
     # the slowest stage sets the pace: ceil(layers/pp) when pp does not divide the layers
     layers_stage = np.ceil(m.layers / pp - 1e-9)
-    lc, pp_terms = _costs(c, s, True)
+    full_frac = np.where(c.recompute == 2, c.recompute_frac, 0.0)
+    lc, pp_terms = _costs(c, s, True, full_frac)
     assert pp_terms is not None
     p2p_bytes, gather, shape_of_row = pp_terms
     kernel_fwd, kernel_bwd, recomp_layer, head, mtp = lc.kernel_fwd, lc.kernel_bwd, lc.recompute, lc.head, lc.mtp
-    full_frac = np.where(c.recompute == 2, c.recompute_frac, 0.0)
     runs = _layout_runs(c, layers_stage)  # terms of the layout and rank order: once per run of rows
 
     layer_total = kernel_fwd + kernel_bwd
