@@ -50,3 +50,28 @@ def test_rules_checked_on_the_grid_match_the_rules_on_rows(catalog: Catalog) -> 
         got = np.concatenate([getattr(r, f) for r in rows])
         want = np.concatenate([getattr(r, f) for r in ref_rows])
         assert got.dtype == want.dtype and np.array_equal(got, want) and len(got) > 100
+
+
+def test_memory_priced_on_the_grid_equals_memory_on_rows(catalog: Catalog) -> None:
+    import numpy as np
+
+    from fleetwise.perf.memory import training_memory
+    from fleetwise.search.space import fitting_blocks, passing_blocks
+
+    # MoE with ZeRO and recompute choices: every memory term and the fit rule, to the last digit
+    s = training_setup("mixtral-8x7b", "nvidia_h100_sxm", seq_len=4096, global_batch=96, catalog=catalog)
+    space = SearchSpace(chips=16)
+    layouts = space_axes(space, s.model, s.job)[0]
+    fit = list(fitting_blocks(space, s, layouts, block=5000))
+    ref = list(passing_blocks(space, s.model, s.job, layouts, block=5000))
+    unfit = 0
+    for (rows, counts, n, passing, mem), (ref_rows, ref_counts, ref_n) in zip(fit, ref, strict=True):
+        want = training_memory(ref_rows, s)
+        keep = np.flatnonzero(want.fits)
+        assert counts == ref_counts and n == ref_n and passing == len(ref_rows)
+        unfit += passing - len(keep)
+        for f in ("tp", "pp", "cp", "dp", "ep", "mbs", "vpp", "recompute", "recompute_frac", "zero", "sp"):
+            assert np.array_equal(getattr(rows, f), getattr(ref_rows, f)[keep])
+        for f in ("weights", "gradients", "optimizer", "activations", "logits", "reserved"):
+            assert np.array_equal(getattr(mem, f), getattr(want, f)[keep])  # exact, not approximate
+    assert unfit > 0 and sum(len(b[0]) for b in fit) > 100

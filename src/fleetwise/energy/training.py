@@ -11,7 +11,8 @@ times by ``ChipPower.time_factor``; the bubble scales with the stage time (Naray
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -184,9 +185,10 @@ class EnergyColumns:
 
 def _phase(e: EnergySetup, phase: Phase, chips: FloatArray, time_s: FloatArray, clock: float | FloatArray
            ) -> PhaseUse:
-    if np.ndim(clock) == 0:  # one clock for every plan: its power once, on a one-element column
-        f = np.full(time_s.shape, clock, dtype=np.float64)
-        power = np.full(time_s.shape, e.chip.power_w(phase, np.full(1, clock, dtype=np.float64))[0], dtype=np.float64)
+    if np.ndim(clock) == 0:  # one clock for every plan: its power once, on a one-element column, read as a column
+        one = np.full(1, clock, dtype=np.float64)
+        f = np.broadcast_to(one, time_s.shape)
+        power = np.broadcast_to(e.chip.power_w(phase, one), time_s.shape)
         return PhaseUse(chips=chips, power_w=power, time_s=np.asarray(time_s), clock=f)
     f = np.broadcast_to(np.asarray(clock, dtype=np.float64), time_s.shape).astype(np.float64)
     return PhaseUse(chips=chips, power_w=e.chip.power_w(phase, f), time_s=np.asarray(time_s), clock=f)
@@ -221,20 +223,24 @@ def training_energy(c: Candidates, cols: StepColumns, s: TrainingSetup, e: Energ
     other = chips - crit
     # other stages do the same work minus the LM head; with a stage plan they stretch it over their slack
     other_core1 = np.maximum(core1 - head, 0.0)
+    f_o: float | FloatArray
     if st.stage_plan:
         f_o = np.clip(np.divide(other_core1, core, out=np.ones_like(core), where=core > 0), chip.f_min, f_c)
-    else:
-        f_o = np.full_like(core, f_c)
-    other_core = other_core1 * chip.time_factor("compute", f_o)
+        other_core = other_core1 * chip.time_factor("compute", f_o)
+    else:  # one clock for all plans: its time factor once, on a one-element column (same ufuncs)
+        f_o = f_c
+        other_core = other_core1 * chip.time_factor("compute", np.full(1, f_c, dtype=np.float64))
     slack = np.maximum(core - other_core, 0.0)
+    mem_opt = mem + opt  # both stage groups spend the same memory-bound and communication time
+    comm = inner_comm + dp
     phases = {
         "critical.compute": _phase(e, "compute", crit, core, f_c),
-        "critical.memory": _phase(e, "memory", crit, mem + opt, f_m),
-        "critical.comm": _phase(e, "comm", crit, inner_comm + dp, f_n),
+        "critical.memory": _phase(e, "memory", crit, mem_opt, f_m),
+        "critical.comm": _phase(e, "comm", crit, comm, f_n),
         "critical.wait": _phase(e, "wait", crit, bubble, f_w),
         "other.compute": _phase(e, "compute", other, other_core, f_o),
-        "other.memory": _phase(e, "memory", other, mem + opt, f_m),
-        "other.comm": _phase(e, "comm", other, inner_comm + dp, f_n),
+        "other.memory": _phase(e, "memory", other, mem_opt, f_m),
+        "other.comm": _phase(e, "comm", other, comm, f_n),
         "other.wait": _phase(e, "wait", other, bubble + slack, f_w),
     }
     nodes = chips / e.node.chips_per_node
@@ -284,43 +290,73 @@ class TrainingEnergy:
         return abs(it * self.pue - self.step_energy_j) / self.step_energy_j
 
 
-def energy_row(ec: EnergyColumns, i: int, e: EnergySetup, steps: float | None) -> TrainingEnergy:
-    """Row ``i`` of the columns as a ``TrainingEnergy``; ``steps`` = optimiser steps of the whole job."""
-    # the totals once (each property sums the phases again), by the same expressions as the properties
+def row_totals(ec: EnergyColumns) -> tuple[FloatArray, ...]:
+    """Per row, the totals ``energy_row`` reports: (accelerator J, IT J, facility J per step with PUE,
+    electricity USD, hardware USD, cost USD, CO2 kg per step). The phases are summed once (each property
+    sums them again), by the same expressions as the properties."""
     acc = ec.accelerator_j
     it = np.asarray(acc + ec.host_j + ec.network_j)
     step = np.asarray(it * ec.pue)
-    step_j = float(step[i])
-    it_j = float(it[i])
-    breakdown = {f"accelerator.{k}": float(p.energy_j[i]) for k, p in ec.phases.items() if p.chips[i] > 0}
-    breakdown["host"] = float(ec.host_j[i])
-    breakdown["network"] = float(ec.network_j[i])
-    breakdown["facility_overhead"] = step_j - it_j
-    electricity = step_j / 3.6e6 * ec.usd_per_kwh
-    rent = float(ec.chips[i] * ec.step_time_s[i]) / HOUR * (ec.usd_per_chip_hour or 0.0)
-    cost = electricity + rent
-    co2 = float((step / 3.6e6 * ec.gco2_per_kwh / 1000.0)[i])
+    electricity = np.asarray(step / 3.6e6 * ec.usd_per_kwh)
+    rent = np.asarray(ec.chips * ec.step_time_s / HOUR * (ec.usd_per_chip_hour or 0.0))
+    co2 = np.asarray(step / 3.6e6 * ec.gco2_per_kwh / 1000.0)
+    return acc, it, step, electricity, rent, np.asarray(electricity + rent), co2
+
+
+def _one_row(ec: EnergyColumns, i: int) -> EnergyColumns:
+    """Row ``i`` as one-element columns (views)."""
+    r = slice(i, i + 1)
+    phases = {k: PhaseUse(p.chips[r], p.power_w[r], p.time_s[r], p.clock[r]) for k, p in ec.phases.items()}
+    return replace(ec, step_time_s=ec.step_time_s[r], phases=phases, host_j=ec.host_j[r], network_j=ec.network_j[r],
+                   chips=ec.chips[r], nodes=ec.nodes[r])
+
+
+def energy_row(ec: EnergyColumns, i: int, e: EnergySetup, steps: float | None) -> TrainingEnergy:
+    """Row ``i`` of the columns as a ``TrainingEnergy``; ``steps`` = optimiser steps of the whole job."""
+    return energy_rows(_one_row(ec, i), e, steps)(0)  # the row alone: the same expressions on one element
+
+
+def energy_rows(ec: EnergyColumns, e: EnergySetup, steps: float | None) -> Callable[[int], TrainingEnergy]:
+    """A reader of rows of the columns as ``TrainingEnergy`` (as ``energy_row``); the per-row totals are
+    computed once for all rows, each read takes its row."""
+    acc, it, step, electricity_usd, rent_usd, cost_usd, co2_kg = row_totals(ec)
+    phase_j = {k: p.energy_j for k, p in ec.phases.items()}
+    per_chip = np.asarray(acc / (ec.chips * ec.step_time_s))
+    per_node = np.asarray(it / (ec.nodes * ec.step_time_s))
+    per_token = np.asarray(step / ec.tokens_per_step)
     derived = e.chip.derived + e.node.derived
     if ec.usd_per_chip_hour is None:
         derived += ("hardware cost: no rent or price known (counted as 0)",)
-    return TrainingEnergy(
-        settings=e.settings.label(),
-        site=e.site_id,
-        pue=ec.pue,
-        step_time_s=float(ec.step_time_s[i]),
-        avg_power_w_per_chip=float((acc / (ec.chips * ec.step_time_s))[i]),
-        avg_power_w_per_node=float((it / (ec.nodes * ec.step_time_s))[i]),
-        step_energy_j=step_j,
-        energy_j_per_token=float((step / ec.tokens_per_step)[i]),
-        step_cost_usd=cost,
-        step_co2_kg=co2,
-        job_energy_mwh=None if steps is None else step_j * steps / 3.6e9,
-        job_cost_usd=None if steps is None else cost * steps,
-        job_co2_t=None if steps is None else co2 * steps / 1000.0,
-        energy_breakdown_j=breakdown,
-        phases={k: (float(p.chips[i]), float(p.power_w[i]), float(p.time_s[i]))
-                for k, p in ec.phases.items() if p.chips[i] > 0},
-        cost_breakdown_usd={"electricity": electricity, "hardware": rent},
-        derived=derived,
-        hardware_price=e.hardware_price,
-    )
+
+    def row(i: int) -> TrainingEnergy:
+        step_j = float(step[i])
+        it_j = float(it[i])
+        breakdown = {f"accelerator.{k}": float(phase_j[k][i]) for k, p in ec.phases.items() if p.chips[i] > 0}
+        breakdown["host"] = float(ec.host_j[i])
+        breakdown["network"] = float(ec.network_j[i])
+        breakdown["facility_overhead"] = step_j - it_j
+        electricity, rent, cost, co2 = (float(electricity_usd[i]), float(rent_usd[i]), float(cost_usd[i]),
+                                        float(co2_kg[i]))
+        return TrainingEnergy(
+            settings=e.settings.label(),
+            site=e.site_id,
+            pue=ec.pue,
+            step_time_s=float(ec.step_time_s[i]),
+            avg_power_w_per_chip=float(per_chip[i]),
+            avg_power_w_per_node=float(per_node[i]),
+            step_energy_j=step_j,
+            energy_j_per_token=float(per_token[i]),
+            step_cost_usd=cost,
+            step_co2_kg=co2,
+            job_energy_mwh=None if steps is None else step_j * steps / 3.6e9,
+            job_cost_usd=None if steps is None else cost * steps,
+            job_co2_t=None if steps is None else co2 * steps / 1000.0,
+            energy_breakdown_j=breakdown,
+            phases={k: (float(p.chips[i]), float(p.power_w[i]), float(p.time_s[i]))
+                    for k, p in ec.phases.items() if p.chips[i] > 0},
+            cost_breakdown_usd={"electricity": electricity, "hardware": rent},
+            derived=derived,
+            hardware_price=e.hardware_price,
+        )
+
+    return row

@@ -58,6 +58,26 @@ class MemoryColumns:
         return MemoryColumns(self.weights[index], self.gradients[index], self.optimizer[index],
                              self.activations[index], self.logits[index], self.reserved[index], self.capacity)
 
+    def at(self, shape: tuple[int, ...], lead: npt.NDArray[np.int64], cell: npt.NDArray[np.int64]) -> MemoryColumns:
+        """Columns computed on a grid of plans (arrays that broadcast to ``shape``), read at the positions
+        (``lead``, ``cell``): an index on the first axis and a C-order index over the other axes; one row
+        per position. Each column is read where it lies (a column on fewer axes is not spread out first)."""
+        index: dict[tuple[int, ...], npt.NDArray[np.int64]] = {}
+
+        def read(x: FloatArray) -> FloatArray:
+            dims = np.shape(x)
+            if len(dims) != len(shape):
+                x = np.broadcast_to(x, shape)
+                dims = shape
+            if dims not in index:  # where each grid cell of the other axes lies in x, then the first axis
+                inner = int(np.prod(dims[1:]))
+                offsets = np.broadcast_to(np.arange(inner).reshape(dims[1:]), shape[1:]).reshape(-1)
+                index[dims] = offsets[cell] + lead * inner if dims[0] > 1 else offsets[cell]
+            return np.asarray(np.ascontiguousarray(x).reshape(-1)[index[dims]])
+
+        return MemoryColumns(read(self.weights), read(self.gradients), read(self.optimizer), read(self.activations),
+                             read(self.logits), read(self.reserved), self.capacity)
+
 
 def _states_bytes(params: FloatArray, shard: FloatArray, zero: npt.NDArray[np.int64]) -> tuple[FloatArray, ...]:
     """(weights, grads, optimiser) bytes of ``params`` per device under ZeRO ``zero`` sharded ``shard`` ways."""
@@ -98,7 +118,9 @@ def activation_bytes_per_token(c: Candidates, s: TrainingSetup, moe_layer: bool)
 def training_memory(c: Candidates, s: TrainingSetup, layers_stage: FloatArray | None = None) -> MemoryColumns:
     """Memory per device on the most loaded stage (the first stage holds the most micro-batches).
 
-    ``layers_stage`` overrides the layers held per stage (uneven splits of mixed fleets).
+    ``layers_stage`` overrides the layers held per stage (uneven splits of mixed fleets). The columns of
+    ``c`` may also be arrays that broadcast together (a grid of plans: layouts down one axis, knobs along
+    others); each term is then computed on the axes it depends on, by the same elementwise arithmetic.
     """
     m, pc = s.model, s.params
     tp = c.tp.astype(np.float64)
@@ -142,7 +164,8 @@ def training_memory(c: Candidates, s: TrainingSetup, layers_stage: FloatArray | 
     acts = per_layer * layers_stage * in_flight + np.where(frac > 0, working, 0.0)
     # logits and their fp32 copy for the loss, on the last stage (the first when pp=1)
     logits = tokens_mb * m.vocab / tp * 6.0
-    reserved = np.full(len(c), RESERVED_BYTES)
+    # one value per row; on a grid of plans one value that broadcasts
+    reserved = np.full(len(c) if c.tp.ndim == 1 else (1,) * c.tp.ndim, RESERVED_BYTES)
     return MemoryColumns(
         weights=np.asarray(wd + we),
         gradients=np.asarray(gd + ge),

@@ -315,30 +315,60 @@ def _unfused_attention_s(c: Candidates, s: TrainingSetup, tokens: FloatArray, wi
             np.asarray(gemm_bwd + UNFUSED_SCORE_BYTES_BWD * stream))
 
 
-def _unique_layer_times(c: Candidates, s: TrainingSetup, moe_layer: bool) -> _LayerTimes:
-    """``_layer_times`` on the distinct (tp, cp, ep, mbs, sp, overlaps) rows only, broadcast back.
+def _layer_shapes(c: Candidates) -> tuple[Candidates, IntArray] | None:
+    """The distinct (tp, cp, ep, mbs, sp, overlaps) rows of ``c`` (one row each) and each row's index into
+    them, or None when there are too many for sharing to save work.
 
     A layer's time does not depend on pp, dp, vpp, ZeRO or recomputation, so a block of a million
-    candidates holds only a few hundred distinct layer shapes.
+    candidates holds only a few hundred distinct layer shapes. The search emits a layout's knob rows
+    together: (tp, cp, ep) come in runs, and the knob part is a small integer, so the shapes are found by
+    a table of (run shape, knob) codes instead of sorting every row; other inputs are sorted.
     """
-    cols = [np.asarray(x, dtype=np.int64) for x in (c.tp, c.cp, c.ep, c.mbs, c.sp, c.tp_overlap, c.ep_overlap)]
-    radix = [int(x.max()) + 1 if len(x) else 1 for x in cols]
-    if float(np.prod(np.array(radix, dtype=np.float64))) >= 2.0**62:
-        return _layer_times(c, s, moe_layer)
-    code = np.zeros(len(c), dtype=np.int64)
-    for x, r in zip(cols, radix, strict=True):  # one integer per distinct layer shape (mixed radix)
-        code = code * r + x
-    _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
-    if 4 * len(first) > len(c):
-        return _layer_times(c, s, moe_layer)
-    uniq = np.stack([x[first] for x in cols], axis=1)
-    one = np.ones(len(uniq), dtype=np.int64)
+    n = len(c)
+    if n < 4:
+        return None
+    change = np.empty(n, dtype=np.bool_)
+    change[0] = True
+    np.not_equal(c.tp[1:], c.tp[:-1], out=change[1:])
+    change[1:] |= c.cp[1:] != c.cp[:-1]
+    change[1:] |= c.ep[1:] != c.ep[:-1]
+    starts = np.flatnonzero(change)
+    mbs_radix = int(c.mbs.max()) + 1
+    if 4 * len(starts) <= n and int(c.mbs.min()) >= 0 and 8 * mbs_radix * len(starts) <= 4 * n:
+        trip = np.stack((c.tp[starts], c.cp[starts], c.ep[starts]), axis=1)
+        shapes, shape_of_run = np.unique(trip, axis=0, return_inverse=True)
+        radix = 8 * mbs_radix
+        knob = ((c.mbs * 2 + c.sp) * 2 + c.tp_overlap) * 2 + c.ep_overlap
+        code = shape_of_run.reshape(-1)[np.cumsum(change) - 1] * radix + knob
+        present = np.zeros(len(shapes) * radix, dtype=np.bool_)
+        present[code] = True
+        codes = np.flatnonzero(present)
+        if 4 * len(codes) > n:
+            return None
+        inverse = (np.cumsum(present) - 1)[code]
+        lay, k = codes // radix, codes % radix
+        tp, cp, ep, mbs = shapes[lay, 0], shapes[lay, 1], shapes[lay, 2], k >> 3
+        sp, tp_ov, ep_ov = (k >> 2) & 1, (k >> 1) & 1, k & 1
+    else:
+        cols = [np.asarray(x, dtype=np.int64) for x in (c.tp, c.cp, c.ep, c.mbs, c.sp, c.tp_overlap, c.ep_overlap)]
+        radixes = [int(x.max()) + 1 for x in cols]
+        if float(np.prod(np.array(radixes, dtype=np.float64))) >= 2.0**62:
+            return None
+        code = np.zeros(n, dtype=np.int64)
+        for x, r in zip(cols, radixes, strict=True):  # one integer per distinct layer shape (mixed radix)
+            code = code * r + x
+        _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+        if 4 * len(first) > n:
+            return None
+        tp, cp, ep, mbs, sp, tp_ov, ep_ov = (x[first] for x in cols)
+    one = np.ones(len(tp), dtype=np.int64)
     u = Candidates(
-        tp=uniq[:, 0], pp=one, dp=one, cp=uniq[:, 1], ep=uniq[:, 2], mbs=uniq[:, 3], vpp=one, recompute=0 * one,
-        recompute_frac=one.astype(np.float64), zero=0 * one, sp=uniq[:, 4].astype(np.bool_),
-        tp_overlap=uniq[:, 5].astype(np.bool_), ep_overlap=uniq[:, 6].astype(np.bool_),
+        tp=np.asarray(tp, dtype=np.int64), pp=one, dp=one, cp=np.asarray(cp, dtype=np.int64),
+        ep=np.asarray(ep, dtype=np.int64), mbs=np.asarray(mbs, dtype=np.int64), vpp=one, recompute=0 * one,
+        recompute_frac=one.astype(np.float64), zero=0 * one, sp=sp.astype(np.bool_),
+        tp_overlap=tp_ov.astype(np.bool_), ep_overlap=ep_ov.astype(np.bool_),
     )
-    return _layer_times(u, s, moe_layer).take(inverse.reshape(-1))
+    return u, np.asarray(inverse, dtype=np.int64).reshape(-1)
 
 
 def _head_times(c: Candidates, s: TrainingSetup) -> FloatArray:
@@ -416,14 +446,16 @@ def param_tensors_per_layer(s: TrainingSetup) -> float:
     return dense + moe_share * (1.0 + 2.0 * m.moe.experts - 2.0)
 
 
-def layer_costs(c: Candidates, s: TrainingSetup) -> LayerCosts:
-    """Per-layer, per-micro-batch costs of every plan (dense and MoE layers averaged by their share)."""
+def _shape_costs(c: Candidates, s: TrainingSetup) -> tuple[FloatArray, ...]:
+    """The per-layer costs that depend on the layer shape alone (tp, cp, ep, mbs, sp, overlaps): kernel
+    forward and backward, TP, CP and EP traffic, memory-bound share, LM head, MTP, and the two recompute
+    terms (full: forward with its TP traffic; selective: the attention core again)."""
     m = s.model
     scale = s.constants.compute_scale
     dense_share = m.n_dense_layers / m.layers
-    lt = _unique_layer_times(c, s, False).scaled(dense_share) if m.n_dense_layers else None
+    lt = _layer_times(c, s, False).scaled(dense_share) if m.n_dense_layers else None
     if m.n_moe_layers:
-        moe = _unique_layer_times(c, s, True).scaled(1.0 - dense_share)
+        moe = _layer_times(c, s, True).scaled(1.0 - dense_share)
         lt = moe if lt is None else lt + moe
     assert lt is not None
     kernel_fwd = (lt.gemm_fwd + lt.attn_fwd + lt.mem_fwd) * scale
@@ -440,14 +472,64 @@ def layer_costs(c: Candidates, s: TrainingSetup) -> LayerCosts:
     kernel_bwd = kernel_bwd + np.maximum(n_bwd * host - kernel_bwd - 0.5 * lt.tp_comm, 0.0)
     # recompute: full re-runs the layer forward (with its TP traffic) for a share of layers;
     # selective re-runs the attention core only (Korthikanti et al. 2022, Sec. 5)
-    full_frac = np.where(c.recompute == 2, c.recompute_frac, 0.0)
+    full_again = kernel_fwd + 0.5 * lt.tp_comm
     attn_again = np.maximum(lt.attn_fwd * scale, n_attn * host)
-    recomp = full_frac * (kernel_fwd + 0.5 * lt.tp_comm) + np.where(c.recompute == 1, attn_again, 0.0)
-    return LayerCosts(
-        kernel_fwd=np.asarray(kernel_fwd), kernel_bwd=np.asarray(kernel_bwd), recompute=np.asarray(recomp),
-        tp_comm=lt.tp_comm, cp_comm=lt.cp_comm, ep_comm=lt.ep_comm, mem_fwd=np.asarray(lt.mem_fwd * scale),
-        head=np.asarray(_head_times(c, s) * scale), mtp=np.asarray(m.mtp_modules * (kernel_fwd + kernel_bwd)),
+    return (np.asarray(kernel_fwd), np.asarray(kernel_bwd), lt.tp_comm, lt.cp_comm, lt.ep_comm,
+            np.asarray(lt.mem_fwd * scale), np.asarray(_head_times(c, s) * scale),
+            np.asarray(m.mtp_modules * (kernel_fwd + kernel_bwd)), np.asarray(full_again), np.asarray(attn_again))
+
+
+def _pp_shape_terms(c: Candidates, s: TrainingSetup) -> tuple[FloatArray, FloatArray]:
+    """Pipeline p2p terms of the layer shape: (bytes each rank sends, the TP all-gather on the next stage).
+
+    Megatron's scatter-gather sends 1/tp of the activation per rank and all-gathers it on the next stage
+    inside its TP group (Narayanan et al. 2021, Sec. 4.1); with SP the shard is already 1/tp."""
+    act = c.mbs * float(s.job.seq_len) / c.cp * s.model.hidden * ACT_BYTES
+    gather = np.where(c.sp, 0.0, s.network.all_gather_s(act, c.tp, np.ones_like(c.tp)))
+    return np.asarray(act / c.tp), np.asarray(gather)
+
+
+def _costs(c: Candidates, s: TrainingSetup, pipeline: bool, full_frac: FloatArray | None = None
+           ) -> tuple[LayerCosts, tuple[FloatArray, FloatArray, IntArray | None] | None]:
+    """``layer_costs`` and, with ``pipeline``, the ``_pp_shape_terms`` (p2p bytes per distinct shape, the
+    TP all-gather per row, each row's shape index; p2p bytes per row and no index when shapes are not
+    shared), from one pass over the layer shapes."""
+    shapes = _layer_shapes(c)
+    x, inverse = (c, None) if shapes is None else shapes
+    kernel_fwd, kernel_bwd, tp_comm, cp_comm, ep_comm, mem_fwd, head, mtp, _, attn_again = _shape_costs(x, s)
+    pp_terms = _pp_shape_terms(x, s) if pipeline else None
+
+    def spread(v: FloatArray) -> FloatArray:  # a column of the shapes at the rows (all +0.0: one zero column)
+        if inverse is None:
+            return v
+        if not v.any() and not np.signbit(v).any():
+            return np.zeros(len(c))
+        return np.asarray(v[inverse])
+
+    kernel_fwd, kernel_bwd, tp_comm, attn_again = (spread(v) for v in (kernel_fwd, kernel_bwd, tp_comm, attn_again))
+    full_again = kernel_fwd + 0.5 * tp_comm  # as in _shape_costs, on the rows (cheaper than reading it)
+    if full_frac is None:
+        full_frac = np.where(c.recompute == 2, c.recompute_frac, 0.0)
+    recomp = full_frac * full_again + np.where(c.recompute == 1, attn_again, 0.0)
+    lc = LayerCosts(
+        kernel_fwd=kernel_fwd, kernel_bwd=kernel_bwd, recompute=np.asarray(recomp), tp_comm=tp_comm,
+        cp_comm=spread(cp_comm), ep_comm=spread(ep_comm), mem_fwd=spread(mem_fwd), head=spread(head),
+        mtp=spread(mtp),
     )
+    if pp_terms is None:
+        return lc, None
+    return lc, (pp_terms[0], spread(pp_terms[1]), inverse)
+
+
+def layer_costs(c: Candidates, s: TrainingSetup) -> LayerCosts:
+    """Per-layer, per-micro-batch costs of every plan (dense and MoE layers averaged by their share).
+
+    The terms of the layer shape are computed once per distinct shape and gathered back to the rows
+    (elementwise the same arithmetic); only recomputation depends on the plan's recompute knobs."""
+    return _costs(c, s, False)[0]
+
+
+_CROSSES = np.array([[False, True]])  # the two columns of a per-shape p2p table: inside a domain, across
 
 
 def training_step(c: Candidates, s: TrainingSetup, memory: MemoryColumns | None = None) -> StepColumns:
@@ -458,22 +540,31 @@ def training_step(c: Candidates, s: TrainingSetup, memory: MemoryColumns | None 
     n_micro = (s.job.global_batch / (c.dp * c.mbs)).astype(np.float64)
     # the slowest stage sets the pace: ceil(layers/pp) when pp does not divide the layers
     layers_stage = np.ceil(m.layers / pp - 1e-9)
-    lc = layer_costs(c, s)
-    kernel_fwd, kernel_bwd, recomp_layer, head, mtp = lc.kernel_fwd, lc.kernel_bwd, lc.recompute, lc.head, lc.mtp
     full_frac = np.where(c.recompute == 2, c.recompute_frac, 0.0)
+    lc, pp_terms = _costs(c, s, True, full_frac)
+    assert pp_terms is not None
+    p2p_bytes, gather, shape_of_row = pp_terms
+    kernel_fwd, kernel_bwd, recomp_layer, head, mtp = lc.kernel_fwd, lc.kernel_bwd, lc.recompute, lc.head, lc.mtp
+    runs = _layout_runs(c, layers_stage)  # terms of the layout and rank order: once per run of rows
 
-    stage_compute = layers_stage * (kernel_fwd + kernel_bwd) + head + mtp  # per micro-batch, last stage
+    layer_total = kernel_fwd + kernel_bwd
+    stage_compute = layers_stage * layer_total + head + mtp  # per micro-batch, last stage
     stage_recompute = layers_stage * recomp_layer
     stage_tp = layers_stage * lc.tp_comm
     stage_cp = layers_stage * lc.cp_comm
     stage_ep = layers_stage * lc.ep_comm
-    # pipeline p2p: activations forward and gradients backward at each of the vpp chunk boundaries;
-    # Megatron's scatter-gather sends 1/tp of the activation per rank and all-gathers it on the next
-    # stage inside its TP group (Narayanan et al. 2021, Sec. 4.1); with SP the shard is already 1/tp
-    act = c.mbs * float(s.job.seq_len) / c.cp * m.hidden * ACT_BYTES
-    crosses = s.network.spans_scaleout(c.pp, c.pp_stride)
-    gather = np.where(c.sp, 0.0, s.network.all_gather_s(act, c.tp, np.ones_like(c.tp)))
-    stage_pp = np.where(c.pp > 1, 2.0 * c.vpp * (s.network.p2p_s(act / c.tp, crosses) + gather), 0.0)
+    # pipeline p2p: activations forward and gradients backward at each of the vpp chunk boundaries
+    # (bytes per rank and the next stage's TP all-gather: ``_pp_shape_terms``)
+    if runs is None:
+        crosses = s.network.spans_scaleout(c.pp, c.pp_stride)
+    else:
+        red, _, idx = runs
+        crosses = s.network.spans_scaleout(red.pp, red.pp_stride)[idx]
+    if shape_of_row is None:
+        p2p = s.network.p2p_s(p2p_bytes, crosses)
+    else:  # per distinct shape, inside and across domains, read by each row's shape and crossing
+        p2p = s.network.p2p_s(p2p_bytes[:, None], _CROSSES).reshape(-1)[shape_of_row * 2 + crosses]
+    stage_pp = np.where(c.pp > 1, 2.0 * c.vpp * (p2p + gather), 0.0)
 
     stage_total = stage_compute + stage_recompute + stage_tp + stage_cp + stage_ep + stage_pp
     # 1F1B with unequal stages: the steady state runs at the slowest (last) stage's pace, n_micro of its stage
@@ -485,8 +576,8 @@ def training_step(c: Candidates, s: TrainingSetup, memory: MemoryColumns | None 
     last_only = 0.0 if s.job.pipeline_lockstep else head + mtp
     bubble = np.where(c.pp > 1, (pp - 1.0) / c.vpp * (stage_total - stage_pp - last_only), 0.0)
 
-    dp_exposed = _dp_exposed_s(c, s, layers_stage, kernel_bwd, kernel_fwd + kernel_bwd, n_micro)
-    optimizer = _optimizer_s(c, s, layers_stage)
+    dp_exposed = _dp_exposed(c, s, layers_stage, kernel_bwd, layer_total, n_micro, runs)
+    optimizer = _optimizer(c, s, layers_stage, runs)
     if s.job.lora_rank is not None:  # adapters only: their gradients and optimiser step are negligible
         dp_exposed = np.zeros_like(dp_exposed)
         optimizer = np.zeros_like(optimizer)
@@ -566,22 +657,42 @@ def _dp_collectives(c: Candidates, s: TrainingSetup, layers_stage: FloatArray) -
 def _dp_exposed_s(c: Candidates, s: TrainingSetup, layers_stage: FloatArray, bwd_layer: FloatArray,
                   layer_total: FloatArray, n_micro: FloatArray) -> FloatArray:
     """Exposed data-parallel traffic per step: gradient reduction (and ZeRO-3 parameter gathers)."""
-    runs = _layout_runs(c, layers_stage)
+    return _dp_exposed(c, s, layers_stage, bwd_layer, layer_total, n_micro, _layout_runs(c, layers_stage))
+
+
+_ZERO1 = np.array([[False, True]])  # the two columns of a per-run table: without and with ZeRO >= 1
+
+
+def _by_zero1(c: Candidates, runs: tuple[Candidates, FloatArray, IntArray] | None) -> IntArray | None:
+    """Each row's cell in a (run, ZeRO >= 1) table, flattened; None without runs."""
+    return None if runs is None else np.asarray(runs[2] * 2 + (c.zero >= 1), dtype=np.int64)
+
+
+def _dp_exposed(c: Candidates, s: TrainingSetup, layers_stage: FloatArray, bwd_layer: FloatArray,
+                layer_total: FloatArray, n_micro: FloatArray,
+                runs: tuple[Candidates, FloatArray, IntArray] | None) -> FloatArray:
     if runs is None:
         ag_dense, ar_dense, ag_exp, ar_exp, gather16, z3_pass = _dp_collectives(c, s, layers_stage)
-    else:  # once per layout and rank order, gathered back to the rows
+        zero1 = c.zero >= 1
+        inter = _inter_site_s(c, s)
+    else:  # once per layout and rank order, for both ZeRO >= 1 cases, read back by the rows
         red, ls_red, idx = runs
-        ag_dense, ar_dense, ag_exp, ar_exp, gather16, z3_pass = (v[idx] for v in _dp_collectives(red, s, ls_red))
-    zero1 = c.zero >= 1
+        ag_dense, ar_dense, ag_exp, ar_exp, gather16, z3_run = (v[:, None] for v in _dp_collectives(red, s, ls_red))
+        zero1 = _ZERO1
+        inter = _inter_site_s(red, s)[:, None]
+        z3_pass = z3_run[idx, 0]
     grad_dense = np.where(zero1, ag_dense, ar_dense)
     grad_exp = np.where(zero1, ag_exp, ar_exp)
     # distributed optimiser: updated 16-bit parameters all-gathered after the step (overlapped with
     # the next forward in current Megatron-LM, counted half-exposed here)
     gather = np.where(zero1, gather16, 0.0)
+    grads = grad_dense + grad_exp + inter
+    cell = _by_zero1(c, runs)
+    if cell is not None:
+        grads, gather = grads.reshape(-1)[cell], gather.reshape(-1)[cell]
     # gradients of a stage are ready chunk by chunk during the cool-down of 1F1B, whose backward
     # passes (up to pp of them) hide the bucketed reduction
     window = layers_stage * bwd_layer * np.minimum(n_micro, c.pp)
-    grads = grad_dense + grad_exp + _inter_site_s(c, s)
     # without overlap (Megatron-DeepSpeed of 2023: one reduction after the last backward) all of it is exposed
     exposed = (np.maximum(grads - window, 0.05 * grads) if s.job.dp_overlap else grads) + gather
     # ZeRO-3: parameters gathered for forward and backward of every micro-batch, hidden behind compute
@@ -604,9 +715,23 @@ def _inter_site_s(c: Candidates, s: TrainingSetup) -> FloatArray:
 
 def _optimizer_s(c: Candidates, s: TrainingSetup, layers_stage: FloatArray) -> FloatArray:
     """Adam step: reads grads, master weights and moments, writes them and the 16-bit weights."""
-    dense, experts = _stage_params(c, s, layers_stage)
-    dps = (c.dp * c.cp).astype(np.float64)
-    edp = np.maximum(dps / c.ep, 1.0)
-    params = np.where(c.zero >= 1, dense / dps + experts / edp, dense + experts)
+    return _optimizer(c, s, layers_stage, None)
+
+
+def _optimizer(c: Candidates, s: TrainingSetup, layers_stage: FloatArray,
+               runs: tuple[Candidates, FloatArray, IntArray] | None) -> FloatArray:
+    """``_optimizer_s``, with ``runs`` once per layout run for both ZeRO >= 1 cases, read back by the rows."""
+    if runs is None:
+        lay, ls, zero1 = c, layers_stage, c.zero >= 1
+    else:
+        lay, ls, zero1 = runs[0], runs[1], _ZERO1
+    dense, experts = _stage_params(lay, s, ls)
+    dps = (lay.dp * lay.cp).astype(np.float64)
+    edp = np.maximum(dps / lay.ep, 1.0)
+    if runs is not None:
+        dense, experts, dps, edp = dense[:, None], experts[:, None], dps[:, None], edp[:, None]
+    params = np.where(zero1, dense / dps + experts / edp, dense + experts)
     bytes_ = params * 30.0
-    return np.asarray(bytes_ / (s.accel.hbm_bw_bytes_per_s * s.eff.hbm))
+    out = np.asarray(bytes_ / (s.accel.hbm_bw_bytes_per_s * s.eff.hbm))
+    cell = _by_zero1(c, runs)
+    return out if cell is None else np.asarray(out.reshape(-1)[cell])

@@ -7,6 +7,7 @@ Entry points: ``search_training(setup, space)`` → ``TrainingSearch``; ``evalua
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -20,13 +21,14 @@ from fleetwise.energy.training import (
     PowerSettings,
     TrainingEnergy,
     energy_row,
+    energy_rows,
     for_training,
+    row_totals,
     training_energy,
 )
 from fleetwise.errors import InfeasibleError, SpecError
 from fleetwise.perf.candidates import Candidates
 from fleetwise.perf.intervals import Interval, intervals_of
-from fleetwise.perf.memory import training_memory
 from fleetwise.perf.model_math import model_flops_per_token
 from fleetwise.perf.training import ASSUMPTIONS, StepColumns, TrainingSetup, training_step
 from fleetwise.plan import TrainingJob, TrainingPlan
@@ -36,6 +38,7 @@ from fleetwise.search.space import (
     SearchSpace,
     check_chips,
     check_pinned,
+    fitting_blocks,
     layout_masks,
     passing_blocks,
     space_axes,
@@ -116,7 +119,9 @@ def _metrics(c: Candidates, cols: StepColumns, s: TrainingSetup) -> dict[str, Fl
 
 def _result(c: Candidates, cols: StepColumns, s: TrainingSetup, i: int, fits: bool,
             energy: tuple[EnergyColumns, EnergySetup] | None = None,
-            met: dict[str, FloatArray] | None = None) -> PlanResult:
+            met: dict[str, FloatArray] | None = None,
+            energy_of: Callable[[int], TrainingEnergy] | None = None) -> PlanResult:
+    """Row ``i`` as a ``PlanResult``; ``energy_of``: a reader of the rows' energy (``energy_rows``)."""
     met = met if met is not None else _metrics(c, cols, s)
     mem = cols.memory
     step = float(cols.step_time_s[i])
@@ -144,7 +149,7 @@ def _result(c: Candidates, cols: StepColumns, s: TrainingSetup, i: int, fits: bo
         hardware_tflops_per_chip=float(met["hardware_tflops_per_chip"][i]),
         days=days,
         chips=int(c.chips[i]),
-        energy=energy_row(energy[0], i, energy[1], steps),
+        energy=energy_row(energy[0], i, energy[1], steps) if energy_of is None else energy_of(i),
         comm_tiers=comm_tiers(c, s, i),
         constants=constants_used(s),
     )
@@ -152,16 +157,17 @@ def _result(c: Candidates, cols: StepColumns, s: TrainingSetup, i: int, fits: bo
 
 def comm_tiers(c: Candidates, s: TrainingSetup, i: int) -> dict[str, str]:
     """Which tier each parallel group of plan ``i`` uses, under the plan's rank order."""
-    one = np.ones(1, dtype=np.int64)
+    row = c.take(np.array([i]))  # the row alone: its strides without those of the whole table
     groups = {
-        "tp": (c.tp[i], 1), "cp": (c.cp[i], c.tp[i]), "ep": (c.ep[i], c.tp[i] * c.cp[i]),
-        "dp": (c.dp[i], c.dp_stride[i] * c.cp[i]), "pp": (c.pp[i], c.pp_stride[i]),
+        "tp": (row.tp, np.ones(1, dtype=np.int64)), "cp": (row.cp, row.tp), "ep": (row.ep, row.tp * row.cp),
+        "dp": (row.dp, row.dp_stride * row.cp), "pp": (row.pp, row.pp_stride),
     }
+    crosses = s.network.spans_scaleout(np.concatenate([g for g, _ in groups.values()]),
+                                       np.concatenate([st for _, st in groups.values()]))
     out = {}
-    for name, (size, stride) in groups.items():
-        if size > 1:
-            crosses = bool(s.network.spans_scaleout(one * size, one * stride)[0])
-            out[name] = "scale-out" if crosses else "scale-up"
+    for j, (name, (size, _)) in enumerate(groups.items()):
+        if size[0] > 1:
+            out[name] = "scale-out" if bool(crosses[j]) else "scale-up"
     if s.sites > 1:
         out["dp"] = out.get("dp", "scale-up") + f" + link between {s.sites} sites"
     return out
@@ -287,79 +293,91 @@ def search_training(s: TrainingSetup, space: SearchSpace, top: int = 10,
     good_layouts = layouts[np.logical_and.reduce(list(lm.values()))] if len(layouts) else layouts
     evaluated = (len(layouts) - len(good_layouts)) * len(knobs)
     cap = 0.0
-    for sub, counts, n_rows in passing_blocks(space, s.model, s.job, good_layouts, block):
+    # memory is cheap next to the step time: the plans that do not fit are dropped before timing them
+    blocks = (((sub, counts, n_rows, len(sub), None) for sub, counts, n_rows in
+               passing_blocks(space, s.model, s.job, good_layouts, block)) if ignore_memory
+              else fitting_blocks(space, s, good_layouts, block))
+    for sub, counts, n_rows, passing, mem in blocks:
         for name, n in counts.items():
             rejected[name] = rejected.get(name, 0) + n
         evaluated += n_rows
-        mem = None
-        if len(sub) and not ignore_memory:
-            # memory is cheap next to the step time: drop the plans that do not fit before timing them
-            mem = training_memory(sub, s)
-            fits = mem.fits
-            rejected["fits_memory"] = rejected.get("fits_memory", 0) + int((~fits).sum())
-            keep = np.flatnonzero(fits)
-            sub, mem = sub.take(keep), mem.take(keep)
+        if passing and not ignore_memory:
+            rejected["fits_memory"] = rejected.get("fits_memory", 0) + passing - len(sub)
         if len(sub):
             cols = training_step(sub, s, mem)
             cap = cols.memory.capacity
-            idx = np.arange(len(sub))
-            feasible += len(idx)
-            if len(idx):
-                ec = training_energy(sub, cols, s, e)
-                etm = ec.step_time_s
-                if max_step_time_s is not None:  # a time budget under the power settings
-                    idx = idx[etm[idx] <= max_step_time_s]
-                if len(idx):
-                    block_cols: _Cols = (ec.objective(objective)[idx], cols.memory.total[idx], cols.step_time_s[idx],
-                                  etm[idx], ec.step_energy_j[idx])
-                    sel = _select(block_cols, cap, k)
-                    new = _Kept(sub.take(idx[sel]), _take(block_cols, sel))
-                    kept = new if kept is None else kept.merge(new, cap, k)
+            feasible += len(sub)
+            ec = training_energy(sub, cols, s, e)
+            etm = ec.step_time_s
+            en = ec.step_energy_j  # once: the energy objective is the same column
+            block_cols: _Cols = (en if objective == "energy" else ec.objective(objective), cols.memory.total,
+                                 cols.step_time_s, etm, en)
+            idx = None
+            if max_step_time_s is not None:  # a time budget under the power settings
+                idx = np.flatnonzero(etm <= max_step_time_s)
+                block_cols = _take(block_cols, idx)
+            if len(block_cols[0]):
+                sel = _select(block_cols, cap, k)
+                new = _Kept(sub.take(sel if idx is None else idx[sel]), _take(block_cols, sel))
+                kept = new if kept is None else kept.merge(new, cap, k)
             del cols, sub
         if progress is not None:
             progress(evaluated, total)
-    results: list[PlanResult] = []
+    best: list[PlanResult] = []
+    pareto: list[PlanResult] = []
+    pareto_e: list[PlanResult] = []
     if kept is not None:
-        # the kept rows again, as one small table: the same per-row columns, read without whole blocks
+        # the kept rows again, as one small table: the same per-row columns, read without whole blocks;
+        # the order and the fronts are found on the values the results carry, and results are built only
+        # for the rows shown (the top and the two fronts)
         rows = kept.rows
         cols = training_step(rows, s)
         ec = training_energy(rows, cols, s, e)
         met = _metrics(rows, cols, s)
-        seen: set[str] = set()
-        for i in range(len(rows)):
-            r = _result(rows, cols, s, i, True, (ec, e), met)
-            key = r.plan.model_dump_json()
-            if key not in seen:
+        _, _, step_j, _, _, cost_usd, co2_kg = row_totals(ec)
+        obj_col = {"time": cols.step_time_s, "energy": step_j, "cost": cost_usd, "carbon": co2_kg}[objective]
+        mem = cols.memory
+        plan_cols = [rows.tp, rows.pp, rows.dp, rows.cp, rows.ep, rows.mbs, rows.vpp, rows.recompute,
+                     rows.recompute_frac, rows.zero, rows.sp, rows.tp_overlap, rows.ep_overlap, rows.pipeline_inner]
+        seen: set[tuple[Any, ...]] = set()
+        order: list[int] = []
+        for i, key in enumerate(zip(*(c.tolist() for c in plan_cols), strict=True)):
+            if key not in seen:  # one result per plan
                 seen.add(key)
-                results.append(r)
-    results.sort(key=lambda r: (round(_objective_of(r, objective), 9), r.memory_total_bytes))  # ties: headroom
-    times = np.array([r.step_time_s for r in results])
-    free = np.array([r.memory_capacity_bytes - r.memory_total_bytes for r in results])
-    pareto = [results[i] for i in pareto_front(times, -free)] if results else []
-    e_times = np.array([r.energy.step_time_s if r.energy else r.step_time_s for r in results])
-    energies = np.array([r.energy.step_energy_j if r.energy else np.inf for r in results])
-    pareto_e = [results[i] for i in pareto_front(e_times, energies)] if results else []
+                order.append(i)
+        # PlanResult.memory_total_bytes: the sum of its memory_bytes values, in their order
+        mem_total = [float(sum((float(mem.weights[i]), float(mem.gradients[i]), float(mem.optimizer[i]),
+                                float(mem.activations[i]), float(mem.logits[i]), float(mem.reserved[i]))))
+                     for i in range(len(rows))]
+        order.sort(key=lambda i: (round(float(obj_col[i]), 9), mem_total[i]))  # ties: headroom
+        times = np.array([float(cols.step_time_s[i]) for i in order])
+        free = np.array([mem.capacity - mem_total[i] for i in order])
+        front = pareto_front(times, -free)
+        e_times = np.array([float(ec.step_time_s[i]) for i in order])
+        energies = np.array([float(step_j[i]) for i in order])
+        front_e = pareto_front(e_times, energies)
+        built: dict[int, PlanResult] = {}
+        energy_of = energy_rows(ec, e, s.job.tokens / s.job.tokens_per_step if s.job.tokens else None)
+
+        def result(j: int) -> PlanResult:  # the j-th result in ranked order
+            if j not in built:
+                built[j] = _result(rows, cols, s, order[j], True, (ec, e), met, energy_of)
+            return built[j]
+
+        best = [result(j) for j in range(min(top, len(order)))]
+        pareto = sorted((result(int(j)) for j in front), key=lambda r: r.step_time_s)
+        pareto_e = [result(int(j)) for j in front_e]
     return TrainingSearch(
         objective=objective,
         pareto_time_energy=pareto_e,
-        best=results[:top],
-        pareto=sorted(pareto, key=lambda r: r.step_time_s),
+        best=best,
+        pareto=pareto,
         candidates_evaluated=evaluated,
         feasible=feasible,
         rejected_by=rejected,
         search_seconds=time.perf_counter() - t0,
         job=s.job,
     )
-
-
-def _objective_of(r: PlanResult, objective: str) -> float:
-    """The per-step value a search ranks ``r`` by (seconds, J, USD or kg CO2)."""
-    if objective == "time":
-        return r.step_time_s
-    if r.energy is None:
-        return float("inf")
-    return {"energy": r.energy.step_energy_j, "cost": r.energy.step_cost_usd,
-            "carbon": r.energy.step_co2_kg}[objective]
 
 
 @dataclass(frozen=True, slots=True)

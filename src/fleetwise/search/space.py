@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -17,7 +17,11 @@ import numpy.typing as npt
 from fleetwise.catalog.types import ModelArch
 from fleetwise.errors import SpecError, cut, shown
 from fleetwise.perf.candidates import Candidates
+from fleetwise.perf.memory import MemoryColumns, training_memory
 from fleetwise.plan import RECOMPUTE, TrainingJob
+
+if TYPE_CHECKING:
+    from fleetwise.perf.setup import TrainingSetup
 
 BoolArray = npt.NDArray[np.bool_]
 
@@ -99,14 +103,17 @@ def _micro_batches(space: SearchSpace, job: TrainingJob) -> list[int]:
     return space.axis("micro_batch", [d for d in divisors(job.global_batch) if d <= space.max_micro_batch])
 
 
-def _knob_grid(space: SearchSpace, job: TrainingJob, moe: bool) -> npt.NDArray[np.float64]:
-    """Rows of (mbs, vpp, recompute, recompute_frac, zero, sp, tp_overlap, ep_overlap, pp_inner)."""
+def _knob_axes(space: SearchSpace, job: TrainingJob,
+               moe: bool) -> tuple[list[npt.NDArray[np.int64]], npt.NDArray[np.float64]]:
+    """The knob grid's axes (mbs, vpp, recompute choice, zero, sp, tp_overlap, ep_overlap, pp_inner, as
+    integers) and the (recompute code, fraction) of each recompute choice; the grid is their product in
+    this order (C order)."""
     recomputes: list[tuple[int, float]] = []
     for r in space.axis("recompute", list(RECOMPUTE)):
         code = RECOMPUTE.index(r)
         fracs = space.axis("recompute_layers_frac", list(RECOMPUTE_FRACS)) if code == 2 else [1.0]
         recomputes += [(code, f) for f in fracs]
-    grids = np.meshgrid(
+    axes = [
         np.array(_micro_batches(space, job)),
         np.array(space.axis("vpp", list(space.vpp_values))),
         np.arange(len(recomputes)),
@@ -116,10 +123,16 @@ def _knob_grid(space: SearchSpace, job: TrainingJob, moe: bool) -> npt.NDArray[n
         np.array(space.axis("ep_comm_overlap", [False, True] if moe else [False]), dtype=np.int64),
         np.array([o == "tp-cp-pp-dp" for o in space.axis("rank_order", ["tp-cp-dp-pp", "tp-cp-pp-dp"])],
                  dtype=np.int64),
-        indexing="ij",
-    )
+    ]
+    return axes, np.array(recomputes, dtype=np.float64).reshape(-1, 2)
+
+
+def _knob_grid(space: SearchSpace, job: TrainingJob, moe: bool) -> npt.NDArray[np.float64]:
+    """Rows of (mbs, vpp, recompute, recompute_frac, zero, sp, tp_overlap, ep_overlap, pp_inner)."""
+    axes, recomputes = _knob_axes(space, job, moe)
+    grids = np.meshgrid(*axes, indexing="ij")
     flat = [g.ravel() for g in grids]
-    rc = np.array(recomputes, dtype=np.float64)[flat[2]]
+    rc = recomputes[flat[2]]
     cols = [flat[0], flat[1], rc[:, 0], rc[:, 1], flat[3], flat[4], flat[5], flat[6], flat[7]]
     return np.stack(cols, axis=1).astype(np.float64)
 
@@ -220,7 +233,37 @@ def passing_blocks(space: SearchSpace, m: ModelArch, job: TrainingJob, layouts: 
     """The product of ``layouts`` and the knob grid in blocks of about ``block`` rows, checked by the knob
     rules without materialising it: yields (the rows that pass every rule, the rows each rule rejects,
     the rows in the block). Rows come in the order of ``generate``."""
+    for rows, counts, n, _, _ in _blocks(space, m, job, layouts, block, None):
+        yield rows, counts, n
+
+
+def fitting_blocks(space: SearchSpace, s: TrainingSetup, layouts: npt.NDArray[np.int64], block: int = 262_144
+                   ) -> Iterator[tuple[Candidates, dict[str, int], int, int, MemoryColumns]]:
+    """As ``passing_blocks``, keeping only the rows whose memory fits the device: yields (those rows, the
+    rows each knob rule rejects, the rows in the block, the rows passing the knob rules, the rows' memory).
+
+    Memory is priced on the grid of each layout and the knob axes it depends on (micro-batch, vpp,
+    recompute, ZeRO, sequence parallelism), not on every row: the same columns as ``training_memory`` on
+    the rows, to the last digit."""
+    for rows, counts, n, passing, mem in _blocks(space, s.model, s.job, layouts, block, s):
+        assert mem is not None
+        yield rows, counts, n, passing, mem
+
+
+def _on_axis(v: npt.NDArray[Any], axis: int, ndim: int) -> npt.NDArray[Any]:
+    """``v`` laid along ``axis`` of an ``ndim``-axis grid (length 1 on the others)."""
+    dims = [1] * ndim
+    dims[axis] = -1
+    return v.reshape(dims)
+
+
+def _blocks(space: SearchSpace, m: ModelArch, job: TrainingJob, layouts: npt.NDArray[np.int64], block: int,
+            setup: TrainingSetup | None
+            ) -> Iterator[tuple[Candidates, dict[str, int], int, int, MemoryColumns | None]]:
     knobs = _knob_grid(space, job, m.moe is not None)
+    axes, recomputes = _knob_axes(space, job, m.moe is not None)
+    mem_axes = (len(axes[0]), len(axes[1]), len(axes[2]), len(axes[3]), len(axes[4]))  # mbs vpp recompute zero sp
+    per_mem = int(np.prod(mem_axes))
     k = len(knobs)
     if len(layouts) == 0 or k == 0:
         return
@@ -228,31 +271,79 @@ def passing_blocks(space: SearchSpace, m: ModelArch, job: TrainingJob, layouts: 
     ints: list[npt.NDArray[np.int64]] = [kc[j].astype(np.int64) for j in (0, 1, 2, 4)]  # mbs vpp recompute zero
     flags: list[BoolArray] = [kc[j].astype(np.bool_) for j in (5, 6, 7, 8)]  # sp, tp/ep overlap, pp inner
     frac: npt.NDArray[np.float64] = kc[3]
-    across = [ints[0], ints[1], ints[2], frac, ints[3], *flags]
-    across = [v[None, :] for v in across]
     per_block = max(1, block // k)
-    # the integer micro-batch rules on the few distinct micro-batch sizes, spread to the knob rows after
-    mbs_u, mbs_of_knob = np.unique(ints[0], return_inverse=True)
+    # the rules on the grid (layout, mbs, vpp, recompute, zero, sp, tp overlap, ep overlap, pp inner) whose
+    # C order is the knob order: each rule is computed on the axes it reads, and counted there
+    rc = recomputes[axes[2]]
+    knob9 = [_on_axis(axes[0].astype(np.int64), 1, 9), _on_axis(axes[1].astype(np.int64), 2, 9),
+             _on_axis(rc[:, 0].astype(np.int64), 3, 9), _on_axis(rc[:, 1], 3, 9),
+             *(_on_axis(axes[j].astype(np.bool_), j + 1, 9) for j in (4, 5, 6, 7))]
     for start in range(0, len(layouts), per_block):
         lay = layouts[start:start + per_block]
-        tp, pp, cp, dp, ep = (lay[:, j][:, None] for j in range(5))
-        shape = (len(lay), k)
-        divides, micro_multiple = _batch_rules(pp, dp, mbs_u[None, :], job)
-        rules = _knob_rules(tp, pp, dp, ep, across[0], across[1], across[2], across[3], across[5], across[6],
-                            across[7], across[8], m, job, (divides[:, mbs_of_knob], micro_multiple[:, mbs_of_knob]))
-        ok = np.ones(shape, dtype=np.bool_)
+        tp, pp, cp, dp, ep = (_on_axis(lay[:, j], 0, 9) for j in range(5))
+        full = (len(lay), *(len(a) for a in axes))
+        size = len(lay) * k
+        rules = _knob_rules(tp, pp, dp, ep, knob9[0], knob9[1], knob9[2], knob9[3], knob9[4], knob9[5], knob9[6],
+                            knob9[7], m, job)
         counts = {}
+        small = []
         for name, rule in rules.items():
-            r = np.broadcast_to(np.asarray(rule, dtype=np.bool_), shape)
-            counts[name] = int(r.size - np.count_nonzero(r))
-            ok &= r
-        li, ki = np.nonzero(ok)
+            r = np.asarray(rule, dtype=np.bool_)
+            counts[name] = (r.size - int(np.count_nonzero(r))) * (size // r.size)  # each cell stands for size/r.size
+            small.append(r)
+        ok_small = np.ones((1,) * 9, dtype=np.bool_)
+        for r in sorted(small, key=lambda r: r.size):  # the smallest first: the grid grows only as far as needed
+            ok_small = ok_small & r
+        passing = int(np.count_nonzero(ok_small)) * (size // ok_small.size)
+        mem = None
+        tail = k // per_mem  # knob rows per memory cell (tp overlap x ep overlap x pp inner)
+        if setup is not None and passing:
+            # memory on the grid of the axes it depends on (layout, mbs, vpp, recompute, zero, sp: the first ones)
+            gm = training_memory(_memory_grid(lay, axes, recomputes), setup)
+            fits = gm.fits
+            if ok_small.shape[4] == 1:  # no rule reads ZeRO: AND along long runs (the fits spread over the tail)
+                head = len(lay) * per_mem // (mem_axes[3] * mem_axes[4])  # layout x mbs x vpp x recompute
+                by_rule = np.ascontiguousarray(np.broadcast_to(ok_small, (*full[:4], 1, *full[5:])))
+                ok = np.empty((head, mem_axes[3], mem_axes[4] * tail), dtype=np.bool_)
+                spread = np.repeat(fits.reshape(-1), tail).reshape(ok.shape)
+                np.logical_and(by_rule.reshape(head, 1, -1), spread, out=ok)
+            else:
+                ok = np.empty(full, dtype=np.bool_)
+                np.logical_and(ok_small, fits.reshape(*full[:6], 1, 1, 1), out=ok)
+        else:
+            ok = np.ascontiguousarray(np.broadcast_to(ok_small, full))
+        li, ki = np.divmod(np.flatnonzero(ok), k)  # (layout, knob row) of each passing row, in C order
+        lay_cols = [np.ascontiguousarray(lay[:, j]) for j in range(5)]
+        if setup is not None and passing:
+            mem = gm.at((len(lay), *mem_axes), li, ki // tail)
         rows = Candidates(
-            tp=lay[li, 0], pp=lay[li, 1], cp=lay[li, 2], dp=lay[li, 3], ep=lay[li, 4],
+            tp=lay_cols[0][li], pp=lay_cols[1][li], cp=lay_cols[2][li], dp=lay_cols[3][li], ep=lay_cols[4][li],
             mbs=ints[0][ki], vpp=ints[1][ki], recompute=ints[2][ki], recompute_frac=frac[ki], zero=ints[3][ki],
             sp=flags[0][ki], tp_overlap=flags[1][ki], ep_overlap=flags[2][ki], pp_inner=flags[3][ki],
         )
-        yield rows, counts, len(lay) * k
+        if setup is not None and mem is None:
+            mem = training_memory(rows, setup)  # no row passes: empty columns
+        yield rows, counts, len(lay) * k, passing, mem
+
+
+def _memory_grid(lay: npt.NDArray[np.int64], axes: list[npt.NDArray[np.int64]],
+                 recomputes: npt.NDArray[np.float64]) -> Candidates:
+    """The plans of layouts ``lay`` x the knob axes memory depends on (mbs, vpp, recompute, zero, sp) as
+    columns that broadcast on a 6-axis grid; the columns memory does not read are one broadcast value."""
+    def on(v: npt.NDArray[Any], axis: int) -> npt.NDArray[Any]:
+        dims = [1] * 6
+        dims[axis] = -1
+        return v.reshape(dims)
+
+    rc = recomputes[axes[2]]
+    unused = np.zeros((1,) * 6, dtype=np.bool_)
+    return Candidates(
+        tp=on(lay[:, 0], 0), pp=on(lay[:, 1], 0), cp=on(lay[:, 2], 0), dp=on(lay[:, 3], 0), ep=on(lay[:, 4], 0),
+        mbs=on(axes[0].astype(np.int64), 1), vpp=on(axes[1].astype(np.int64), 2),
+        recompute=on(rc[:, 0].astype(np.int64), 3), recompute_frac=on(rc[:, 1], 3),
+        zero=on(axes[3].astype(np.int64), 4), sp=on(axes[4].astype(np.bool_), 5), tp_overlap=unused,
+        ep_overlap=unused,
+    )
 
 
 def structural_masks(c: Candidates, m: ModelArch, job: TrainingJob, domain_size: int,
