@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from fleetwise.validate.cases import load_cases
 from fleetwise.validate.runner import bundled_case_files, validate_files
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -49,12 +50,16 @@ def render() -> str:
              "leave-one-source-out median | LOSO within 25 % | 80 % interval coverage | worst |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for f in files:
-        lines += _summary_rows(validate_files([f], loso=f.name == "training.yaml").to_json(), f.name)
+        # leave-one-source-out where constants are fitted: training.yaml's family scales, every file's serving
+        # constants (vTrain's sweep runs score ranking; their LOSO is in the all-files row)
+        loso = f.name == "training.yaml" or any(c.kind == "inference" for c in load_cases(f)[0])
+        lines += _summary_rows(validate_files([f], loso=loso).to_json(), f.name)
     data = validate_files(files, loso=True).to_json()
     lines += _summary_rows(data, "all files")
     lines += ["", sweep_line(data)]
-    lines += ["", "Leave-one-source-out for serving constants is in `src/fleetwise/perf/data/serving.yaml` "
-              "(refit by `python -m fleetwise.validate.inference_cases`).",
+    lines += ["", "Leave-one-source-out for inference cases refits the serving constants of `src/fleetwise/perf/"
+              "data/serving.yaml` without the case's source (same fitter and groups as `python -m "
+              "fleetwise.validate.inference_cases`), on the cases of the file (row) or of all files.",
               "", "Every case but the runs of plan sweeps (those are summarised above):", "",
               "| case | metric | measured | predicted | 80 % interval | error | LOSO error |",
               "|---|---|---|---|---|---|---|"]
