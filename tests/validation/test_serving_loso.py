@@ -101,7 +101,10 @@ def test_validate_loso_fills_inference_cases_and_round_trips(tmp_path: Path, cat
     assert len(cases) == len(REAL) and len({c.source_key for c in cases}) == 2
     path = tmp_path / "cases.yaml"
     path.write_text(yaml.safe_dump([c.model_dump(exclude_none=True) for c in cases], sort_keys=False))
-    out = validate_files([path], catalog, loso=True).to_json()
+    seen: list[tuple[int, int]] = []
+    out = validate_files([path], catalog, loso=True, progress=lambda done, total: seen.append((done, total))).to_json()
+    # one tick per case predicted, one per case's refit curve, then done
+    assert [d for d, _ in seen] == list(range(2 * len(REAL) + 1)) and {t for _, t in seen} == {2 * len(REAL)}
     assert json.loads(json.dumps(out)) == out
     assert out["summary_leave_one_source_out"]["inference"]["count"] == len(REAL)
     for entry in out["cases"]:
