@@ -2,7 +2,8 @@
 
 Entry points: ``scale_curves`` (each case's predictions over a grid of ``compute_scale``),
 ``fit_groups`` (one constant per chip family, from whole groups, never one case), and
-``leave_one_source_out`` (refit without a source's cases, then predict them).
+``leave_one_source_out`` (refit without a source's cases, then predict them; inference cases through the
+serving fitter of ``inference_cases``).
 Run ``python -m fleetwise.validate.calibrate`` to rewrite ``perf/data/calibration.yaml``.
 """
 
@@ -23,6 +24,7 @@ from fleetwise.perf.calibration import DATA_FILE, Calibration, GroupConstants, f
 from fleetwise.perf.efficiency import EfficiencyTable, load_efficiency
 from fleetwise.progress import ProgressFn
 from fleetwise.validate.cases import ENERGY_METRICS, Case, load_cases
+from fleetwise.validate.inference_cases import serving_leave_one_source_out
 from fleetwise.validate.predict import predict_case
 from fleetwise.validate.specs import CasePrediction, bundled_case_files
 
@@ -120,9 +122,24 @@ def loso_curve_errors(curves: Sequence[Curve]) -> dict[str, dict[str, float]]:
 
 def leave_one_source_out(preds: Sequence[CasePrediction], catalog: Catalog, eff: EfficiencyTable,
                          calib: Calibration, progress: ProgressFn | None = None) -> dict[str, dict[str, float]]:
+    """Errors of every predicted case with its source left out of the fit of its group's constants.
+
+    Training cases: the family compute scale (``scale_curves``, ``loso_curve_errors``). Inference cases: the
+    serving constants, refitted as ``serving.yaml`` is (``serving_leave_one_source_out``). Energy metrics get
+    none (their parameters are not fitted on cases). ``progress(done, total)`` once per case."""
     del calib  # refitted from scratch
-    curves = scale_curves([p.case for p in preds], catalog, eff, progress)
-    return loso_curve_errors(curves)
+    training = [p.case for p in preds if p.case.kind == "training"]
+    inference = [p.case for p in preds if p.case.kind == "inference"]
+    total = len(training) + len(inference)
+    step = None if progress is None else (lambda done, _n: progress(done, total))
+    out = loso_curve_errors(scale_curves(training, catalog, eff, step))
+    step = None if progress is None else (lambda done, _n: progress(len(training) + done, total))
+    serving = serving_leave_one_source_out(inference, catalog, eff, progress=step) if inference else {}
+    for cid, errs in serving.items():
+        kept = {k: v for k, v in errs.items() if k not in ENERGY_METRICS}
+        if kept:
+            out[cid] = kept
+    return out
 
 
 def _median_ape(errs: Iterable[dict[str, float]]) -> float:

@@ -29,6 +29,7 @@ from fleetwise.perf.batching import (
     prefill_rate,
     ttft_and_wait_under_load_s,
 )
+from fleetwise.perf.calibration import family_of
 from fleetwise.perf.efficiency import EfficiencyTable
 from fleetwise.perf.inference import (
     ServingConstants,
@@ -39,6 +40,7 @@ from fleetwise.perf.inference import (
     load_serving_constants,
     make_serving_setup,
 )
+from fleetwise.progress import ProgressFn
 from fleetwise.validate.cases import ENERGY_METRICS, Case
 from fleetwise.validate.specs import CasePrediction, resolve_specs
 
@@ -716,45 +718,56 @@ ENGINE_SCALE_GRID = tuple(float(x) for x in np.geomspace(0.8, 5.0, 25))
 ENGINE_OVERHEAD_GRID_S = (0.0, 0.002, 0.008, 0.016, 0.032, 0.064)
 
 
-ErrorCache = dict[tuple[str, float, float], float | None]
+# (case id, compute_scale, step_overhead_s) -> (mean |log error| the fitter scores, relative error per metric);
+# (None, None) where the case cannot be predicted with those constants. Every fold re-scores the same grid.
+ErrorCache = dict[tuple[str, float, float], tuple[float | None, dict[str, float] | None]]
 
 
-def _case_log_error(case: Case, catalog: Catalog, eff: EfficiencyTable, c: ServingConstants,
-                    cache: ErrorCache | None = None) -> float | None:
+def _case_fit(case: Case, catalog: Catalog, eff: EfficiencyTable, c: ServingConstants,
+              cache: ErrorCache | None = None) -> tuple[float | None, dict[str, float] | None]:
     key = (case.id, c.compute_scale, c.step_overhead_s)
     if cache is not None and key in cache:
         return cache[key]
-    out = _case_log_error_uncached(case, catalog, eff, c)
+    out = _case_fit_uncached(case, catalog, eff, c)
     if cache is not None:
         cache[key] = out
     return out
 
 
-def _case_log_error_uncached(case: Case, catalog: Catalog, eff: EfficiencyTable, c: ServingConstants
-                             ) -> float | None:
+def _case_log_error(case: Case, catalog: Catalog, eff: EfficiencyTable, c: ServingConstants,
+                    cache: ErrorCache | None = None) -> float | None:
+    return _case_fit(case, catalog, eff, c, cache)[0]
+
+
+def _case_fit_uncached(case: Case, catalog: Catalog, eff: EfficiencyTable, c: ServingConstants
+                       ) -> tuple[float | None, dict[str, float] | None]:
     try:
         p = predict_inference(case, catalog, eff, c)
     except SpecError:
-        return None
+        return None, None
     errs = [abs(math.log(p.predicted[k] / v)) for k, v in case.measured.items()
             if k in p.predicted and p.predicted[k] > 0]
-    return float(np.mean(errs)) if errs else None
+    return (float(np.mean(errs)) if errs else None), p.errors()
+
+
+def _grid(family: str) -> list[ServingConstants]:
+    """The constants the fitter tries for ``family`` (an engine fitted apart has a wider grid)."""
+    engine = "@" in family
+    return [ServingConstants(scale, over, family) for scale in (ENGINE_SCALE_GRID if engine else SCALE_GRID)
+            for over in (ENGINE_OVERHEAD_GRID_S if engine else OVERHEAD_GRID_S)]
 
 
 def fit_serving_constants(cases: list[Case], catalog: Catalog, eff: EfficiencyTable, family: str,
                           cache: ErrorCache | None = None) -> tuple[ServingConstants, float]:
     """The (compute_scale, step_overhead_s) minimising the median |log error| over a group of cases."""
     best: tuple[float, ServingConstants] | None = None
-    engine = "@" in family
-    for scale in ENGINE_SCALE_GRID if engine else SCALE_GRID:
-        for over in ENGINE_OVERHEAD_GRID_S if engine else OVERHEAD_GRID_S:
-            c = ServingConstants(scale, over, family)
-            errs = [e for case in cases if (e := _case_log_error(case, catalog, eff, c, cache)) is not None]
-            if not errs:
-                continue
-            score = float(np.median(errs)) + 0.1 * float(np.mean(np.minimum(errs, 1.0)))
-            if best is None or score < best[0] - 1e-12:
-                best = (score, c)
+    for c in _grid(family):
+        errs = [e for case in cases if (e := _case_log_error(case, catalog, eff, c, cache)) is not None]
+        if not errs:
+            continue
+        score = float(np.median(errs)) + 0.1 * float(np.mean(np.minimum(errs, 1.0)))
+        if best is None or score < best[0] - 1e-12:
+            best = (score, c)
     if best is None:
         raise SpecError(f"no case of family {family} can be predicted")
     return best[1], best[0]
@@ -793,26 +806,62 @@ def _group_key(case: Case, catalog: Catalog) -> str:
 
 
 def _constants_for(fitted: dict[str, ServingConstants], case: Case, catalog: Catalog) -> ServingConstants:
+    """The constants ``case`` runs with among the ``fitted`` groups, looked up the way
+    ``perf.inference.load_serving_constants`` looks them up in ``serving.yaml``: its engine's group, its chip
+    family's, the family's other flavour (EP or not), then the global group of its flavour."""
     ep = _is_ep(case, catalog)
-    key = _group_key(case, catalog)
-    return (fitted.get(key) or fitted.get(constants_group(case.hardware, ep))
-            or fitted["global_ep" if ep else "global"])
+    base = family_of(case.hardware)
+    chain = [_group_key(case, catalog), constants_group(case.hardware, ep)]
+    if base != "global":
+        chain.append(base if ep else base + "_ep")
+    chain.append("global_ep" if ep else "global")
+    for key in chain:
+        if key in fitted:
+            return fitted[key]
+    raise SpecError(f"case {case.id}: no serving constants group fitted for it (tried {', '.join(chain)})")
+
+
+def serving_curves(cases: list[Case], catalog: Catalog, eff: EfficiencyTable, cache: ErrorCache | None = None,
+                   progress: ProgressFn | None = None) -> ErrorCache:
+    """Each case's errors over the constants grid of every group it belongs to: everything a refit of those
+    groups on any subset of the cases (a leave-one-source-out fold) scores, so the folds cost only medians.
+
+    ``progress(done, total)`` before each case."""
+    cache = {} if cache is None else cache
+    grids: dict[str, list[ServingConstants]] = {}
+    for fam, members in _groups(cases, catalog).items():
+        for m in members:
+            grids.setdefault(m.id, []).extend(_grid(fam))
+    for done, case in enumerate(cases):
+        if progress is not None:
+            progress(done, len(cases))
+        for c in grids.get(case.id, []):
+            _case_fit(case, catalog, eff, c, cache)
+    return cache
 
 
 def serving_leave_one_source_out(cases: list[Case], catalog: Catalog, eff: EfficiencyTable,
-                                 cache: ErrorCache | None = None) -> dict[str, dict[str, float]]:
-    """Refit without each source's cases, then predict them: errors a new source would see."""
+                                 cache: ErrorCache | None = None, progress: ProgressFn | None = None
+                                 ) -> dict[str, dict[str, float]]:
+    """Refit without each source's cases, then predict them: errors a new source would see.
+
+    Same fitter, groups and group lookup as the shipped ``serving.yaml`` (``fit_all``, ``_constants_for``); each
+    case's errors over the grid are computed once (``serving_curves``) and every fold re-scores them."""
     out: dict[str, dict[str, float]] = {}
-    cache = {} if cache is None else cache  # (case, constants) -> error: every fold re-scores the same grid
+    cache = serving_curves(cases, catalog, eff, cache, progress)
     for src in sorted({c.source_key for c in cases}):
         held = [c for c in cases if c.source_key == src]
-        fitted = fit_all([c for c in cases if c.source_key != src], catalog, eff, cache)
+        rest = [c for c in cases if c.source_key != src]
+        if not rest:
+            continue  # a single source: nothing to refit on
+        fitted = fit_all(rest, catalog, eff, cache)
         for case in held:
             try:
-                out[case.id] = predict_inference(case, catalog, eff,
-                                                 _constants_for(fitted, case, catalog)).errors()
+                errors = _case_fit(case, catalog, eff, _constants_for(fitted, case, catalog), cache)[1]
             except SpecError:
                 continue
+            if errors is not None:
+                out[case.id] = errors
     return out
 
 

@@ -37,7 +37,7 @@ def summarise(preds: Iterable[CasePrediction], error_of: dict[str, dict[str, flo
     by_group: dict[str, list[tuple[str, float, str, float]]] = {}
     for p in preds:
         if error_of is not None and p.case.id not in error_of:
-            continue  # leave-one-source-out covers the training cases only
+            continue  # leave-one-source-out: cases with fitted constants (not energy-only ones)
         errs = error_of[p.case.id] if error_of is not None else p.errors()
         groups: dict[str, list[tuple[str, float]]] = {}
         for metric, e in errs.items():
