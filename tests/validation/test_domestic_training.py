@@ -39,6 +39,18 @@ def test_flagperf_case_is_scored_by_flagperf_formula(catalog: Catalog, eff: Effi
     assert any("own formula" in n for n in p.notes)
 
 
+def test_flagperf_llama2_plan_is_the_launch_scripts_not_the_searchs(catalog: Catalog, eff: EfficiencyTable) -> None:
+    """FlagPerf's launch script passes no --sequence-parallel and (its eval drops every argument after a literal
+    '#--recompute-activations') no activation checkpointing; its ds_config sets ZeRO 1: nothing is left to
+    the search, which would pick sequence parallelism for TP4 (the fastest choice, not the one that ran)."""
+    from fleetwise.perf.calibration import load_calibration
+
+    for case_id in ("flagperf-llama2-7b-metaxc500-8-tp1dp8", "flagperf-llama2-7b-metaxc500-8-tp4dp2"):
+        p = predict_training(_domestic(case_id), catalog, eff, load_calibration())
+        assert (p.chosen["sequence_parallel"], p.chosen["zero"], p.chosen["recompute"]) == (False, 1, "none")
+        assert not any("chosen by search" in n for n in p.notes)
+
+
 def test_c500_has_its_own_gemm_and_hbm_efficiency(eff: EfficiencyTable) -> None:
     c500 = eff.chip("metax_c500")
     assert not c500.is_default and c500.borrowed_from is None
