@@ -125,3 +125,27 @@ def test_validate_prints_a_table_with_intervals_and_sweeps(capsys: pytest.Captur
     header = out.splitlines()[0].split()
     assert header[:5] == ["case", "metric", "measured", "predicted", "80%"]
     assert "median regret" in out and "pick within 5%" in out
+
+
+def test_commands_list_matches_the_parser_and_each_partial_parser_equals_the_whole() -> None:
+    import argparse
+
+    from fleetwise.cli.main import COMMANDS, build_parser
+
+    def commands(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        act = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+        return dict(act.choices)
+
+    full = commands(build_parser())
+    assert sorted(full) == sorted(COMMANDS)
+    for name in COMMANDS:  # only the command being run is built in full; it is the same parser
+        part = commands(build_parser(only=name))
+        assert sorted(part) == sorted(full)
+        assert part[name].format_help() == full[name].format_help()
+
+
+def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from fleetwise.cli.main import COMMANDS
+
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and all(f"    {c} " in out for c in COMMANDS)

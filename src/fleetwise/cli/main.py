@@ -79,13 +79,55 @@ def _study_file_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--row", type=int, help="which row of the study file (default 0, the best)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Sink:
+    """Stands in for the parser of a command this run does not take: every call is accepted and ignored."""
+
+    def __getattr__(self, name: str) -> Any:
+        return _Sink()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return _Sink()
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+
+class _OnlySubparsers:
+    """Wraps the command subparsers so that only ``wanted`` gets its arguments; every other command is
+    registered with its name and help alone (``fleetwise --help`` lists them all; building each command's
+    arguments costs about 30 ms of a fresh process, most of it argparse's gettext lookups)."""
+
+    def __init__(self, real: Any, wanted: str) -> None:
+        self._real, self._wanted = real, wanted
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        if name == self._wanted:
+            return self._real.add_parser(name, **kwargs)
+        self._real.add_parser(name, help=kwargs.get("help"), add_help=False)
+        return _Sink()
+
+
+def _command_of(argv: Sequence[str] | None) -> str | None:
+    """The command word of ``argv`` ("" when none is given), or None when it is not one of ours (then the
+    whole parser is built, so that argparse's error lists every choice)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    word = next((a for a in args if not a.startswith("-")), "")
+    return word if word in COMMANDS or word == "" else None
+
+
+COMMANDS = ("plan", "explain", "compare", "match", "simulate", "validate", "catalog", "power", "place",
+            "studies", "report", "server", "emit", "sweep", "calibrate")
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with ``only``, just that command's arguments (the others by name and help)."""
     from fleetwise.version import __version__
 
     parser = BoundedArgumentParser(prog="fleetwise", description="Plan, explain and validate AI infrastructure.")
     parser.add_argument("--version", action="version", version=f"fleetwise {__version__}",
                         help="print the version and exit")
-    sub = parser.add_subparsers(dest="command", required=True)
+    real_sub = parser.add_subparsers(dest="command", required=True)
+    sub: Any = real_sub if only is None else _OnlySubparsers(real_sub, only)
 
     for verb, helptext in (("plan", "search the best plans"), ("explain", "explain one plan"),
                            ("compare", "compare accelerators"), ("match", "match a reference fleet")):
@@ -203,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(only=_command_of(argv))
     args = parser.parse_args(argv)
     try:
         return run(args)
