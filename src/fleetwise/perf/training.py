@@ -448,8 +448,8 @@ def param_tensors_per_layer(s: TrainingSetup) -> float:
 
 def _shape_costs(c: Candidates, s: TrainingSetup) -> tuple[FloatArray, ...]:
     """The per-layer costs that depend on the layer shape alone (tp, cp, ep, mbs, sp, overlaps): kernel
-    forward and backward, TP, CP and EP traffic, memory-bound share, LM head, MTP, and the two recompute
-    terms (full: forward with its TP traffic; selective: the attention core again)."""
+    forward and backward, TP, CP and EP traffic, memory-bound share, LM head, MTP, and the selective
+    recompute term (the attention core again; full recompute is priced on the rows by ``_costs``)."""
     m = s.model
     scale = s.constants.compute_scale
     dense_share = m.n_dense_layers / m.layers
@@ -472,11 +472,10 @@ def _shape_costs(c: Candidates, s: TrainingSetup) -> tuple[FloatArray, ...]:
     kernel_bwd = kernel_bwd + np.maximum(n_bwd * host - kernel_bwd - 0.5 * lt.tp_comm, 0.0)
     # recompute: full re-runs the layer forward (with its TP traffic) for a share of layers;
     # selective re-runs the attention core only (Korthikanti et al. 2022, Sec. 5)
-    full_again = kernel_fwd + 0.5 * lt.tp_comm
     attn_again = np.maximum(lt.attn_fwd * scale, n_attn * host)
     return (np.asarray(kernel_fwd), np.asarray(kernel_bwd), lt.tp_comm, lt.cp_comm, lt.ep_comm,
             np.asarray(lt.mem_fwd * scale), np.asarray(_head_times(c, s) * scale),
-            np.asarray(m.mtp_modules * (kernel_fwd + kernel_bwd)), np.asarray(full_again), np.asarray(attn_again))
+            np.asarray(m.mtp_modules * (kernel_fwd + kernel_bwd)), np.asarray(attn_again))
 
 
 def _pp_shape_terms(c: Candidates, s: TrainingSetup) -> tuple[FloatArray, FloatArray]:
@@ -496,7 +495,7 @@ def _costs(c: Candidates, s: TrainingSetup, pipeline: bool, full_frac: FloatArra
     shared), from one pass over the layer shapes."""
     shapes = _layer_shapes(c)
     x, inverse = (c, None) if shapes is None else shapes
-    kernel_fwd, kernel_bwd, tp_comm, cp_comm, ep_comm, mem_fwd, head, mtp, _, attn_again = _shape_costs(x, s)
+    kernel_fwd, kernel_bwd, tp_comm, cp_comm, ep_comm, mem_fwd, head, mtp, attn_again = _shape_costs(x, s)
     pp_terms = _pp_shape_terms(x, s) if pipeline else None
 
     def spread(v: FloatArray) -> FloatArray:  # a column of the shapes at the rows (all +0.0: one zero column)
@@ -507,7 +506,7 @@ def _costs(c: Candidates, s: TrainingSetup, pipeline: bool, full_frac: FloatArra
         return np.asarray(v[inverse])
 
     kernel_fwd, kernel_bwd, tp_comm, attn_again = (spread(v) for v in (kernel_fwd, kernel_bwd, tp_comm, attn_again))
-    full_again = kernel_fwd + 0.5 * tp_comm  # as in _shape_costs, on the rows (cheaper than reading it)
+    full_again = kernel_fwd + 0.5 * tp_comm  # full recompute: the layer forward with its TP traffic, on the rows
     if full_frac is None:
         full_frac = np.where(c.recompute == 2, c.recompute_frac, 0.0)
     recomp = full_frac * full_again + np.where(c.recompute == 1, attn_again, 0.0)
