@@ -78,3 +78,25 @@ def test_a_lock_step_pipeline_idles_at_the_slowest_stages_pace(catalog: Catalog,
     per_micro = float(head[0] / out[True].n_micro[0])
     assert float(out[True].bubble_s[0] - out[False].bubble_s[0]) == pytest.approx(3 * per_micro, rel=1e-9)
     assert float(out[True].compute_s[0]) == pytest.approx(float(out[False].compute_s[0]), rel=1e-12)
+
+
+def test_megatrons_fused_softmax_needs_attention_batches_divisible_by_four(catalog: Catalog,
+                                                                           eff: EfficiencyTable) -> None:
+    # FusedScaleMaskSoftmax (Megatron-DeepSpeed): the causal kernel runs when micro-batch x heads per TP rank
+    # divides by 4 and keys <= 2048; else 5 eager ops on fp32 scores replace it, forward and backward
+    from fleetwise.perf.training import kernels_per_layer_fwd, softmax_fallback
+
+    plans = Candidates.from_plans([TrainingPlan(tp=8, pp=1, dp=1, micro_batch=1, recompute="full", zero=0),
+                                   TrainingPlan(tp=8, pp=1, dp=1, micro_batch=2, recompute="full", zero=0),
+                                   TrainingPlan(tp=4, pp=1, dp=2, micro_batch=1, recompute="full", zero=0)])
+    out = {}
+    for seq, kernel in ((1024, "unfused"), (4096, "unfused"), (1024, "flash")):
+        job = TrainingJob(seq_len=seq, global_batch=8, precision="fp16", attention_kernel=kernel)
+        s = make_training_setup(catalog.model("gpt3-350m"), catalog.accelerator("nvidia_a100_80gb_sxm"),
+                                catalog.system("nvidia_dgx_a100"), job, eff)
+        out[(seq, kernel)] = (list(softmax_fallback(plans, s)), kernels_per_layer_fwd(plans, s)[1])
+    # gpt3-350m: 16 heads -> 2, 4 and 4 attention batches per rank
+    assert out[(1024, "unfused")][0] == [True, False, False]
+    assert list(out[(1024, "unfused")][1]) == [9.0, 5.0, 5.0]
+    assert out[(4096, "unfused")][0] == [True, True, True]
+    assert out[(1024, "flash")][0] == [False, False, False]

@@ -46,6 +46,16 @@ UNFUSED_ATTENTION_KERNELS = 5.0  # baddbmm, scale-mask-softmax, dropout, bmm, co
 # small-K penalty of their GEMM time already prices a GEMM whose output write outweighs its FLOPs.
 UNFUSED_SCORE_BYTES_FWD = 9.0
 UNFUSED_SCORE_BYTES_BWD = 11.0
+# Megatron's fused causal scale-mask-softmax runs only when the key length is in (16, 2048] and the attention
+# batches (micro-batch x heads per TP rank) and the query length divide by 4 (FusedScaleMaskSoftmax.forward,
+# megatron/model/fused_softmax.py, Megatron-DeepSpeed; batch_per_block = 4 for keys up to 2048); otherwise it
+# falls back to eager torch ops on fp32 scores (apply_query_key_layer_scaling forces the fp32 softmax): cast to
+# fp32, scale, masked_fill, softmax, cast back - 5 kernels for 1 forward, and their 5 autograd kernels for 1
+# backward; the extra fp32 streams add 33 B per score element forward, 35 backward
+SOFTMAX_FALLBACK_KERNELS = 4.0
+SOFTMAX_FALLBACK_BYTES_FWD = 33.0
+SOFTMAX_FALLBACK_BYTES_BWD = 35.0
+FUSED_SOFTMAX_MAX_KEYS = 2048
 
 ASSUMPTIONS: tuple[str, ...] = (
     "weight GEMM efficiency from micro-benchmarks: e_max * t/(t + t0) by the shard's shape",
@@ -66,7 +76,9 @@ ASSUMPTIONS: tuple[str, ...] = (
     "compute kernels + the conjugate TP collectives + one accumulation per parameter tensor) x the job's host "
     "time per kernel",
     "unfused attention: QK^T and dO V^T reduce over the head dim (small-K penalty), AV, dV, dQ, dK over the "
-    "sequence; softmax and dropout stream 9 B per score element forward, 11 backward",
+    "sequence; softmax and dropout stream 9 B per score element forward, 11 backward; Megatron's fused softmax "
+    "only when micro-batch x heads per TP rank divides by 4 and keys <= 2048, else 4 more eager kernels on fp32 "
+    "scores forward and backward",
 )
 
 
@@ -285,6 +297,18 @@ def _per_gemm_tp_exposed(c: Candidates, s: TrainingSetup, moe_layer: bool, token
     return np.asarray(exposed)
 
 
+def softmax_fallback(c: Candidates, s: TrainingSetup) -> npt.NDArray[np.bool_]:
+    """Plans whose unfused attention misses Megatron's fused softmax kernel (``FUSED_SOFTMAX_MAX_KEYS`` and the
+    divisibility rule above) and runs the eager fp32 softmax instead; never with a flash kernel."""
+    if s.job.attention_kernel != "unfused":
+        return np.zeros(len(c.tp), dtype=bool)
+    seq = int(s.job.seq_len)
+    heads_rank = np.maximum(s.model.heads // c.tp, 1)
+    batches = c.mbs * heads_rank
+    bad_len = not (16 < seq <= FUSED_SOFTMAX_MAX_KEYS and seq % 4 == 0)
+    return np.asarray((batches % 4 != 0) | bad_len, dtype=bool)
+
+
 def _unfused_attention_s(c: Candidates, s: TrainingSetup, tokens: FloatArray, window: float,
                          tp: FloatArray) -> tuple[FloatArray, FloatArray]:
     """(forward, backward) seconds of attention with the score matrix materialised (no flash kernel).
@@ -311,8 +335,10 @@ def _unfused_attention_s(c: Candidates, s: TrainingSetup, tokens: FloatArray, wi
     gemm_bwd = dp + av_fwd + 2.0 * t(qk, peak16, "bf16", long_k)
     scores = tokens * window * (m.heads / tp)  # elements of the score matrix on this device
     stream = scores / (s.accel.hbm_bw_bytes_per_s * s.eff.hbm)
-    return (np.asarray(gemm_fwd + UNFUSED_SCORE_BYTES_FWD * stream),
-            np.asarray(gemm_bwd + UNFUSED_SCORE_BYTES_BWD * stream))
+    fallback = softmax_fallback(c, s)
+    fwd_bytes = np.where(fallback, UNFUSED_SCORE_BYTES_FWD + SOFTMAX_FALLBACK_BYTES_FWD, UNFUSED_SCORE_BYTES_FWD)
+    bwd_bytes = np.where(fallback, UNFUSED_SCORE_BYTES_BWD + SOFTMAX_FALLBACK_BYTES_BWD, UNFUSED_SCORE_BYTES_BWD)
+    return np.asarray(gemm_fwd + fwd_bytes * stream), np.asarray(gemm_bwd + bwd_bytes * stream)
 
 
 def _layer_shapes(c: Candidates) -> tuple[Candidates, IntArray] | None:
@@ -401,7 +427,7 @@ class LayerCosts:
                           + self.ep_comm)
 
 
-def kernels_per_layer_fwd(c: Candidates, s: TrainingSetup) -> tuple[FloatArray, float]:
+def kernels_per_layer_fwd(c: Candidates, s: TrainingSetup) -> tuple[FloatArray, FloatArray]:
     """(kernels of one layer's forward pass, of which the attention core), counted from its structure.
 
     Megatron-style layer: 2 norms, 4 weight GEMMs (QKV, output, MLP up, MLP down; gate and up fused),
@@ -419,7 +445,8 @@ def kernels_per_layer_fwd(c: Candidates, s: TrainingSetup) -> tuple[FloatArray, 
     if m.moe is not None:
         base += (1.0 - m.n_dense_layers / m.layers) * 6.0
     tp_kernels = tp_collectives_per_layer(c)[0]
-    return np.asarray(base + tp_kernels, dtype=np.float64), attn
+    attn_all = attn + np.where(softmax_fallback(c, s), SOFTMAX_FALLBACK_KERNELS, 0.0)
+    return np.asarray(base - attn + attn_all + tp_kernels, dtype=np.float64), np.asarray(attn_all)
 
 
 def tp_collectives_per_layer(c: Candidates) -> tuple[FloatArray, FloatArray]:
@@ -465,8 +492,10 @@ def _shape_costs(c: Candidates, s: TrainingSetup) -> tuple[FloatArray, ...]:
     n_fwd, n_attn = kernels_per_layer_fwd(c, s)
     tp_fwd, tp_bwd = tp_collectives_per_layer(c)
     # backward: two kernels per forward compute kernel (activation and weight grads), the TP collectives
-    # of the conjugate operators, and one gradient accumulation per parameter tensor
-    n_bwd = 2.0 * (n_fwd - tp_fwd) + tp_bwd + param_tensors_per_layer(s)
+    # of the conjugate operators, and one gradient accumulation per parameter tensor; the eager softmax
+    # fallback's elementwise ops have one autograd kernel each
+    fb = np.where(softmax_fallback(c, s), SOFTMAX_FALLBACK_KERNELS, 0.0)
+    n_bwd = 2.0 * (n_fwd - tp_fwd - fb) + fb + tp_bwd + param_tensors_per_layer(s)
     host = s.job.host_s_per_kernel
     kernel_fwd = kernel_fwd + np.maximum(n_fwd * host - kernel_fwd - 0.5 * lt.tp_comm, 0.0)
     kernel_bwd = kernel_bwd + np.maximum(n_bwd * host - kernel_bwd - 0.5 * lt.tp_comm, 0.0)
