@@ -118,17 +118,44 @@ def fit_fabric(name: str, bench: Entry, accel: Entry, say: Say = _silent) -> Ent
                      if o["chip"] in chips and o["kind"] == "collective_small_message_latency"]
     b, s_half, rms = hyperbola_fit(acc["plateau"], acc["curve"])
     alpha = float(np.median(acc["floor"])) if acc["floor"] else None
+    if algo == "ring":  # how the plateau scales with the group size, each table against its own n = 8
+        scaled = group_scaling(bench.get("group_scaling", []), chips, accel)
+        if scaled:
+            by_group = {n: [b * r for r in rs] for n, rs in scaled.items()}
+            srcs.add("group-size scaling: " + ", ".join(f"n={n} x{np.mean(rs):.3f}" for n, rs in sorted(scaled.items()))
+                     + " of n=8 (supplement)")
     out = {"applies_to": applies, "tier": "scaleup", "algorithm": algo,
            "bw_basis": "ici_link_45GBps" if algo == "torus" else "scaleup_unidir",
            "busbw_frac": b, "s_half_bytes": s_half, "alpha_s": alpha,
            "fitted_on": "; ".join(sorted(srcs)) + f" ({len(acc['plateau'])} plateaus, {len(acc['curve'])} "
            f"curve pts; alpha = median of {len(acc['floor'])} small-message floors)"}
-    if by_group:
+    if by_group and algo == "mesh":
         means = {n: float(np.mean(v)) for n, v in sorted(by_group.items())}
         out["by_group_size"] = {n: {"busbw_frac": f, "link_frac": f * 7 / (n - 1)} for n, f in means.items()}
+    elif by_group:
+        out["by_group_size"] = {n: {"busbw_frac": float(np.mean(v))} for n, v in sorted(by_group.items())}
     say(f"{name:24s} {b:6.3f} {s_half or np.nan:10.3g} {alpha or np.nan:9.3g} {len(acc['curve']):4d} "
           f"{rms:7.3f}")
     return out
+
+
+def group_scaling(entries: list[Entry], chips: list[str], accel: Entry) -> dict[int, list[float]]:
+    """Plateau of each group size over the same table's n = REF_GROUP plateau, per source (one-node ring sweeps of
+    the chips; entries marked ``use: group_scaling`` in the project's supplement). {n: [ratio per source]}."""
+    by_src: dict[str, dict[int, float]] = {}
+    for e in entries:
+        if e["chip"] not in chips or e["nodes"] != 1 or e["collective"] != "all_reduce":
+            continue
+        line = accel[e["chip"]]["scaleup_gbps_bidir"] / 2
+        got = collective_points(e, line)
+        if got["plateau"]:
+            by_src.setdefault(e["source"]["url"].rsplit("/", 1)[0], {})[e["group_size"]] = got["plateau"][0]
+    out: dict[int, list[float]] = {}
+    for table in by_src.values():
+        if REF_GROUP in table:
+            for n, p in table.items():
+                out.setdefault(n, []).append(p / table[REF_GROUP])
+    return out if len(out) > 1 else {}
 
 
 def ib_ramp(bench: Entry) -> tuple[float, str]:
