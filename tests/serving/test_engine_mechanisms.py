@@ -65,7 +65,9 @@ def test_engine_facts_apply_to_a_case_that_names_the_engine_only_in_its_notes() 
     assert facts["engine"] == "mindie-2.1" and facts["scheduler"] == "prefill_first"
     assert facts["max_num_seqs"] == 200 and facts["max_prefill_tokens"] == 8192
     assert "benchmark_prompts" not in facts  # a source fact stays with its source
-    assert ic.serving_facts(_gpustack("gpustack-qwen3-8b-910b-vllm-sharegpt"))["scheduler"] == "decode_first"
+    vllm = ic.serving_facts(_gpustack("gpustack-qwen3-8b-910b-vllm-sharegpt"))
+    # vLLM-Ascend v0.9.1 forces its AscendScheduler on non-MLA models: no chunked prefill, budget max_model_len
+    assert vllm["scheduler"] == "prefill_first_capped" and vllm["max_num_batched_tokens"] == 40960
 
 
 def test_bad_engine_fact_names_file_field_and_allowed(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -73,7 +75,8 @@ def test_bad_engine_fact_names_file_field_and_allowed(tmp_path) -> None:  # type
 
     bad = tmp_path / "facts.yaml"
     bad.write_text("engines:\n  x:\n    scheduler: fastest\n")
-    with pytest.raises(SpecError, match=r"engines\.x\.scheduler.*decode_first, prefill_first.*fastest"):
+    allowed = r"decode_first, prefill_first, prefill_first_capped"
+    with pytest.raises(SpecError, match=rf"engines\.x\.scheduler.*{allowed}.*fastest"):
         ic._all_serving_facts(bad)
 
 
@@ -117,3 +120,60 @@ def test_a_family_without_its_own_flavour_of_constants_inherits_the_family_not_o
     assert (dense.compute_scale, dense.step_overhead_s) == (ep.compute_scale, ep.step_overhead_s)
     # a family with a dense group keeps its own
     assert load_serving_constants("nvidia_h100_sxm").family == "nvidia_hopper"
+
+
+def test_kernel_counts_follow_the_layer_code_and_tp_adds_two_all_reduces_per_layer(catalog: Catalog) -> None:
+    from fleetwise.perf.inference import kernels_per_step
+
+    dense, moe = catalog.model("qwen3-8b"), catalog.model("qwen3-30b-a3b")
+    assert float(kernels_per_step(dense, np.array([1]))[0]) == 36 * (9 + 3) + 3
+    assert float(kernels_per_step(moe, np.array([2]))[0]) == 48 * (9 + 16 + 2) + 3
+    # a MoE layer issues about twice the kernels of a dense one, TP two all-reduces more
+    per_dense_layer = float(kernels_per_step(dense, np.array([1]))[0]) / 36
+    assert float(kernels_per_step(moe, np.array([1]))[0]) / 48 > 1.9 * per_dense_layer
+
+
+def test_host_issue_time_floors_a_step_and_hides_behind_a_device_bound_one(catalog: Catalog) -> None:
+    from dataclasses import replace
+
+    from fleetwise.perf.inference import ServingShape, kernels_per_step, step_time
+
+    s = make_serving_setup(catalog.model("qwen3-30b-a3b"), catalog.accelerator("huawei_ascend_910b"),
+                           catalog.system("huawei_atlas_800t_a2"))
+    host = replace(s, host_s_per_kernel=87e-6)
+    sh = ServingShape.of(2)
+    z = np.zeros(1)
+
+    def step(setup, tokens: float):  # type: ignore[no-untyped-def]
+        return step_time(setup, sh, np.array([tokens]), np.array([100.0]), np.array([1.0]), z, z)
+
+    floor = float(kernels_per_step(s.model, sh.tp)[0]) * 87e-6
+    small, small_host = step(s, 4.0), step(host, 4.0)
+    # a few tokens: the device idles while the host issues the kernels
+    assert float(small_host.total_s[0]) == pytest.approx(floor + s.constants.step_overhead_s, rel=1e-9)
+    assert float(small.total_s[0]) < float(small_host.total_s[0])
+    # a long prefill keeps the device busier than the host: the issue time hides behind it
+    big, big_host = step(s, 32768.0), step(host, 32768.0)
+    assert float(big.total_s[0]) > floor
+    assert float(big_host.total_s[0]) == pytest.approx(float(big.total_s[0]))
+
+
+def test_capped_prefill_first_burst_interleaves_prefill_steps_into_tpot(catalog: Catalog) -> None:
+    from fleetwise.perf.batching import decode_rates
+    from fleetwise.perf.efficiency import load_efficiency
+    from fleetwise.validate.specs import resolve_specs
+
+    case = _gpustack("gpustack-qwen3-8b-910b-vllm-sharegpt")
+    model, accel, system = resolve_specs(case, catalog)
+    s = make_serving_setup(model, accel, system, load_efficiency())
+    d = ic._Deployment(ic.ServingShape.of(1), 1, 1, {})
+    i, o, n, cap = 217.0, 201.5, 1000.0, 256.0
+    alone = float(decode_rates(s, d.shape, np.array([cap]), i + 0.5 * o, 1.0, with_prefill=False).tpot_s[0])
+    capped = ic._burst_prefill_first_capped(s, d, n, cap, i, o, 40960.0, 1.0)
+    # most decode steps free a slot and are followed by a prefill-only step: TPOT well above a decode step
+    assert capped["tpot_ms"] > 1.3 * alone * 1e3
+    # the queued requests wait for a slot: mean TTFT well above the first wave's prefill
+    assert capped["ttft_ms"] > 3.0 * float(ic.prefill_rate(s, d.shape, i, np.array([40960.0]))[0].total_s[0]) * 1e3
+    # fewer prompts than slots: no drain, no interleaved prefill steps
+    few = ic._burst_prefill_first_capped(s, d, 100.0, cap, i, o, 40960.0, 1.0)
+    assert few["tpot_ms"] < capped["tpot_ms"] and few["ttft_ms"] < capped["ttft_ms"]

@@ -70,6 +70,8 @@ ASSUMPTIONS: tuple[str, ...] = (
     "TP: two all-reduces of the activations per layer; PP: micro-batches of batch/pp fill the stages",
     "group constants (fitted on published serving runs of the chip family) scale kernel time and add a "
     "per-step host overhead",
+    "an engine whose facts give a host time per kernel: a step lasts at least its kernel count times that "
+    "(host issue and device run asynchronously; the device idles when issuing is slower)",
 )
 
 
@@ -125,6 +127,8 @@ class ServingSetup:
     a2a_floor: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())  # (EP sizes, dispatch+combine s)
     speculative: Speculative | None = None
     attention_precision: str = "bf16"  # "fp8": QK^T and PV in FP8 (FlashMLA-FP8, FA3-FP8) on an fp8 KV cache
+    host_s_per_kernel: float = 0.0  # host time to issue one kernel where the engine launches them one by one
+    # (serving facts of the engine; 0: graph-launched, issue time hidden)
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,6 +320,32 @@ def tp_all_reduce_s(s: ServingSetup, bytes_: FloatArray, tp: IntArray) -> FloatA
     return np.asarray(np.where(tp > 1, t, 0.0), dtype=np.float64)
 
 
+# Kernels one decoder layer issues, counted in vLLM-Ascend v0.9.1's Qwen3 layers (tag v0.9.1):
+# attention block (vllm_ascend/models/qwen3.py CustomQwen3Attention, vllm's Qwen3MoeAttention): input norm,
+# QKV GEMM, Q-norm, K-norm, rotary, KV-cache write, attention, O GEMM, post-attention norm;
+ATTENTION_BLOCK_KERNELS = 9
+# dense MLP (CustomQwen3MLP): gate-up GEMM, SwiGLU, down GEMM;
+DENSE_MLP_KERNELS = 3
+# MoE block (vllm_ascend/ops/fused_moe.py AscendSparseMoeBlock -> AscendUnquantizedFusedMoEMethod.apply ->
+# select_experts + fused_experts, the all-gather path every TP-only deployment takes): router GEMM,
+# npu_moe_gating_top_k_softmax, renormalise (sum, divide), cast, row-index build (arange, permute-contiguous),
+# npu_moe_init_routing, npu_moe_compute_expert_tokens, cast, grouped GEMM, concat, npu_swiglu, grouped GEMM,
+# concat, npu_moe_finalize_routing;
+MOE_BLOCK_KERNELS = 16
+# per step outside the layers: embedding, final norm, LM head.
+STEP_KERNELS = 3
+
+
+def kernels_per_step(m: ModelArch, tp: IntArray) -> FloatArray:
+    """Kernels one forward pass issues on a rank: the layers' kernels plus one all-reduce after the attention
+    block and one after the MLP / MoE block under TP (RowParallelLinear, AscendFusedMoE's all-reduce)."""
+    reduce = np.where(np.asarray(tp) > 1, 2.0, 0.0)
+    per_dense = ATTENTION_BLOCK_KERNELS + DENSE_MLP_KERNELS
+    per_moe = ATTENTION_BLOCK_KERNELS + MOE_BLOCK_KERNELS
+    return np.asarray(m.n_dense_layers * per_dense + m.n_moe_layers * per_moe + m.layers * reduce + STEP_KERNELS,
+                      dtype=np.float64)
+
+
 def step_time(s: ServingSetup, sh: ServingShape, prefill_tokens: FloatArray, prefill_ctx: FloatArray,
               prefill_seqs: FloatArray, decode_seqs: FloatArray, decode_ctx: FloatArray) -> StepTimes:
     """Seconds of one continuous-batching step of one engine, per attention rank's batch.
@@ -382,6 +412,13 @@ def step_time(s: ServingSetup, sh: ServingShape, prefill_tokens: FloatArray, pre
     tp_comm = np.where(sh.tp > 1, 2.0 * m.layers * ar, 0.0)
     crosses = s.network.spans_scaleout(sh.pp, sh.tp * sh.dp)
     pp_comm = np.where(sh.pp > 1, pp * s.network.p2p_s(tokens * h * ACT_BYTES, crosses), 0.0)
+    # an engine that issues its kernels one by one from the host (host_s_per_kernel > 0): host issue and device
+    # execution run asynchronously (torch_npu's task queue), so the device idles only where issuing the step's
+    # kernels takes longer than running them (Ascend's host-bound definition, MindStudio 'Host Bound Issue
+    # Classification'); the idle time goes to the step's overhead
+    host = kernels_per_step(m, sh.tp) * s.host_s_per_kernel
+    device = (gemm + head + attention + elem) * scale + tp_comm + ep_comm + pp_comm
+    idle = np.maximum(host - device, 0.0)
     out = StepTimes(
         gemm_s=np.asarray((gemm + head) * scale, dtype=np.float64),
         attention_s=np.asarray(attention * scale, dtype=np.float64),
@@ -389,7 +426,7 @@ def step_time(s: ServingSetup, sh: ServingShape, prefill_tokens: FloatArray, pre
         tp_comm_s=np.asarray(tp_comm, dtype=np.float64),
         ep_comm_s=np.asarray(ep_comm, dtype=np.float64),
         pp_comm_s=np.asarray(pp_comm, dtype=np.float64),
-        overhead_s=np.asarray(np.full_like(tokens, s.constants.step_overhead_s), dtype=np.float64),
+        overhead_s=np.asarray(np.full_like(tokens, s.constants.step_overhead_s) + idle, dtype=np.float64),
     )
     if spec is None:
         return out

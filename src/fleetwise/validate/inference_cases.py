@@ -37,6 +37,7 @@ from fleetwise.perf.inference import (
     ServingShape,
     Speculative,
     constants_group,
+    kernels_per_step,
     load_serving_constants,
     make_serving_setup,
 )
@@ -53,7 +54,7 @@ _FACT_KINDS: dict[str, type] = {"speculative_steps": int, "speculative_accept_le
 _ENGINE_KINDS: dict[str, type] = {"scheduler": str, "max_num_seqs": int, "max_num_batched_tokens": int,
                                   "max_prefill_seqs": int, "max_prefill_tokens": int, "host_s_per_kernel": float,
                                   "match": list, "why": str}
-SCHEDULERS = ("decode_first", "prefill_first")
+SCHEDULERS = ("decode_first", "prefill_first", "prefill_first_capped")
 
 
 def _check_facts(path: Path, where: str, facts: dict[str, Any], kinds: dict[str, type]) -> None:
@@ -217,6 +218,15 @@ def _offline(case: Case, s: ServingSetup, d: _Deployment, notes: list[str]) -> d
                      f"{limit:g} at a time, the others wait with their first token out; the mean TPOT over requests "
                      f"weighs that wait by E[1/(O-1)] = {kappa:.2f}/(mean O - 1), outputs taken as exponential "
                      f"above vllm bench's {MIN_OUTPUT_TOKENS:g}-token minimum with the case's mean")
+    elif "benchmark_prompts" in facts and facts.get("scheduler") == "prefill_first_capped":
+        n = float(facts["benchmark_prompts"]) / ranks
+        kappa = output_length_kappa(o)
+        out.update(_burst_prefill_first_capped(s, d, n, limit, i, o, budget_tokens, kappa))
+        notes.append(f"finite benchmark of {facts['benchmark_prompts']} prompts sent at once to a prefill-first engine "
+                     f"that admits prompts only while the running batch is under its cap (serving facts, engine "
+                     f"{facts.get('engine')}: no chunked prefill, {budget_tokens:g} tokens a prefill step): the first "
+                     f"{min(n, limit):g} are prefilled, then every decode step that finishes a request (probability "
+                     f"1 - exp(-{limit:g}/O)) is followed by a prefill-only step of the freed slots' prompts")
     elif "benchmark_prompts" in facts:
         out.update(_burst(s, d, float(facts["benchmark_prompts"]) / ranks, limit, i, o, budget_tokens, r))
         notes.append(f"finite benchmark of {facts['benchmark_prompts']} prompts sent at once (serving facts): the "
@@ -295,6 +305,51 @@ def _burst_prefill_first(s: ServingSetup, d: _Deployment, n: float, limit: float
     per_chip = n * o / makespan * float(d.shape.dp[0]) / float(d.shape.tp[0] * d.shape.pp[0] * d.shape.dp[0])
     d.chosen["batch_per_rank"] = round(b, 1)
     d.chosen["prefill_tokens_per_batch"] = pre_tokens
+    return {"output_tokens_per_s": per_chip * d.chips, "output_tokens_per_s_per_chip": per_chip,
+            "ttft_ms": ttft * 1e3, "tpot_ms": tpot * 1e3}
+
+
+def _burst_prefill_first_capped(s: ServingSetup, d: _Deployment, n: float, limit: float, i: float, o: float,
+                                budget: float, kappa: float) -> dict[str, float]:
+    """Metrics of ``n`` requests per rank sent at once to a prefill-first engine whose prefill admits prompts only
+    while fewer than ``limit`` requests run (vllm-ascend's AscendScheduler, forced on non-MLA models in v0.9.1).
+
+    Each step either prefills waiting prompts (whole, at most ``budget`` tokens, decode paused) or, when none is
+    admitted, decodes the running batch. The first wave of ``min(n, limit)`` prompts is prefilled ``budget``
+    tokens a step; then every decode step that finishes at least one request frees slots and is followed by a
+    prefill-only step of that many prompts. A decode step at batch ``limit`` finishes ``limit/O`` requests on
+    average, taken as Poisson: a share ``1 - exp(-limit/O)`` of decode steps is followed by a prefill step of
+    ``(limit/O) / that share`` prompts. The last wave decodes out at a falling batch (taken at half), with no
+    prompt left to admit. TPOT counts the interleaved prefill steps; the first wave's wait between its first
+    token and its first decode (the rest of the fill) weighs ``kappa``/(mean O - 1) as for ``_burst_prefill_first``.
+    """
+    accept = s.speculative.accept_length if s.speculative is not None else 1.0
+    wave = min(n, limit)
+    per_batch = max(math.floor(budget / i), 1.0)  # whole prompts per prefill step
+    full_batches, rest = divmod(wave, per_batch)
+    fill = full_batches * float(prefill_rate(s, d.shape, i, np.array([per_batch * i]))[0].total_s[0])
+    if rest > 0:
+        fill += float(prefill_rate(s, d.shape, i, np.array([rest * i]))[0].total_s[0])
+    done = limit * accept / o  # requests finishing per decode step
+    share = 1.0 - math.exp(-done)  # decode steps followed by a prefill step
+    admit = done / max(share, 1e-12)  # prompts per such prefill step
+    pre_small = float(prefill_rate(s, d.shape, i, np.array([min(admit * i, budget)]))[0].total_s[0])
+    full = decode_rates(s, d.shape, np.array([limit]), i + 0.5 * o, 1.0, with_prefill=False)
+    step_d = float(full.step.total_s[0])
+    half = decode_rates(s, d.shape, np.array([max(wave / 2.0, 1.0)]), i + 0.5 * o, 1.0, with_prefill=False)
+    step_half = float(half.step.total_s[0])
+    decode_steps = max(n - wave, 0.0) * o / (limit * accept)
+    drain = decode_steps * (step_d + share * pre_small)
+    tail = o / accept * step_half
+    makespan = fill + drain + tail
+    # TTFT: the first wave finishes its prefill on average halfway through the fill (plus a step); the queued
+    # requests wait for a slot (half the drain on average) and their own prefill step
+    ttft = (wave * 0.5 * (fill + pre_small) + (n - wave) * (fill + 0.5 * drain + pre_small)) / n
+    tpot_drain = (step_d + share * pre_small) / accept
+    tpot = ((n - wave) * tpot_drain + wave * 0.5 * (tpot_drain + step_half / accept)) / n
+    wait = wave / n * 0.5 * max(fill - pre_small, 0.0)  # the first wave's wait for the rest of the fill
+    tpot += wait * kappa / max(o - 1.0, 1.0)
+    per_chip = n * o / makespan * float(d.shape.dp[0]) / float(d.shape.tp[0] * d.shape.pp[0] * d.shape.dp[0])
     return {"output_tokens_per_s": per_chip * d.chips, "output_tokens_per_s_per_chip": per_chip,
             "ttft_ms": ttft * 1e3, "tpot_ms": tpot * 1e3}
 
@@ -583,6 +638,12 @@ def _with_software_facts(case: Case, s: ServingSetup, notes: list[str]) -> Servi
         s = replace(s, speculative=spec)
         notes.append(f"speculative decoding (serving facts): {steps} draft step(s) of {spec.draft_layers} layer(s), "
                      f"{steps + 1} tokens verified per step, accept length {accept:g}")
+    if "host_s_per_kernel" in facts:
+        host = float(facts["host_s_per_kernel"])
+        s = replace(s, host_s_per_kernel=host)
+        notes.append(f"kernels launched one by one (serving facts, engine {facts.get('engine')}): {host * 1e6:g} us of "
+                     f"host time per kernel, {float(kernels_per_step(s.model, np.array([1]))[0]):g} kernels a "
+                     "forward pass at tp 1 (vLLM-Ascend v0.9.1's layer code), all-reduces added under TP")
     if facts.get("attention_precision") == "fp8":
         s = replace(s, attention_precision="fp8")
         notes.append("attention math in FP8 (serving facts: FlashMLA-FP8 / FA3-FP8)")
