@@ -595,6 +595,70 @@ def write_kind(kind: str, entries: list[dict[str, Any]], builder: Any, ref_name:
     return written
 
 
+# MetaX C500 scale-up (MetaXLink). Not in the reference; the primary texts were not fetched here, they are
+# quoted by a public compilation of vendor statements (MetaX prospectus / SSE inquiry reply, MetaX developer docs):
+#  - prospectus: "单 GPU 芯片创新性集成 7 个 MetaXLink 接口，达到了英伟达 ... H200 相当的互连带宽";
+#  - SSE inquiry reply: MetaXLink ports wire "2 卡、4 卡、8 卡全互连拓扑";
+#  - mx-diagease (MetaX developer docs) on a C500: "MetaX link4 speed: Gen5 / width: x16", i.e. each MetaXLink
+#    port is a PCIe-Gen5-x16-class SerDes (32 GT/s x 16 lanes = 64 GB/s each way, 128 GB/s both ways);
+#    its default MetaXLink P2P pass marks are 49 GB/s one way / 90 GB/s both ways (PCIe P2P: 36 / 73).
+# 7 ports x 128 GB/s = 896 GB/s both ways per chip, which is the H200-class 900 GB/s the prospectus claims.
+METAXLINK_SOURCES = [
+    "MetaX prospectus (as quoted): http://dataclouds.cninfo.com.cn/sjother/documents/2025/20250630/"
+    "ff35fb52e4824cf8b6624d22905ebc76.pdf (7 MetaXLink ports per GPU, H200-class interconnect bandwidth)",
+    "MetaX SSE inquiry reply (as quoted): http://vip.stock.finance.sina.com.cn/corp/view/"
+    "vCB_AllBulletinDetail.php?stockid=688802&id=11397324 (2-, 4- and 8-card full-mesh topologies)",
+    "MetaX developer docs, mx-diagease (as quoted): https://developer.metax-tech.com/api/client/document/"
+    "preview/768/split_files/%E8%AF%8A%E6%96%AD%E6%A8%A1%E5%BC%8F.html (C500 MetaX link Gen5 x16;"
+    " MetaXLink P2P marks 49 GB/s one way, 90 GB/s both ways)",
+    "https://www.metax-tech.com/prod.html?cid=107&id=21 (C500 board: MetaXLink between 2 or 4 cards)",
+    "https://swift.readthedocs.io/en/v4.4/_sources/BestPractices/Metax-support.md.txt (mx-smi topo -m of an"
+    " 8-GPU MetaX node: GPUs 0-3 on MetaXLink, 0-3 to 4-7 over PCIe)",
+]
+EXTRA_FABRICS: list[dict[str, Any]] = [
+    {
+        "id": "metaxlink_c500",
+        "name": "MetaXLink (MetaX C500)",
+        "kind": "scale-up",
+        "per_link_gbps_bidir": 128,
+        "links_per_chip": 7,
+        "per_chip_gbps_bidir": 896,
+        "max_domain": 8,
+        "estimated_fields": ["per_link_gbps_bidir", "per_chip_gbps_bidir"],
+        "notes": "Not in the reference. 7 MetaXLink ports per C500 (prospectus), each at PCIe Gen5 x16 signalling"
+        " (mx-diagease: 'MetaX link speed: Gen5, width: x16'), so 64 GB/s each way per link and 896 GB/s both"
+        " ways per chip (the prospectus's H200-class claim); no GB/s figure is published by MetaX itself."
+        " Wired as a full mesh of up to 8 (one link per pair) or of 4 (C500 boards with a bridge).",
+        "sources": METAXLINK_SOURCES,
+    },
+]
+EXTRA_SYSTEMS += [
+    {
+        "id": "metax_c500_8x",
+        "vendor": "MetaX",
+        "name": "8x MetaX C500 64 GB server, MetaXLink full mesh (FlagPerf's Tongtaiyi G658V3)",
+        "accelerator_id": "metax_c500",
+        "chips_per_node": 8,
+        "domain_size": 8,
+        "scaleup": {
+            "fabric_id": "metaxlink_c500",
+            "topology": "full_mesh",
+            "gbps_bidir_per_chip": 896,
+            "per_pair_gbps_bidir": 128,
+        },
+        "scaleout_gbit_per_node": 400,
+        "scaleout_fabric_id": "infiniband_hdr",
+        "estimated_fields": ["scaleup.gbps_bidir_per_chip", "scaleup.latency_us", "scaleout_latency_us"],
+        "notes": "Not in the reference. FlagPerf's C500 machine (training/metax/README.md: 同泰怡 G658V3, 曦云 C500"
+        " 64G, InfiniBand 2x200 Gb/s). Its MetaXLink wiring is not published: an 8-card full mesh (one 128 GB/s"
+        " link per pair over the chip's 7 ports, the prospectus's 8-card topology) or two 4-card meshes joined"
+        " by PCIe (the board form). A TP or DP group of up to 4 consecutive ranks sees one link per peer in"
+        " both, which this full mesh prices; an 8-wide group would be slower on the two-mesh wiring.",
+        "sources": ["https://github.com/FlagOpen/FlagPerf/blob/d1a078e0cf541ad691b2cbf7ba57f3576c4805a5/"
+                    "training/metax/README.md"] + METAXLINK_SOURCES,
+    },
+]
+
 # Accelerators and models the reference lacks that the validation cases name, with the facts their notes give
 # (validation/domestic.yaml).
 EXTRA_ACCELERATORS: list[dict[str, Any]] = [
@@ -608,14 +672,16 @@ EXTRA_ACCELERATORS: list[dict[str, Any]] = [
         "memory_type": "HBM2e",
         "hbm_gb": 64,
         "hbm_tbps": 1.8,
+        "scaleup_gbps_bidir": 896,
         "scaleup_domain": 8,
         "confidence": "low",
-        "estimated_fields": ["peak_tflops", "scaleup_domain"],
+        "estimated_fields": ["peak_tflops", "scaleup_gbps_bidir"],
         "notes": "Not in the reference. Vendor sheet as quoted in domestic.yaml (~280 TFLOPS BF16 dense, 64 GB"
-        " HBM2e ~1.8 TB/s, MetaXLink); MetaXLink bandwidth not published there, so the scale-up tier takes the"
-        " synthesised default. FlagPerf measures 1376 GB/s (74.7 % of the rated 1.84 TB/s) on a memory stream"
+        " HBM2e ~1.8 TB/s, MetaXLink). MetaXLink: 7 ports per chip at PCIe Gen5 x16 signalling, 128 GB/s"
+        " both ways each, 896 GB/s per chip, full mesh of up to 8 (fabric metaxlink_c500; MetaX publishes"
+        " no GB/s figure). FlagPerf measures 1376 GB/s (74.7 % of the rated 1.84 TB/s) on a memory stream"
         " and 94 % of the vendor-rated BF16 peak on GEMM (low confidence: values withheld).",
-        "sources": ["https://github.com/FlagOpen/FlagPerf"],
+        "sources": ["https://github.com/FlagOpen/FlagPerf"] + METAXLINK_SOURCES[:3],
     },
 ]
 EXTRA_MODELS += [
@@ -676,7 +742,8 @@ def main(argv: list[str] | None = None) -> int:
     # Additions not in the reference go in after the reference entries (the folders are already cleared).
     from fleetwise.catalog.loader import parse_spec
 
-    extras = (("systems", EXTRA_SYSTEMS), ("accelerators", EXTRA_ACCELERATORS), ("models", EXTRA_MODELS))
+    extras = (("fabrics", EXTRA_FABRICS), ("systems", EXTRA_SYSTEMS), ("accelerators", EXTRA_ACCELERATORS),
+              ("models", EXTRA_MODELS))
     for kind, entries in extras:
         for extra in entries:
             parse_spec(kind, extra, f"build_catalog.EXTRA_{kind.upper()}:{extra['id']}")

@@ -21,7 +21,8 @@ SKIPPED = {
     "models": {"t5-11b", "meena-2.6b", "gshard-600b", "switch-c-1.6t", "pangu-sigma", "pangu-ultra-moe-718b"},
 }
 # Entries added beyond the reference.
-ADDED = {"systems": {"nvidia_hgx_h800"}, "accelerators": {"metax_c500"},
+ADDED = {"systems": {"nvidia_hgx_h800", "metax_c500_8x"}, "accelerators": {"metax_c500"},
+         "fabrics": {"metaxlink_c500"},
          "models": {"codellama-34b", "qwen3-8b", "qwen3-30b-a3b"}}
 
 BUNDLED_IDS = {
@@ -81,6 +82,7 @@ BUNDLED_IDS = {
         "huawei_atlas_800t_a2",
         "huawei_atlas_900_a2_pod",
         "huawei_cloudmatrix_384",
+        "metax_c500_8x",
         "nvidia_dgx_a100",
         "nvidia_dgx_h100_h200",
         "nvidia_gb200_nvl72",
@@ -98,6 +100,7 @@ BUNDLED_IDS = {
         "infiniband_ndr",
         "infiniband_xdr",
         "intel_gaudi_roce",
+        "metaxlink_c500",
         "nvlink2",
         "nvlink3",
         "nvlink4",
@@ -240,7 +243,8 @@ def test_full_mesh_systems_carry_per_pair_bandwidth(catalog: Catalog) -> None:
         for s in catalog.systems.values()
         if s.scaleup.topology == "full_mesh"
     }
-    assert meshes == {"huawei_atlas_800t_a2": 56, "huawei_atlas_900_a2_pod": 56, "amd_mi300x_platform": 128}
+    assert meshes == {"huawei_atlas_800t_a2": 56, "huawei_atlas_900_a2_pod": 56, "amd_mi300x_platform": 128,
+                      "metax_c500_8x": 128}
 
 
 def test_rack_power_is_split_per_node(catalog: Catalog) -> None:

@@ -115,3 +115,24 @@ def test_allgather_dispatcher_permutes_the_whole_tp_group(catalog: Catalog, eff:
     # at TP1 the two dispatchers copy the same tokens; at TP8 the all-gather one copies 8x the permutation bytes
     assert membound("allgather", 1) == membound("alltoall", 1)
     assert membound("allgather", 8) > 1.5 * membound("alltoall", 8)
+
+
+def test_c500_tp_traffic_rides_metaxlink_full_mesh(catalog: Catalog, eff: EfficiencyTable) -> None:
+    """The C500 server is a MetaXLink full mesh: 7 Gen5-x16-class ports (128 GB/s both ways each) per chip,
+    one per peer, so a TP4 group sees 3 of the 7 links and TP8 all of them; FlagPerf's C500 cases use it."""
+    import numpy as np
+
+    from fleetwise.perf.setup import make_training_setup
+    from fleetwise.plan import TrainingJob
+
+    sys_ = catalog.system("metax_c500_8x")
+    assert sys_.scaleup.topology == "full_mesh" and sys_.scaleup.per_pair_gbps_bidir == 128
+    assert sys_.scaleup.gbps_bidir_per_chip == 7 * 128 == catalog.accelerator("metax_c500").scaleup_gbps_bidir
+    s = make_training_setup(catalog.model("llama2-7b"), catalog.accelerator("metax_c500"), sys_,
+                            TrainingJob(seq_len=4096, global_batch=8), eff)
+    one = np.ones(3, dtype=np.int64)
+    t = s.network.all_reduce_s(np.full(3, 32 * 2**20, dtype=np.float64), np.array([2, 4, 8]), one)
+    assert t[0] > t[1] > t[2]  # more peers, more links
+    for case_id in ("flagperf-llama2-7b-metaxc500-8-tp1dp8", "flagperf-llama2-7b-metaxc500-8-tp4dp2",
+                    "flagperf-llama3-8b-metaxc500-8"):
+        assert _domestic(case_id).system == "metax_c500_8x"
