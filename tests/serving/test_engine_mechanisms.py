@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -86,15 +88,19 @@ def test_output_length_spread_weighs_waits_more_in_mean_tpot() -> None:
     assert ic.output_length_kappa(50.0) < ic.output_length_kappa(200.0) < ic.output_length_kappa(1000.0)
 
 
-def test_prefill_first_engine_answers_sooner_but_decodes_later_than_decode_first(catalog: Catalog) -> None:
-    from fleetwise.perf.batching import decode_rates
+def _one_chip_deployment(catalog: Catalog, case_id: str) -> tuple[Any, Any]:
+    """The serving setup of a gpustack case on one chip, and its single-replica deployment."""
     from fleetwise.perf.efficiency import load_efficiency
     from fleetwise.validate.specs import resolve_specs
 
-    case = _gpustack("gpustack-qwen3-8b-910b-mindie-sharegpt")
-    model, accel, system = resolve_specs(case, catalog)
-    s = make_serving_setup(model, accel, system, load_efficiency())
-    d = ic._Deployment(ic.ServingShape.of(1), 1, 1, {})
+    model, accel, system = resolve_specs(_gpustack(case_id), catalog)
+    return make_serving_setup(model, accel, system, load_efficiency()), ic._Deployment(ic.ServingShape.of(1), 1, 1, {})
+
+
+def test_prefill_first_engine_answers_sooner_but_decodes_later_than_decode_first(catalog: Catalog) -> None:
+    from fleetwise.perf.batching import decode_rates
+
+    s, d = _one_chip_deployment(catalog, "gpustack-qwen3-8b-910b-mindie-sharegpt")
     i, o, n, cap = 217.0, 201.6, 1000.0, 200.0
     full = decode_rates(s, d.shape, np.array([cap]), i, o)
     first = ic._burst_prefill_first(s, d, n, cap, 1100.0, i, o, 8192.0, 1.0)
@@ -160,13 +166,8 @@ def test_host_issue_time_floors_a_step_and_hides_behind_a_device_bound_one(catal
 
 def test_capped_prefill_first_burst_interleaves_prefill_steps_into_tpot(catalog: Catalog) -> None:
     from fleetwise.perf.batching import decode_rates
-    from fleetwise.perf.efficiency import load_efficiency
-    from fleetwise.validate.specs import resolve_specs
 
-    case = _gpustack("gpustack-qwen3-8b-910b-vllm-sharegpt")
-    model, accel, system = resolve_specs(case, catalog)
-    s = make_serving_setup(model, accel, system, load_efficiency())
-    d = ic._Deployment(ic.ServingShape.of(1), 1, 1, {})
+    s, d = _one_chip_deployment(catalog, "gpustack-qwen3-8b-910b-vllm-sharegpt")
     i, o, n, cap = 217.0, 201.5, 1000.0, 256.0
     alone = float(decode_rates(s, d.shape, np.array([cap]), i + 0.5 * o, 1.0, with_prefill=False).tpot_s[0])
     capped = ic._burst_prefill_first_capped(s, d, n, cap, i, o, 40960.0, 1.0)
