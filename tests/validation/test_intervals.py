@@ -77,3 +77,30 @@ def test_validate_json_carries_intervals_and_their_coverage() -> None:
     assert 0.0 <= s["interval_coverage"] <= 1.0 and s["interval_median_width"] > 0
     server = next(c for c in out["cases"] if c["id"] == "mlperf41-llama2-70b-h100x8-server")
     assert "request_rate_at_slo" in server["metrics"]  # the highest rate meeting the case's SLO, scored
+
+
+def test_plans_of_one_setup_tie_by_the_fitted_error_of_a_lead_not_by_the_absolute_interval() -> None:
+    # the absolute interval of a step time is wide (sources differ); the lead between two plans of one setup is
+    # judged by the measured sweeps' error on such leads (perf/data/intervals.yaml 'lead')
+    wide = Interval(0.5, 3.0, "g", "")
+    assert tie(1.0, 1.5, wide, wide)  # inside half the absolute interval
+    assert not tie(1.0, 1.5, wide, wide, lead_log_error=0.18)  # log(1.5) = 0.41 > 0.18
+    assert tie(1.0, 1.1, wide, wide, lead_log_error=0.18)
+    table = load_intervals()
+    assert table.lead_log_error is not None and 0.0 < table.lead_log_error < 0.5
+    assert ties_with_next([1.0, 1.5], [wide, wide], by_lead=True) == [False, False]
+    assert ties_with_next([1.0, 1.5], [wide, wide]) == [True, False]
+
+
+def test_lead_error_is_fitted_on_the_sweeps_adjacent_pairs() -> None:
+    from pathlib import Path
+
+    from fleetwise.validate.cases import load_cases
+    from fleetwise.validate.intervals import lead_band
+
+    path = Path(__file__).resolve().parents[2] / "src/fleetwise/validate/data/vtrain-sweeps.yaml"
+    cases = [c for c in load_cases(path)[0] if c.sweep and c.sweep.startswith("vtrain-single-h1024-l16-c8")]
+    band = lead_band(cases)
+    assert band is not None and band["sweeps"] == 7 and band["pairs"] == sum(
+        len([c for c in cases if c.sweep == s]) - 1 for s in {c.sweep for c in cases})
+    assert 0.0 < band["log_error"] < 1.0

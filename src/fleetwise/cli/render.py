@@ -93,8 +93,8 @@ def training_search(s: Study) -> None:
     print(_table(HEADERS + (["days"] if with_days else []) + ["tie"],
                  [_plan_row(r, with_days) + ["tie" if t else ""] for r, t in zip(s.rows, ties, strict=True)]))
     if any(ties):
-        print("tie: the lead over the next plan is inside the 80 % interval of both (perf/data/intervals.yaml): "
-              "the model cannot tell them apart")
+        print("tie: the lead over the next plan is under the model's 80 % error on such leads (measured plan "
+              "sweeps, perf/data/intervals.yaml 'lead'): the model cannot tell them apart")
     _plausibility(s.rows)
     res = s.results
     rate = res["candidates_evaluated"] / max(res["search_seconds"], 1e-9)

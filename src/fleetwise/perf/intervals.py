@@ -82,6 +82,7 @@ class GroupBand:
 class IntervalTable:
     groups: dict[str, GroupBand]
     coverage: float = COVERAGE
+    lead_log_error: float | None = None  # 80 % error of a predicted lead between plans of one setup (sweeps)
 
     def band(self, kind: str, metric: str, chip_id: str | None) -> tuple[str, GroupBand]:
         """The group for this kind, metric class and chip family, else the class pooled over families."""
@@ -103,15 +104,18 @@ class IntervalTable:
         return Interval(min(lo, hi), max(lo, hi), key, b.how)
 
 
-def tie(a: float, b: float, ia: Interval, ib: Interval) -> bool:
-    """Whether the lead of one prediction over the other lies inside their intervals.
+def tie(a: float, b: float, ia: Interval, ib: Interval, lead_log_error: float | None = None) -> bool:
+    """Whether the lead of one prediction over the other lies inside what the model can resolve.
 
     The two predictions share most of their error (same model, chip and software), so the test is on the
-    relative lead: a tie when it is smaller than half the relative width of the narrower interval (the
-    interval's half-width is what a prediction of either may be off by).
+    relative lead. With ``lead_log_error`` (the 80 % error of predicted leads between the plans of measured
+    sweeps, ``IntervalTable.lead_log_error``): a tie when the log lead is under it. Without: when the lead is
+    smaller than half the relative width of the narrower interval (what a prediction of either may be off by).
     """
     if a <= 0 or b <= 0:
         return False
+    if lead_log_error is not None:
+        return abs(math.log(a / b)) < lead_log_error
     lead = abs(a - b) / min(a, b)
     half = 0.5 * min(ia.width_frac(a), ib.width_frac(b))
     return lead < half
@@ -136,7 +140,16 @@ def _load(path: Path, mtime_ns: int) -> IntervalTable:
         if not 0 < lo <= 1.0 <= hi or hi > 100:
             raise SpecError(f"{path}: groups.{key}: need 0 < low <= 1 <= high <= 100 (got low {lo}, high {hi})")
         out[str(key)] = GroupBand(math.log(lo), math.log(hi), int(raw.get("n", 0)), str(raw.get("how", "")))
-    return IntervalTable(out, float(data.get("coverage", COVERAGE)))
+    lead = data.get("lead")
+    lead_err = None
+    if lead is not None:
+        try:
+            lead_err = float(lead["log_error"])
+        except (KeyError, TypeError, ValueError):
+            raise SpecError(f"{path}: lead: needs a numeric log_error (got {lead!r})") from None
+        if not 0.0 <= lead_err <= 2.0:
+            raise SpecError(f"{path}: lead.log_error must be in [0, 2] (got {lead_err})")
+    return IntervalTable(out, float(data.get("coverage", COVERAGE)), lead_err)
 
 
 def load_intervals(path: Path = DATA_FILE) -> IntervalTable:
@@ -152,6 +165,9 @@ def intervals_of(kind: str, chip: str | None, values: dict[str, float]) -> dict[
     return {m: table.interval(kind, m, chip, v) for m, v in values.items() if v is not None and math.isfinite(v)}
 
 
-def ties_with_next(values: list[float], intervals: list[Interval]) -> list[bool]:
-    """For a ranked list, whether each entry's lead over the next one is inside the intervals (a tie)."""
-    return [tie(values[i], values[i + 1], intervals[i], intervals[i + 1]) for i in range(len(values) - 1)] + [False]
+def ties_with_next(values: list[float], intervals: list[Interval], by_lead: bool = False) -> list[bool]:
+    """For a ranked list, whether each entry's lead over the next one is inside the intervals (a tie); with
+    ``by_lead`` (training plans of one setup), inside the fitted error of a predicted lead where there is one."""
+    lead = load_intervals().lead_log_error if by_lead else None
+    return [tie(values[i], values[i + 1], intervals[i], intervals[i + 1], lead)
+            for i in range(len(values) - 1)] + [False]

@@ -30,10 +30,11 @@ def plan_dict(r: PlanResult) -> dict[str, Any]:
 
 
 def ties(plans: list[PlanResult]) -> list[bool]:
-    """Whether each ranked plan's lead over the next is inside their 80 % step-time intervals (a tie)."""
+    """Whether each ranked plan's lead over the next is inside the model's 80 % error on such leads (the plan
+    sweeps' fit in perf/data/intervals.yaml ``lead``; the step-time intervals where there is none): a tie."""
     from fleetwise.perf.intervals import ties_with_next
 
-    return ties_with_next([r.step_time_s for r in plans], [r.intervals()["step_time_s"] for r in plans])
+    return ties_with_next([r.step_time_s for r in plans], [r.intervals()["step_time_s"] for r in plans], by_lead=True)
 
 
 def _energy_dict(e: Any) -> dict[str, Any]:

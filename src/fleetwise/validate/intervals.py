@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from fleetwise.catalog.loader import Catalog, load_catalog
+from fleetwise.errors import FleetwiseError
 from fleetwise.perf.calibration import family_of
 from fleetwise.perf.efficiency import EfficiencyTable, load_efficiency
 from fleetwise.perf.intervals import COVERAGE, DATA_FILE, metric_class, oriented_residual
@@ -146,6 +147,38 @@ def loso_errors(cases: list[Case], catalog: Catalog, eff: EfficiencyTable) -> di
     return training_loso_errors(cases, catalog, eff) | inference_loso_errors(cases, catalog, eff)
 
 
+def lead_band(sweep_cases: Sequence[Case]) -> dict[str, Any] | None:
+    """How far the model's predicted lead of one plan over the next (same model, chips and software) is from the
+    measured lead: over every sweep, the plans in predicted order and each adjacent pair's error
+    ``|log(pred_a/pred_b) - log(meas_a/meas_b)|`` (step times); the conformal 80 % quantile of those errors.
+    Two ranked plans whose predicted lead is under it are a tie (``perf.intervals.ties_with_next``)."""
+    from fleetwise.perf.calibration import load_calibration
+    from fleetwise.validate.predict import predict_case
+
+    catalog, eff, calib = load_catalog(), load_efficiency(), load_calibration()
+    by_sweep: dict[str, list[tuple[float, float]]] = {}
+    for c in sweep_cases:
+        if "step_time_s" not in c.measured:
+            continue
+        try:
+            pred = predict_case(c, catalog, eff, calib).predicted.get("step_time_s")
+        except FleetwiseError:
+            continue
+        if pred:
+            by_sweep.setdefault(str(c.sweep), []).append((float(pred), float(c.measured["step_time_s"])))
+    errs: list[float] = []
+    for runs in by_sweep.values():
+        runs.sort()
+        errs += [abs(math.log(a[0] / b[0]) - math.log(a[1] / b[1])) for a, b in zip(runs, runs[1:], strict=False)]
+    if len(errs) < MIN_RESIDUALS:
+        return None
+    v = np.sort(np.asarray(errs))
+    q = float(v[min(int(math.ceil(COVERAGE * (len(v) + 1))), len(v)) - 1])
+    return {"log_error": round(q, 4), "pairs": len(errs), "sweeps": len(by_sweep),
+            "how": f"conformal 80 % quantile of |predicted - measured| log lead between adjacent plans in predicted "
+                   f"order, over {len(errs)} pairs of {len(by_sweep)} measured plan sweeps"}
+
+
 def fit_intervals(paths: Sequence[Path], out: Path = DATA_FILE,
                   errors: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
     """Predict every case leave-one-source-out (unless ``errors`` are given), fit the interval groups, check
@@ -156,6 +189,7 @@ def fit_intervals(paths: Sequence[Path], out: Path = DATA_FILE,
     # runs of one measured plan sweep are one source's correlated errors on one setup (hundreds of vTrain runs
     # would swamp every other A100 source): they score ranking, and are the held-out check of these intervals
     held_out = sum(1 for c in cases if c.sweep is not None)
+    lead = lead_band([c for c in cases if c.sweep is not None])
     cases = [c for c in cases if c.sweep is None]
     if errors is None:
         errors = loso_errors(cases, load_catalog(), load_efficiency())
@@ -172,6 +206,7 @@ def fit_intervals(paths: Sequence[Path], out: Path = DATA_FILE,
                       "sweep_runs_held_out": held_out,
                       "date": datetime.date.today().isoformat()},
         "loso_coverage": coverage,
+        **({"lead": lead} if lead else {}),
         "groups": {k: {"low": round(math.exp(v["lo"]), 4), "high": round(math.exp(v["hi"]), 4), "n": v["n"],
                        "how": v["how"]} for k, v in groups.items()},
     }
