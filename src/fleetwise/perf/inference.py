@@ -412,13 +412,6 @@ def step_time(s: ServingSetup, sh: ServingShape, prefill_tokens: FloatArray, pre
     tp_comm = np.where(sh.tp > 1, 2.0 * m.layers * ar, 0.0)
     crosses = s.network.spans_scaleout(sh.pp, sh.tp * sh.dp)
     pp_comm = np.where(sh.pp > 1, pp * s.network.p2p_s(tokens * h * ACT_BYTES, crosses), 0.0)
-    # an engine that issues its kernels one by one from the host (host_s_per_kernel > 0): host issue and device
-    # execution run asynchronously (torch_npu's task queue), so the device idles only where issuing the step's
-    # kernels takes longer than running them (Ascend's host-bound definition, MindStudio 'Host Bound Issue
-    # Classification'); the idle time goes to the step's overhead
-    host = kernels_per_step(m, sh.tp) * s.host_s_per_kernel
-    device = (gemm + head + attention + elem) * scale + tp_comm + ep_comm + pp_comm
-    idle = np.maximum(host - device, 0.0)
     out = StepTimes(
         gemm_s=np.asarray((gemm + head) * scale, dtype=np.float64),
         attention_s=np.asarray(attention * scale, dtype=np.float64),
@@ -426,8 +419,16 @@ def step_time(s: ServingSetup, sh: ServingShape, prefill_tokens: FloatArray, pre
         tp_comm_s=np.asarray(tp_comm, dtype=np.float64),
         ep_comm_s=np.asarray(ep_comm, dtype=np.float64),
         pp_comm_s=np.asarray(pp_comm, dtype=np.float64),
-        overhead_s=np.asarray(np.full_like(tokens, s.constants.step_overhead_s) + idle, dtype=np.float64),
+        overhead_s=np.asarray(np.full_like(tokens, s.constants.step_overhead_s), dtype=np.float64),
     )
+    if s.host_s_per_kernel > 0:
+        # an engine that issues its kernels one by one from the host: host issue and device execution run
+        # asynchronously (torch_npu's task queue), so the device idles only where issuing the step's kernels
+        # takes longer than running them (Ascend's host-bound definition, MindStudio 'Host Bound Issue
+        # Classification'); the idle time goes to the step's overhead
+        host = kernels_per_step(m, sh.tp) * s.host_s_per_kernel
+        idle = np.maximum(host - (out.total_s - out.overhead_s), 0.0)
+        out = replace(out, overhead_s=np.asarray(out.overhead_s + idle, dtype=np.float64))
     if spec is None:
         return out
     # the draft: ``steps`` one-token forwards of ``draft_layers`` layers for every decoding sequence

@@ -427,8 +427,9 @@ class LayerCosts:
                           + self.ep_comm)
 
 
-def kernels_per_layer_fwd(c: Candidates, s: TrainingSetup) -> tuple[FloatArray, FloatArray]:
-    """(kernels of one layer's forward pass, of which the attention core), counted from its structure.
+def kernels_per_layer_fwd(c: Candidates, s: TrainingSetup) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(kernels of one layer's forward pass, of which the attention core, of which the eager softmax fallback's
+    extra ones: ``softmax_fallback``), counted from its structure.
 
     Megatron-style layer: 2 norms, 4 weight GEMMs (QKV, output, MLP up, MLP down; gate and up fused),
     3 fused elementwise kernels (bias-dropout-add twice, bias-activation); attention 1 kernel when fused
@@ -440,13 +441,14 @@ def kernels_per_layer_fwd(c: Candidates, s: TrainingSetup) -> tuple[FloatArray, 
     grads) and its own TP collectives (``tp_collectives_per_layer``).
     """
     m = s.model
-    attn = UNFUSED_ATTENTION_KERNELS if s.job.attention_kernel == "unfused" else 1.0
-    base = 9.0 + attn
+    fallback = np.where(softmax_fallback(c, s), SOFTMAX_FALLBACK_KERNELS, 0.0)
+    attn = (UNFUSED_ATTENTION_KERNELS if s.job.attention_kernel == "unfused" else 1.0) + fallback
+    base = 9.0
     if m.moe is not None:
         base += (1.0 - m.n_dense_layers / m.layers) * 6.0
     tp_kernels = tp_collectives_per_layer(c)[0]
-    attn_all = attn + np.where(softmax_fallback(c, s), SOFTMAX_FALLBACK_KERNELS, 0.0)
-    return np.asarray(base - attn + attn_all + tp_kernels, dtype=np.float64), np.asarray(attn_all)
+    return (np.asarray(base + attn + tp_kernels, dtype=np.float64), np.asarray(attn, dtype=np.float64),
+            np.asarray(fallback, dtype=np.float64))
 
 
 def tp_collectives_per_layer(c: Candidates) -> tuple[FloatArray, FloatArray]:
@@ -489,12 +491,11 @@ def _shape_costs(c: Candidates, s: TrainingSetup) -> tuple[FloatArray, ...]:
     kernel_bwd = (lt.gemm_bwd + lt.attn_bwd + 2.0 * lt.mem_fwd) * scale
     # host floor: a pass cannot finish before the host has issued its kernels (eager frameworks);
     # the excess of kernels x host time over the GPU time (kernels + their TP traffic) is exposed
-    n_fwd, n_attn = kernels_per_layer_fwd(c, s)
+    n_fwd, n_attn, fb = kernels_per_layer_fwd(c, s)
     tp_fwd, tp_bwd = tp_collectives_per_layer(c)
     # backward: two kernels per forward compute kernel (activation and weight grads), the TP collectives
     # of the conjugate operators, and one gradient accumulation per parameter tensor; the eager softmax
-    # fallback's elementwise ops have one autograd kernel each
-    fb = np.where(softmax_fallback(c, s), SOFTMAX_FALLBACK_KERNELS, 0.0)
+    # fallback's elementwise ops (fb) have one autograd kernel each
     n_bwd = 2.0 * (n_fwd - tp_fwd - fb) + fb + tp_bwd + param_tensors_per_layer(s)
     host = s.job.host_s_per_kernel
     kernel_fwd = kernel_fwd + np.maximum(n_fwd * host - kernel_fwd - 0.5 * lt.tp_comm, 0.0)

@@ -266,6 +266,19 @@ def output_length_kappa(mean_output: float, min_output: float = MIN_OUTPUT_TOKEN
     return float(ex_e1 / theta * (mean_output - 1.0))
 
 
+def _decode_at(s: ServingSetup, d: _Deployment, batch: float, i: float, o: float) -> DecodeRates:
+    """Decode steps of ``batch`` sequences at the mean context of a burst (prompt + half the output), no prefill."""
+    return decode_rates(s, d.shape, np.array([batch]), i + 0.5 * o, 1.0, with_prefill=False)
+
+
+def _burst_result(d: _Deployment, n: float, o: float, makespan: float, ttft: float, tpot: float
+                  ) -> dict[str, float]:
+    """A burst's metrics: ``n`` requests of ``o`` output tokens per rank over ``makespan``; mean TTFT and TPOT (s)."""
+    per_chip = n * o / makespan * float(d.shape.dp[0]) / float(d.shape.tp[0] * d.shape.pp[0] * d.shape.dp[0])
+    return {"output_tokens_per_s": per_chip * d.chips, "output_tokens_per_s_per_chip": per_chip,
+            "ttft_ms": ttft * 1e3, "tpot_ms": tpot * 1e3}
+
+
 def _burst_prefill_first(s: ServingSetup, d: _Deployment, n: float, limit: float, hold: float, i: float, o: float,
                          pre_tokens: float, kappa: float) -> dict[str, float]:
     """Metrics of ``n`` requests per rank sent at once to a prefill-first engine (MindIE, supportSelectBatch off).
@@ -283,9 +296,9 @@ def _burst_prefill_first(s: ServingSetup, d: _Deployment, n: float, limit: float
     first = min(n, max(hold, 1.0))  # prefilled before decoding starts
     prefill_all = math.ceil(first / per_batch) * pre_step
     b = min(limit, first)
-    full = decode_rates(s, d.shape, np.array([b]), i + 0.5 * o, 1.0, with_prefill=False)
+    full = _decode_at(s, d, b, i, o)
     step_full = float(full.step.total_s[0])
-    half = decode_rates(s, d.shape, np.array([max(b / 2.0, 1.0)]), i + 0.5 * o, 1.0, with_prefill=False)
+    half = _decode_at(s, d, max(b / 2.0, 1.0), i, o)
     step_half = float(half.step.total_s[0])
     # the decode slots drain the n requests; the late prompts (beyond hold) are prefilled in between
     late = max(n - first, 0.0)
@@ -302,11 +315,9 @@ def _burst_prefill_first(s: ServingSetup, d: _Deployment, n: float, limit: float
     tpot_decoding = (float(full.tpot_s[0]) * max(n - b, 0.0) + 0.5 * (float(full.tpot_s[0])
                                                                         + float(half.tpot_s[0])) * b) / n
     tpot = tpot_decoding + wait * kappa / max(o - 1.0, 1.0)
-    per_chip = n * o / makespan * float(d.shape.dp[0]) / float(d.shape.tp[0] * d.shape.pp[0] * d.shape.dp[0])
     d.chosen["batch_per_rank"] = round(b, 1)
     d.chosen["prefill_tokens_per_batch"] = pre_tokens
-    return {"output_tokens_per_s": per_chip * d.chips, "output_tokens_per_s_per_chip": per_chip,
-            "ttft_ms": ttft * 1e3, "tpot_ms": tpot * 1e3}
+    return _burst_result(d, n, o, makespan, ttft, tpot)
 
 
 def _burst_prefill_first_capped(s: ServingSetup, d: _Deployment, n: float, limit: float, i: float, o: float,
@@ -334,9 +345,9 @@ def _burst_prefill_first_capped(s: ServingSetup, d: _Deployment, n: float, limit
     share = 1.0 - math.exp(-done)  # decode steps followed by a prefill step
     admit = done / max(share, 1e-12)  # prompts per such prefill step
     pre_small = float(prefill_rate(s, d.shape, i, np.array([min(admit * i, budget)]))[0].total_s[0])
-    full = decode_rates(s, d.shape, np.array([limit]), i + 0.5 * o, 1.0, with_prefill=False)
+    full = _decode_at(s, d, limit, i, o)
     step_d = float(full.step.total_s[0])
-    half = decode_rates(s, d.shape, np.array([max(wave / 2.0, 1.0)]), i + 0.5 * o, 1.0, with_prefill=False)
+    half = _decode_at(s, d, max(wave / 2.0, 1.0), i, o)
     step_half = float(half.step.total_s[0])
     decode_steps = max(n - wave, 0.0) * o / (limit * accept)
     drain = decode_steps * (step_d + share * pre_small)
@@ -349,9 +360,7 @@ def _burst_prefill_first_capped(s: ServingSetup, d: _Deployment, n: float, limit
     tpot = ((n - wave) * tpot_drain + wave * 0.5 * (tpot_drain + step_half / accept)) / n
     wait = wave / n * 0.5 * max(fill - pre_small, 0.0)  # the first wave's wait for the rest of the fill
     tpot += wait * kappa / max(o - 1.0, 1.0)
-    per_chip = n * o / makespan * float(d.shape.dp[0]) / float(d.shape.tp[0] * d.shape.pp[0] * d.shape.dp[0])
-    return {"output_tokens_per_s": per_chip * d.chips, "output_tokens_per_s_per_chip": per_chip,
-            "ttft_ms": ttft * 1e3, "tpot_ms": tpot * 1e3}
+    return _burst_result(d, n, o, makespan, ttft, tpot)
 
 
 def _burst(s: ServingSetup, d: _Deployment, n: float, limit: float, i: float, o: float, budget: float,
@@ -369,14 +378,12 @@ def _burst(s: ServingSetup, d: _Deployment, n: float, limit: float, i: float, o:
     pre_step = float(prefill_rate(s, d.shape, i, np.array([budget]))[0].total_s[0])
     first = math.ceil(wave * i / budget) * pre_step
     drain = max(n - wave, 0.0) * o / (limit * accept) * step_full
-    half = decode_rates(s, d.shape, np.array([max(wave / 2.0, 1.0)]), i + 0.5 * o, 1.0, with_prefill=False)
+    half = _decode_at(s, d, max(wave / 2.0, 1.0), i, o)
     tail = o / accept * float(half.step.total_s[0])
     makespan = first + drain + tail
     ttft = (wave * 0.5 * first + (n - wave) * (first + 0.5 * drain + step_full)) / n
     tpot = ((n - wave) * float(full.tpot_s[0]) + wave * 0.5 * (float(full.tpot_s[0]) + float(half.tpot_s[0]))) / n
-    per_chip = n * o / makespan * float(d.shape.dp[0]) / float(d.shape.tp[0] * d.shape.pp[0] * d.shape.dp[0])
-    return {"output_tokens_per_s": per_chip * d.chips, "output_tokens_per_s_per_chip": per_chip,
-            "ttft_ms": ttft * 1e3, "tpot_ms": tpot * 1e3}
+    return _burst_result(d, n, o, makespan, ttft, tpot)
 
 
 def _server(case: Case, s: ServingSetup, d: _Deployment, notes: list[str]) -> dict[str, float]:
