@@ -5,12 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from fleetwise.catalog import Catalog
+from fleetwise.perf.calibration import load_calibration
 from fleetwise.perf.candidates import Candidates
 from fleetwise.perf.efficiency import EfficiencyTable
 from fleetwise.perf.setup import make_training_setup
 from fleetwise.perf.training import training_step
 from fleetwise.plan import TrainingJob, TrainingPlan
+from fleetwise.validate.cases import load_cases
+from fleetwise.validate.predict import predict_case
 from fleetwise.validate.software import software_facts
+from fleetwise.validate.specs import bundled_case_files
 
 
 def test_every_fact_names_its_source_and_reason() -> None:
@@ -39,3 +43,19 @@ def test_selective_recompute_drops_the_score_matrix_from_memory(catalog: Catalog
     cols = training_step(Candidates.from_plans([TrainingPlan(tp=8, recompute=r) for r in ("none", "selective")]), s)
     assert cols.memory.activations[1] < 0.6 * cols.memory.activations[0]
     assert np.all(cols.memory.activations > 0)
+
+
+def test_a_fact_fills_an_unpublished_plan_field_and_never_overrides_a_published_one(
+        catalog: Catalog, eff: EfficiencyTable) -> None:
+    # GPT-3 on V100 (2020, via Patterson et al. 2021) predates sequence parallelism and TP overlap
+    cases, _ = load_cases(next(p for p in bundled_case_files() if p.name == "energy.yaml"))
+    gpt3 = next(c for c in cases if c.id == "patterson21-gpt3-175b-v100-10000")
+    assert gpt3.training is not None and gpt3.training.sequence_parallel is None
+    pred = predict_case(gpt3, catalog, eff, load_calibration())
+    assert pred.chosen["sequence_parallel"] is False and pred.chosen["tp_comm_overlap"] is False
+    searched = next(n for n in pred.notes if n.startswith("chosen by search"))
+    assert "sequence_parallel" not in searched and "tp, " in searched
+    assert any("sequence_parallel=False" in n for n in pred.notes)
+    published = gpt3.model_copy(update={"training": gpt3.training.model_copy(
+        update={"tp": 8, "sequence_parallel": True})})
+    assert predict_case(published, catalog, eff, load_calibration()).chosen["sequence_parallel"] is True

@@ -36,6 +36,8 @@ class SoftwareFacts(BaseModel):
     ep_comm_overlap: bool | None = None
     rank_order: Literal["tp-cp-dp-pp", "tp-cp-pp-dp"] | None = None
     pipeline_lockstep: bool | None = Field(default=None, description="DeepSpeed PipelineEngine lock-step schedule")
+    sequence_parallel: bool | None = Field(default=None, description="False: the software of the run's date had no "
+                                           "sequence parallelism (fills the plan field when a case leaves it out)")
     # how the source computed the MFU it published, when not model FLOPs over the catalog peak: FLOPs it
     # counts per token (e.g. 6 x a nominal parameter count, no attention term) and the peak it divides by
     mfu_flops_per_token: float | None = Field(default=None, gt=0.0)
@@ -55,6 +57,10 @@ class SoftwareFacts(BaseModel):
             if getattr(self, k) is not None:
                 out[k] = getattr(self, k)
         return out
+
+    def plan_defaults(self) -> dict[str, Any]:
+        """Published plan fields (``TrainingPlan`` names) these facts fill where a case leaves them out."""
+        return {} if self.sequence_parallel is None else {"sequence_parallel": self.sequence_parallel}
 
     def plan_knobs(self) -> dict[str, Any]:
         """Plan knobs a case never publishes that these facts fix (``TrainingPlan`` field names)."""

@@ -54,7 +54,8 @@ def _training_job(case: Case, chips: int) -> tuple[TrainingJob, list[str]]:
     if gbs is None:
         # a multiple of the chip count, so that every data-parallel width divides it
         gbs = max(1, round(DEFAULT_TOKENS_PER_STEP / t.seq_len / chips)) * chips
-        notes.append(f"global_batch not published: assumed {gbs} sequences (~16M tokens per step)")
+        notes.append(f"global_batch not published: assumed {gbs} sequences ({gbs * t.seq_len / 1e6:.1f}M tokens a "
+                     f"step: ~{DEFAULT_TOKENS_PER_STEP / 1e6:.0f}M rounded to a multiple of the chip count)")
     precision = case.precision or "bf16"
     lora = None
     if t.fine_tune:
@@ -64,8 +65,9 @@ def _training_job(case: Case, chips: int) -> tuple[TrainingJob, list[str]]:
         lora = int(t.fine_tune.get("rank", 16))
     facts = software_facts().get(case.url or "", NO_FACTS)
     if facts is not NO_FACTS:
+        stated = {**facts.job_fields(), **facts.plan_knobs(), **facts.plan_defaults()}
         notes.append(f"software facts of the source (validate/data/software.yaml): "
-                     f"{', '.join(f'{k}={v}' for k, v in {**facts.job_fields(), **facts.plan_knobs()}.items())}")
+                     f"{', '.join(f'{k}={v}' for k, v in stated.items())}")
     if facts.mfu_flops_per_token is not None and facts.mfu_peak_tflops is not None:
         notes.append(f"mfu scored by the source's own formula: tokens/s/chip x {facts.mfu_flops_per_token:.3g} FLOPs "
                      f"/ {facts.mfu_peak_tflops:g} TFLOP/s")
@@ -140,6 +142,8 @@ def predict_training(case: Case, catalog: Catalog, eff: EfficiencyTable, calib: 
     t = case.training
     assert t is not None
     pinned = {k: getattr(t, k) for k in PLAN_FIELDS if getattr(t, k) is not None}
+    facts = software_facts().get(case.url or "", NO_FACTS)
+    pinned = {**facts.plan_defaults(), **pinned}  # what the source's software of its date could not do
     if "sequence_parallel" in pinned and pinned.get("tp", 0) == 1:
         pinned["sequence_parallel"] = False
     if pinned.get("recompute") is not None:
@@ -147,7 +151,7 @@ def predict_training(case: Case, catalog: Catalog, eff: EfficiencyTable, calib: 
     missing = [k for k in PLAN_FIELDS if k not in pinned]
     # knobs the case format never publishes (TP/EP overlap, rank order): the source's software facts
     # where recorded, else chosen by the search like the unpublished fields
-    knobs = software_facts().get(case.url or "", NO_FACTS).plan_knobs()
+    knobs = facts.plan_knobs()
     if knobs.get("tp_comm_overlap") and (pinned.get("tp") == 1 or pinned.get("sequence_parallel") is False):
         knobs["tp_comm_overlap"] = False  # nothing to overlap without TP (and the overlap needs SP)
     pinned.update(knobs)
