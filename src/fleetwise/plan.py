@@ -51,7 +51,8 @@ class TrainingJob(BaseModel):
         "p2p at every step), so warm-up and cool-down run at the slowest stage's pace; false: Megatron-LM's 1F1B, "
         "where they wait only on their data")
     grad_dtype: Literal["fp32", "bf16", "fp16"] = Field(
-        default="fp32", description="dtype the data-parallel gradient reduction moves")
+        default="fp32", description="dtype of the gradient buffer backward accumulates into and the data-parallel "
+        "reduction moves (fp32: Megatron main_grad; fp16/bf16: DeepSpeed fp16 engine)")
     moe_token_dispatcher: Literal["alltoall", "allgather"] = Field(
         default="alltoall", description="MoE token dispatch: all-to-all of each rank's tokens, or Megatron-core's "
         "all-gather dispatcher (every rank of the TP group permutes the group's gathered tokens)")

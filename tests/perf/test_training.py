@@ -45,6 +45,18 @@ def test_each_zero_stage_lowers_memory(catalog: Catalog, eff: EfficiencyTable) -
     assert np.all(np.diff(cols.memory.weights + cols.memory.gradients + cols.memory.optimizer) < 0)
 
 
+def test_gradient_buffer_is_held_in_the_jobs_gradient_dtype(catalog: Catalog, eff: EfficiencyTable) -> None:
+    # Megatron's fp32 main_grad vs DeepSpeed's fp16 engine (param.grad in fp16): half the bytes, nothing else
+    plans = Candidates.from_plans([TrainingPlan(tp=2, pp=4, dp=2, micro_batch=1)])
+    base = setup_for(catalog, eff)
+    fp16 = make_training_setup(base.model, base.accel, base.system,
+                               TrainingJob(seq_len=4096, global_batch=256, grad_dtype="fp16"), eff)
+    m32, m16 = training_step(plans, base).memory, training_step(plans, fp16).memory
+    assert m16.gradients[0] == pytest.approx(0.5 * m32.gradients[0], rel=1e-12)
+    assert (m16.weights[0], m16.optimizer[0], m16.activations[0]) == (m32.weights[0], m32.optimizer[0],
+                                                                     m32.activations[0])
+
+
 def test_full_recompute_trades_memory_for_time(catalog: Catalog, eff: EfficiencyTable) -> None:
     s = setup_for(catalog, eff)
     plans = [TrainingPlan(tp=8, pp=4, dp=2, recompute=r) for r in ("none", "full")]

@@ -59,3 +59,14 @@ def test_a_fact_fills_an_unpublished_plan_field_and_never_overrides_a_published_
     published = gpt3.model_copy(update={"training": gpt3.training.model_copy(
         update={"tp": 8, "sequence_parallel": True})})
     assert predict_case(published, catalog, eff, load_calibration()).chosen["sequence_parallel"] is True
+
+
+def test_measured_deepspeed_16bit_gradient_runs_fit_in_memory(catalog: Catalog, eff: EfficiencyTable) -> None:
+    # runs that were measured cannot exceed the device: Megatron-DeepSpeed keeps 16-bit gradients
+    # (vTrain tp1 dp64 mb8 on 80 GB A100s; FlagPerf's Llama-2-7B tp1 dp8 on 64 GB C500s)
+    wanted = {"vtrain-sweeps.yaml": "vtrain-multi-0000", "domestic.yaml": "flagperf-llama2-7b-metaxc500-8-tp1dp8"}
+    for path in bundled_case_files():
+        if path.name in wanted:
+            case = next(c for c in load_cases(path)[0] if c.id == wanted[path.name])
+            pred = predict_case(case, catalog, eff, load_calibration())
+            assert not any("exceeds memory" in n for n in pred.notes), (case.id, pred.notes)

@@ -22,9 +22,12 @@ if TYPE_CHECKING:
 FloatArray = npt.NDArray[np.float64]
 
 # Bytes per parameter (mixed precision with Adam; Rajbhandari et al. 2020, Sec. 3.1): 16-bit weights,
-# fp32 gradient accumulation buffer (Megatron main_grad), fp32 master weights + two Adam moments.
+# the gradient buffer backward accumulates into and the data-parallel reduction moves, in the job's
+# grad_dtype (fp32: Megatron's main_grad; fp16/bf16: DeepSpeed's fp16 engine keeps param.grad in the
+# 16-bit dtype), fp32 master weights + two Adam moments.
 WEIGHT_BYTES = 2.0
-GRAD_BYTES = 4.0
+GRAD_BYTES = 4.0  # the default fp32 buffer
+GRAD_BYTES_BY_DTYPE = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0}
 OPTIMIZER_BYTES = 12.0
 # Framework reserve: CUDA/CANN context, communicator buffers, workspace, allocator fragmentation.
 RESERVED_BYTES = 3.0e9
@@ -79,9 +82,10 @@ class MemoryColumns:
                              read(self.logits), read(self.reserved), self.capacity)
 
 
-def _states_bytes(params: FloatArray, shard: FloatArray, zero: npt.NDArray[np.int64]) -> tuple[FloatArray, ...]:
+def _states_bytes(params: FloatArray, shard: FloatArray, zero: npt.NDArray[np.int64],
+                  grad_bytes: float = GRAD_BYTES) -> tuple[FloatArray, ...]:
     """(weights, grads, optimiser) bytes of ``params`` per device under ZeRO ``zero`` sharded ``shard`` ways."""
-    w, g, o = WEIGHT_BYTES * params, GRAD_BYTES * params, OPTIMIZER_BYTES * params  # each product once
+    w, g, o = WEIGHT_BYTES * params, grad_bytes * params, OPTIMIZER_BYTES * params  # each product once
     w = np.where(zero >= 3, w / shard, w)
     g = np.where(zero >= 2, g / shard, g)
     o = np.where(zero >= 1, o / shard, o)
@@ -137,8 +141,9 @@ def training_memory(c: Candidates, s: TrainingSetup, layers_stage: FloatArray | 
     dense_params = np.asarray(layer_local + emb + head + (pc.mtp / tp) / pp)
     shard_dense = (c.dp * c.cp).astype(np.float64)
     shard_expert = np.maximum(shard_dense / c.ep, 1.0)
-    wd, gd, od = _states_bytes(dense_params, shard_dense, c.zero)
-    we, ge, oe = _states_bytes(np.asarray(experts), shard_expert, c.zero)
+    gbytes = GRAD_BYTES_BY_DTYPE[s.job.grad_dtype]
+    wd, gd, od = _states_bytes(dense_params, shard_dense, c.zero, gbytes)
+    we, ge, oe = _states_bytes(np.asarray(experts), shard_expert, c.zero, gbytes)
     if s.job.lora_rank is not None:
         # frozen base weights (fp8 when training in fp8), no base gradients or optimiser states;
         # adapters are ~0.1-1 % of the weights, counted as 2 % with their states

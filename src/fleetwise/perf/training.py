@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fleetwise.perf.candidates import Candidates
-from fleetwise.perf.memory import MemoryColumns, training_memory
+from fleetwise.perf.memory import GRAD_BYTES_BY_DTYPE, MemoryColumns, training_memory
 from fleetwise.perf.model_math import (
     Gemm,
     attention_dims,
@@ -33,7 +33,6 @@ from fleetwise.perf.setup import TrainingSetup as TrainingSetup  # defined besid
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-GRAD_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0}  # data-parallel gradient reduction dtype
 ACT_BYTES = 2.0  # activations and their gradients travel in 16 bit (also in fp8 training)
 KERNEL_GAP_S = 2.0e-6  # idle gap between dependent kernels (launch overhead partly hidden by queueing)
 KERNELS_PER_LAYER_FWD = 14
@@ -675,7 +674,7 @@ def _dp_collectives(c: Candidates, s: TrainingSetup, layers_stage: FloatArray) -
     dps = c.dp * c.cp // s.sites  # the data-parallel group inside one site
     edp = np.maximum(dps // c.ep, 1)
     stride = c.dp_stride
-    gb = GRAD_BYTES[s.job.grad_dtype]
+    gb = GRAD_BYTES_BY_DTYPE[s.job.grad_dtype]
     ag16_dense = net.all_gather_s(dense * 2.0, dps, stride)
     return (net.all_gather_s(dense * gb, dps, stride), net.all_reduce_s(dense * gb, dps, stride),
             net.all_gather_s(experts * gb, edp, stride * c.ep), net.all_reduce_s(experts * gb, edp, stride * c.ep),
