@@ -53,6 +53,18 @@ def test_unknown_metric_is_rejected(tmp_path: Path) -> None:
     assert "tokens_per_fortnight" in errors[0]["message"]
 
 
+def test_a_yaml_alias_shared_by_two_cases_reads_as_the_value_written_out(tmp_path: Path, catalog: Catalog) -> None:
+    # the shared domestic.yaml gives three cases one system_overrides through &id001 / *id001
+    one = GOOD.replace("chips: 8", "chips: 8\n  system_overrides: &net\n    scaleout_gbit_per_node: 1600")
+    two = GOOD.replace("id: good", "id: twin").replace("chips: 8", "chips: 8\n  system_overrides: *net")
+    written = GOOD.replace("id: good", "id: twin").replace(
+        "chips: 8", "chips: 8\n  system_overrides:\n    scaleout_gbit_per_node: 1600")
+    aliased = validate_files([_write(tmp_path, one + two)], catalog).to_json()
+    assert not aliased["errors"] and not aliased["invalid"]
+    plain = validate_files([_write(tmp_path, written)], catalog).to_json()
+    assert aliased["cases"][1]["metrics"] == plain["cases"][0]["metrics"]
+
+
 def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=r"cases.yaml: line \d+"):
         load_cases(_write(tmp_path, GOOD + "\n  - : [unclosed\n"))

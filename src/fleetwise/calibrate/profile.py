@@ -169,7 +169,7 @@ def check_writable(path: Path) -> None:
 
 
 class _PlainDumper(yaml.SafeDumper):
-    """Writes shared values out in full: the loader refuses anchors and aliases."""
+    """Writes shared values out in full (no anchors or aliases): a profile reads the same to any YAML tool."""
 
     def ignore_aliases(self, data: Any) -> bool:
         return True

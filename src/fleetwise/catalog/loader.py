@@ -24,6 +24,7 @@ ENV_VAR = "FLEETWISE_CATALOG"
 S = TypeVar("S", bound=Spec)
 M = TypeVar("M", bound=BaseModel)
 MAX_YAML_BYTES = 20_000_000  # the largest bundled file is ~100 KB; a bigger "spec" is a wrong path
+MAX_YAML_NODES = 1_000_000  # values a YAML document may expand to through aliases (bundled files: < 40,000)
 MAX_ERRORS_SHOWN = 3
 
 
@@ -67,10 +68,13 @@ def load_yaml_file(path: Path) -> Any:
 
 
 def parse_yaml_text(text: str, where: str) -> Any:
-    """Parse YAML text (no anchors or aliases); errors name ``where`` and the line."""
+    """Parse YAML text; errors name ``where`` and the line. Anchors and aliases are standard YAML and are read
+    (each alias becomes its own copy of the anchored value), unless the aliases would expand the document past
+    ``MAX_YAML_NODES`` values (nested aliases grow exponentially: a "billion laughs")."""
     try:
         if "&" in text or "*" in text:  # only then can an anchor or alias be present: check the events
-            _refuse_aliases(text, where)
+            if _bound_aliases(text, where):
+                return _unshared(yaml.load(text, Loader=_LOADER))  # noqa: S506 - a safe loader
         return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader (CSafeLoader or SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -84,15 +88,49 @@ def parse_yaml_text(text: str, where: str) -> Any:
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _refuse_aliases(text: str, where: str) -> None:
+def _bound_aliases(text: str, where: str) -> bool:
+    """Whether ``text`` uses aliases; raise when they would expand it past ``MAX_YAML_NODES`` values.
+
+    Counts, from the event stream alone, the values each anchored node stands for (an alias counts its
+    anchor's whole value again), so a deep nest of aliases is refused after one pass, before anything is
+    built."""
+    sizes: dict[str, int] = {}
+    open_nodes: list[list[Any]] = []  # [anchor, values so far] of each open sequence or mapping
+    aliased = False
     for event in yaml.parse(text, Loader=_LOADER):
-        anchor = getattr(event, "anchor", None)
-        if isinstance(event, yaml.AliasEvent) or anchor is not None:
+        if isinstance(event, yaml.CollectionStartEvent):
+            open_nodes.append([event.anchor, 1])
+            continue
+        if isinstance(event, yaml.CollectionEndEvent):
+            anchor, n = open_nodes.pop()
+        elif isinstance(event, yaml.ScalarEvent):
+            anchor, n = event.anchor, 1
+        elif isinstance(event, yaml.AliasEvent):
+            aliased = True
+            anchor, n = None, sizes.get(str(event.anchor), 1)  # an undefined alias: the composer names it
+        else:
+            continue
+        if anchor is not None:
+            sizes[str(anchor)] = n
+        if open_nodes:
+            open_nodes[-1][1] += n
+            n = open_nodes[-1][1]
+        if n > MAX_YAML_NODES:
             mark = event.start_mark
-            sigil = "*" if isinstance(event, yaml.AliasEvent) else "&"
             line = f" line {mark.line + 1}:" if mark is not None else ""
-            raise SpecError(f"{where}:{line} YAML anchors and aliases are not allowed "
-                            f"(found {sigil}{cut(str(anchor or ''), 30)}); write the values out")
+            raise SpecError(f"{where}:{line} YAML aliases expand to more than {MAX_YAML_NODES:,} values; "
+                            f"write the values out")
+    return aliased
+
+
+def _unshared(value: Any) -> Any:
+    """``value`` with every alias made its own copy (bounded by ``_bound_aliases``), so no two fields share a
+    mapping or list that later code could change in one place."""
+    if isinstance(value, dict):
+        return {k: _unshared(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unshared(v) for v in value]
+    return value
 
 
 # user catalog folders whose data files (efficiency.yaml, calibration.yaml, serving.yaml, power.yaml, sites.yaml,
