@@ -718,6 +718,52 @@ EXTRA_MODELS += [
 ]
 
 
+def _qwen3_dense(size: str, layers: int, hidden: int, ffn: int, heads: int, tied: bool, params: int,
+                 published: str) -> dict[str, Any]:
+    """A dense Qwen3 model (all share head_dim 128, 8 KV heads, vocab 151936, 40960 positions, QK-norm)."""
+    return {
+        "id": f"qwen3-{size.lower()}", "name": f"Qwen3-{size}", "family": "qwen3", "org": "Alibaba Qwen",
+        "year": 2025, "arch": "dense", "layers": layers, "hidden": hidden, "ffn_hidden": ffn, "heads": heads,
+        "kv_heads": 8, "head_dim": 128, "vocab": 151936, "max_seq": 40960, "activation": "swiglu",
+        "norm": "rmsnorm", "positional": "rope", "tied_embeddings": tied, "parallel_block": False,
+        "linear_bias": False, "attention": {"type": "GQA"}, "mtp_modules": 0,
+        "params_total": params, "params_active": params, "confidence": "high",
+        "notes": f"QK-norm (negligible cost). params_total recounted from the config: {params / 1e9:.2f}B; the model"
+        f" card states {published}.",
+        "sources": [f"huggingface.co/Qwen/Qwen3-{size} config.json ({layers} layers, hidden {hidden}, intermediate"
+                    f" {ffn}, {heads} heads, 8 kv, head_dim 128, vocab 151936, max_pos 40960, tie"
+                    f" {str(tied).lower()}) and its README model overview (layers, Q/KV heads, parameter counts)",
+                    "Qwen3 Technical Report, arXiv:2505.09388, Table 1"],
+    }
+
+
+# Common open models that a serving or training case may name (GPUStack's performance lab, vLLM benchmarks):
+# each recount from its config matches the parameter counts its model card publishes.
+EXTRA_MODELS += [
+    _qwen3_dense("0.6B", 28, 1024, 3072, 16, True, 596042752, "0.6B total, 0.44B non-embedding"),
+    _qwen3_dense("1.7B", 28, 2048, 6144, 16, True, 1720567808, "1.7B total, 1.4B non-embedding"),
+    _qwen3_dense("4B", 36, 2560, 9728, 32, True, 4022458880, "4.0B total, 3.6B non-embedding"),
+    _qwen3_dense("14B", 40, 5120, 17408, 40, False, 14768296960, "14.8B total, 13.2B non-embedding"),
+    _qwen3_dense("32B", 64, 5120, 25600, 64, False, 32762106880, "32.8B total, 31.2B non-embedding"),
+    {
+        "id": "gpt-oss-20b", "name": "gpt-oss-20b", "family": "gpt-oss", "org": "OpenAI", "year": 2025,
+        "arch": "moe", "layers": 24, "hidden": 2880, "heads": 64, "kv_heads": 8, "head_dim": 64,
+        "vocab": 201088, "max_seq": 131072, "activation": "swiglu", "norm": "rmsnorm", "positional": "rope",
+        "tied_embeddings": False, "parallel_block": False, "linear_bias": True,
+        "attention": {"type": "GQA", "qkv_bias": True},
+        "moe": {"experts": 32, "shared_experts": 0, "top_k": 4, "moe_ffn_hidden": 2880, "dense_layers": 0},
+        "mtp_modules": 0, "params_total": 20914754880, "params_active": 4187438400, "confidence": "high",
+        "notes": "Alternate layers use a 128-token sliding window; not modelled here (KV cache is an upper bound)."
+        " Experts stored in MXFP4. params recounted from the config: 20.91B total; 4.19B active counting the"
+        " 0.58B embedding (the model card's 3.61B active leaves it out).",
+        "sources": ["huggingface.co/openai/gpt-oss-20b config.json (hidden 2880, intermediate 2880, 24 layers,"
+                    " 64 heads, 8 kv heads, head_dim 64, 32 local experts, 4 per token, sliding_window 128,"
+                    " vocab 201088, max_pos 131072)",
+                    "OpenAI, 'gpt-oss-120b & gpt-oss-20b Model Card', arXiv:2508.10925 (20.91B total, 3.61B"
+                    " active)"],
+    },
+]
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(

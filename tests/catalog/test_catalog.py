@@ -23,7 +23,8 @@ SKIPPED = {
 # Entries added beyond the reference.
 ADDED = {"systems": {"nvidia_hgx_h800", "metax_c500_8x"}, "accelerators": {"metax_c500"},
          "fabrics": {"metaxlink_c500"},
-         "models": {"codellama-34b", "qwen3-8b", "qwen3-30b-a3b"}}
+         "models": {"codellama-34b", "qwen3-8b", "qwen3-30b-a3b", "qwen3-0.6b", "qwen3-1.7b", "qwen3-4b",
+                    "qwen3-14b", "qwen3-32b", "gpt-oss-20b"}}
 
 BUNDLED_IDS = {
     "accelerators": [
@@ -118,6 +119,7 @@ BUNDLED_IDS = {
         "gemma-2-9b",
         "glm-4-9b",
         "gpt-oss-120b",
+        "gpt-oss-20b",
         "gpt3-1.3b",
         "gpt3-125m",
         "gpt3-13b",
@@ -158,8 +160,13 @@ BUNDLED_IDS = {
         "phi-3-mini-4k",
         "qwen2.5-72b",
         "qwen2.5-7b",
+        "qwen3-0.6b",
+        "qwen3-1.7b",
+        "qwen3-14b",
         "qwen3-235b-a22b",
         "qwen3-30b-a3b",
+        "qwen3-32b",
+        "qwen3-4b",
         "qwen3-8b",
     ],
 }

@@ -29,3 +29,25 @@ def test_causal_attention_counts_half_the_score_matrix(catalog: Catalog) -> None
     assert attention_flops_per_token(m, 2048, causal=True) == full / 2
     # Megatron's formula: 4·s·h forward attention FLOPs per token per layer (Narayanan et al. 2021, Eq. 3)
     assert full == 4 * 2048 * m.hidden * m.layers
+
+
+# (model, total B, non-embedding B) as the model cards print them (rounded to 0.1B or 0.01B)
+CARD_COUNTS = [("qwen3-0.6b", 0.6, 0.44), ("qwen3-1.7b", 1.7, 1.4), ("qwen3-4b", 4.0, 3.6),
+               ("qwen3-8b", 8.2, 6.95), ("qwen3-14b", 14.8, 13.2), ("qwen3-32b", 32.8, 31.2)]
+
+
+def test_qwen3_configs_reproduce_the_parameter_counts_their_cards_publish(catalog: Catalog) -> None:
+    for model_id, total_b, non_embedding_b in CARD_COUNTS:
+        m = catalog.model(model_id)
+        pc = param_counts(m)
+        total = pc.total(m)
+        embedding = m.vocab * m.hidden * (1 if m.tied_embeddings else 2)
+        assert abs(total / 1e9 - total_b) <= 0.05, model_id
+        assert abs((total - embedding) / 1e9 - non_embedding_b) <= 0.05, model_id
+
+
+def test_gpt_oss_20b_reproduces_its_model_card(catalog: Catalog) -> None:
+    m = catalog.model("gpt-oss-20b")
+    pc = param_counts(m)
+    assert abs(pc.total(m) / 1e9 - 20.91) < 0.01
+    assert abs((pc.active(m) - m.vocab * m.hidden) / 1e9 - 3.61) < 0.01  # the card leaves the embedding out
