@@ -762,6 +762,23 @@ EXTRA_MODELS += [
                     "OpenAI, 'gpt-oss-120b & gpt-oss-20b Model Card', arXiv:2508.10925 (20.91B total, 3.61B"
                     " active)"],
     },
+    {
+        "id": "glm-4.5-air", "name": "GLM-4.5-Air", "family": "glm-4.5", "org": "Zhipu AI (Z.ai)", "year": 2025,
+        "arch": "moe", "layers": 46, "hidden": 4096, "ffn_hidden": 10944, "heads": 96, "kv_heads": 8,
+        "head_dim": 128, "vocab": 151552, "max_seq": 131072, "activation": "swiglu", "norm": "rmsnorm",
+        "positional": "rope", "tied_embeddings": False, "parallel_block": False, "linear_bias": False,
+        "attention": {"type": "GQA", "qkv_bias": True},
+        "moe": {"experts": 128, "shared_experts": 1, "top_k": 8, "moe_ffn_hidden": 1408, "dense_layers": 1},
+        "mtp_modules": 1, "params_total": 106852245504, "params_active": 13424123904, "confidence": "medium",
+        "notes": "Layer 0 dense (ffn_hidden 10944), 45 MoE layers; partial rotary (half of each head), QK-norm off."
+        " params recounted from the config: 106.85B without the MTP layer (2.38B), 12.18B active without the"
+        " embedding; the GLM-4.5 report states 106B total, 12B active.",
+        "sources": ["huggingface.co/zai-org/GLM-4.5-Air config.json (glm4_moe; 46 layers, first_k_dense_replace 1,"
+                    " hidden 4096, intermediate 10944, moe_intermediate 1408, 128 routed + 1 shared experts, 8 per"
+                    " token, 96 heads, 8 kv, head_dim 128, vocab 151552, max_pos 131072, 1 nextn layer)",
+                    "GLM-4.5 Team, 'GLM-4.5: Agentic, Reasoning, and Coding (ARC) Foundation Models',"
+                    " arXiv:2508.06471 (GLM-4.5-Air: 106B total, 12B active)"],
+    },
 ]
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ SKIPPED = {
 ADDED = {"systems": {"nvidia_hgx_h800", "metax_c500_8x"}, "accelerators": {"metax_c500"},
          "fabrics": {"metaxlink_c500"},
          "models": {"codellama-34b", "qwen3-8b", "qwen3-30b-a3b", "qwen3-0.6b", "qwen3-1.7b", "qwen3-4b",
-                    "qwen3-14b", "qwen3-32b", "gpt-oss-20b"}}
+                    "qwen3-14b", "qwen3-32b", "gpt-oss-20b", "glm-4.5-air"}}
 
 BUNDLED_IDS = {
     "accelerators": [
@@ -118,6 +118,7 @@ BUNDLED_IDS = {
         "deepseek-v3",
         "gemma-2-9b",
         "glm-4-9b",
+        "glm-4.5-air",
         "gpt-oss-120b",
         "gpt-oss-20b",
         "gpt3-1.3b",

@@ -51,3 +51,10 @@ def test_gpt_oss_20b_reproduces_its_model_card(catalog: Catalog) -> None:
     pc = param_counts(m)
     assert abs(pc.total(m) / 1e9 - 20.91) < 0.01
     assert abs((pc.active(m) - m.vocab * m.hidden) / 1e9 - 3.61) < 0.01  # the card leaves the embedding out
+
+
+def test_glm_4_5_air_reproduces_its_report(catalog: Catalog) -> None:
+    m = catalog.model("glm-4.5-air")
+    pc = param_counts(m)
+    assert abs((pc.total(m) - pc.mtp) / 1e9 - 106) < 1.0  # the report's 106B leaves the MTP layer out
+    assert abs((pc.active(m) - m.vocab * m.hidden * 2) / 1e9 - 12) < 0.5
