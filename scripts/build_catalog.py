@@ -737,6 +737,11 @@ def _qwen3_dense(size: str, layers: int, hidden: int, ffn: int, heads: int, tied
     }
 
 
+# the layout every model added below shares: SwiGLU MLP, RMSNorm, RoPE, untied embeddings, sequential blocks
+_SWIGLU_DECODER: dict[str, Any] = {"activation": "swiglu", "norm": "rmsnorm", "positional": "rope",
+                                   "tied_embeddings": False, "parallel_block": False}
+
+
 # Common open models that a serving or training case may name (GPUStack's performance lab, vLLM benchmarks):
 # each recount from its config matches the parameter counts its model card publishes.
 EXTRA_MODELS += [
@@ -748,8 +753,7 @@ EXTRA_MODELS += [
     {
         "id": "gpt-oss-20b", "name": "gpt-oss-20b", "family": "gpt-oss", "org": "OpenAI", "year": 2025,
         "arch": "moe", "layers": 24, "hidden": 2880, "heads": 64, "kv_heads": 8, "head_dim": 64,
-        "vocab": 201088, "max_seq": 131072, "activation": "swiglu", "norm": "rmsnorm", "positional": "rope",
-        "tied_embeddings": False, "parallel_block": False, "linear_bias": True,
+        "vocab": 201088, "max_seq": 131072, **_SWIGLU_DECODER, "linear_bias": True,
         "attention": {"type": "GQA", "qkv_bias": True},
         "moe": {"experts": 32, "shared_experts": 0, "top_k": 4, "moe_ffn_hidden": 2880, "dense_layers": 0},
         "mtp_modules": 0, "params_total": 20914754880, "params_active": 4187438400, "confidence": "high",
@@ -765,8 +769,7 @@ EXTRA_MODELS += [
     {
         "id": "glm-4.5-air", "name": "GLM-4.5-Air", "family": "glm-4.5", "org": "Zhipu AI (Z.ai)", "year": 2025,
         "arch": "moe", "layers": 46, "hidden": 4096, "ffn_hidden": 10944, "heads": 96, "kv_heads": 8,
-        "head_dim": 128, "vocab": 151552, "max_seq": 131072, "activation": "swiglu", "norm": "rmsnorm",
-        "positional": "rope", "tied_embeddings": False, "parallel_block": False, "linear_bias": False,
+        "head_dim": 128, "vocab": 151552, "max_seq": 131072, **_SWIGLU_DECODER, "linear_bias": False,
         "attention": {"type": "GQA", "qkv_bias": True},
         "moe": {"experts": 128, "shared_experts": 1, "top_k": 8, "moe_ffn_hidden": 1408, "dense_layers": 1},
         "mtp_modules": 1, "params_total": 106852245504, "params_active": 13424123904, "confidence": "medium",
