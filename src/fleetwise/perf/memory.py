@@ -26,8 +26,8 @@ FloatArray = npt.NDArray[np.float64]
 # grad_dtype (fp32: Megatron's main_grad; fp16/bf16: DeepSpeed's fp16 engine keeps param.grad in the
 # 16-bit dtype), fp32 master weights + two Adam moments.
 WEIGHT_BYTES = 2.0
-GRAD_BYTES = 4.0  # the default fp32 buffer
 GRAD_BYTES_BY_DTYPE = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0}
+GRAD_BYTES = GRAD_BYTES_BY_DTYPE["fp32"]  # LoRA adapters' gradients
 OPTIMIZER_BYTES = 12.0
 # Framework reserve: CUDA/CANN context, communicator buffers, workspace, allocator fragmentation.
 RESERVED_BYTES = 3.0e9
@@ -83,7 +83,7 @@ class MemoryColumns:
 
 
 def _states_bytes(params: FloatArray, shard: FloatArray, zero: npt.NDArray[np.int64],
-                  grad_bytes: float = GRAD_BYTES) -> tuple[FloatArray, ...]:
+                  grad_bytes: float) -> tuple[FloatArray, ...]:
     """(weights, grads, optimiser) bytes of ``params`` per device under ZeRO ``zero`` sharded ``shard`` ways."""
     w, g, o = WEIGHT_BYTES * params, grad_bytes * params, OPTIMIZER_BYTES * params  # each product once
     w = np.where(zero >= 3, w / shard, w)

@@ -59,6 +59,11 @@ def residuals_from_errors(cases: Iterable[Case], errors: dict[str, dict[str, flo
     return out
 
 
+def _upper_rank(q: float, n: int) -> int:
+    """1-based rank of the split-conformal upper ``q`` quantile among ``n`` sorted residuals."""
+    return min(int(math.ceil(q * (n + 1))), n)
+
+
 def _conformal(values: Sequence[float]) -> tuple[float, float] | None:
     n = len(values)
     if n < MIN_RESIDUALS:
@@ -66,8 +71,7 @@ def _conformal(values: Sequence[float]) -> tuple[float, float] | None:
     v = np.sort(np.asarray(values, dtype=np.float64))
     alpha = (1.0 - COVERAGE) / 2.0
     k_lo = max(int(math.floor(alpha * (n + 1))), 1)
-    k_hi = min(int(math.ceil((1.0 - alpha) * (n + 1))), n)
-    return float(min(v[k_lo - 1], 0.0)), float(max(v[k_hi - 1], 0.0))
+    return float(min(v[k_lo - 1], 0.0)), float(max(v[_upper_rank(1.0 - alpha, n) - 1], 0.0))
 
 
 def fit_groups(res: Sequence[Residual]) -> dict[str, dict[str, Any]]:
@@ -173,7 +177,7 @@ def lead_band(sweep_cases: Sequence[Case]) -> dict[str, Any] | None:
     if len(errs) < MIN_RESIDUALS:
         return None
     v = np.sort(np.asarray(errs))
-    q = float(v[min(int(math.ceil(COVERAGE * (len(v) + 1))), len(v)) - 1])
+    q = float(v[_upper_rank(COVERAGE, len(v)) - 1])
     return {"log_error": round(q, 4), "pairs": len(errs), "sweeps": len(by_sweep),
             "how": f"conformal 80 % quantile of |predicted - measured| log lead between adjacent plans in predicted "
                    f"order, over {len(errs)} pairs of {len(by_sweep)} measured plan sweeps"}

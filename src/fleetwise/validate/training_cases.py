@@ -20,7 +20,7 @@ from fleetwise.search.evaluate import PlanResult, evaluate_plan, search_training
 from fleetwise.search.space import SearchSpace
 from fleetwise.units import DAY
 from fleetwise.validate.cases import ENERGY_METRICS, Case
-from fleetwise.validate.software import NO_FACTS, software_facts
+from fleetwise.validate.software import NO_FACTS, SoftwareFacts, software_facts
 from fleetwise.validate.specs import CasePrediction, resolve_specs
 
 # plan knobs no case publishes: filled from software facts, else searched
@@ -46,7 +46,7 @@ def _default_chips(case: Case, model: ModelArch, accel: Accelerator) -> int:
     return int(min(16384, max(8, 2 ** int(np.ceil(np.log2(max(need, 1.0)))))))
 
 
-def _training_job(case: Case, chips: int) -> tuple[TrainingJob, list[str]]:
+def _training_job(case: Case, chips: int, facts: SoftwareFacts) -> tuple[TrainingJob, list[str]]:
     t = case.training
     assert t is not None and t.seq_len is not None
     notes = []
@@ -63,7 +63,6 @@ def _training_job(case: Case, chips: int) -> tuple[TrainingJob, list[str]]:
             raise SpecError(f"case {case.id}: training.fine_tune.method: only 'lora' is modelled "
                             f"(got {t.fine_tune.get('method')!r})")
         lora = int(t.fine_tune.get("rank", 16))
-    facts = software_facts().get(case.url or "", NO_FACTS)
     if facts is not NO_FACTS:
         stated = {**facts.job_fields(), **facts.plan_knobs(), **facts.plan_defaults()}
         notes.append(f"software facts of the source (validate/data/software.yaml): "
@@ -127,7 +126,8 @@ def predict_training(case: Case, catalog: Catalog, eff: EfficiencyTable, calib: 
         seq_notes.append(f"chips not published: assumed {chips} (a ~{DEFAULT_RUN_DAYS:.0f}-day run at 40 % MFU, "
                          f"rounded up to a power of two)")
     assert case.chips is not None
-    job, notes = _training_job(case, case.chips)
+    facts = software_facts().get(case.url or "", NO_FACTS)
+    job, notes = _training_job(case, case.chips, facts)
     notes = seq_notes + notes
     setup = make_training_setup(model, accel, system, job, eff, calib)
     if setup.eff.is_default:
@@ -142,7 +142,6 @@ def predict_training(case: Case, catalog: Catalog, eff: EfficiencyTable, calib: 
     t = case.training
     assert t is not None
     pinned = {k: getattr(t, k) for k in PLAN_FIELDS if getattr(t, k) is not None}
-    facts = software_facts().get(case.url or "", NO_FACTS)
     pinned = {**facts.plan_defaults(), **pinned}  # what the source's software of its date could not do
     if "sequence_parallel" in pinned and pinned.get("tp", 0) == 1:
         pinned["sequence_parallel"] = False
