@@ -442,7 +442,8 @@ SKIP_MODELS: dict[str, str] = {
     "switch-c-1.6t": "encoder-decoder MoE; cross-attention not representable",
     "pangu-sigma": "vocab and max_seq unknown and the layer split is recalled, not read (reference "
     "confidence low)",
-    "pangu-ultra-moe-718b": "heads, vocab, max_seq, expert widths unknown; the reference only gives guesses",
+    "pangu-ultra-moe-718b": "heads, vocab, max_seq, expert widths unknown in the reference (guesses only); "
+    "the catalog entry is built from the released model configuration instead (EXTRA_MODELS)",
 }
 
 # Corrections of reference values, each with its reason (reported in notes).
@@ -783,6 +784,32 @@ EXTRA_MODELS += [
                     " arXiv:2508.06471 (GLM-4.5-Air: 106B total, 12B active)"],
     },
 ]
+
+EXTRA_MODELS += [
+    {
+        "id": "pangu-ultra-moe-718b", "name": "Pangu Ultra MoE (openPangu-Ultra-MoE-718B)", "family": "pangu",
+        "org": "Huawei", "year": 2025, "arch": "moe", "layers": 61, "hidden": 7680, "ffn_hidden": 18432,
+        "heads": 128, "head_dim": 192, "vocab": 153600, "max_seq": 131072, "activation": "swiglu",
+        "norm": "rmsnorm", "positional": "rope", "tied_embeddings": False, "parallel_block": False,
+        "linear_bias": False,
+        "attention": {"type": "MLA", "q_lora_rank": 1536, "kv_lora_rank": 512, "qk_nope_head_dim": 128,
+                      "qk_rope_head_dim": 64, "v_head_dim": 128},
+        "moe": {"experts": 256, "shared_experts": 1, "top_k": 8, "moe_ffn_hidden": 2048, "dense_layers": 3},
+        "mtp_modules": 1, "params_total": 719092830720, "params_active": 40370557440, "confidence": "high",
+        "notes": "DeepSeek-V3 layout with a wider hidden (7680) and its own tokenizer. Depth-scaled sandwich-norm"
+        " adds a second RMSNorm per sub-layer (about 1M parameters, not counted). params recounted from the"
+        " configuration: 719.09B without the MTP layer (12.44B), 40.37B active with the embedding and head"
+        " (38.0B without); the report and model card state 718B total, 39B active.",
+        "sources": ["openPangu-Ultra-MoE-718B model release (ai.gitcode.com/ascend-tribe/openpangu-ultra-moe-718b-model),"
+                    " configuration_openpangu_moe.py: vocab 153600, hidden 7680, intermediate 18432,"
+                    " moe_intermediate 2048, 61 layers, 1 MTP layer, 128 heads, 1 shared + 256 routed experts,"
+                    " 8 per token, 3 dense layers, kv_lora 512, q_lora 1536, qk_rope 64, qk 128, v 128,"
+                    " max_position 131072, untied embeddings",
+                    "Pangu Team, 'Pangu Ultra MoE: How to Train Your Big MoE on Ascend NPUs', arXiv:2505.04519"
+                    " (718B total, 39B active; 256 experts, hidden 7680, 61 layers, MLA + MTP)"],
+    },
+]
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -24,7 +24,7 @@ SKIPPED = {
 ADDED = {"systems": {"nvidia_hgx_h800", "metax_c500_8x"}, "accelerators": {"metax_c500"},
          "fabrics": {"metaxlink_c500"},
          "models": {"codellama-34b", "qwen3-8b", "qwen3-30b-a3b", "qwen3-0.6b", "qwen3-1.7b", "qwen3-4b",
-                    "qwen3-14b", "qwen3-32b", "gpt-oss-20b", "glm-4.5-air"}}
+                    "qwen3-14b", "qwen3-32b", "gpt-oss-20b", "glm-4.5-air", "pangu-ultra-moe-718b"}}
 
 BUNDLED_IDS = {
     "accelerators": [
@@ -158,6 +158,7 @@ BUNDLED_IDS = {
         "nemotron-4-340b",
         "opt-175b",
         "pangu-ultra-135b",
+        "pangu-ultra-moe-718b",
         "phi-3-mini-4k",
         "qwen2.5-72b",
         "qwen2.5-7b",

@@ -58,3 +58,11 @@ def test_glm_4_5_air_reproduces_its_report(catalog: Catalog) -> None:
     pc = param_counts(m)
     assert abs((pc.total(m) - pc.mtp) / 1e9 - 106) < 1.0  # the report's 106B leaves the MTP layer out
     assert abs((pc.active(m) - m.vocab * m.hidden * 2) / 1e9 - 12) < 0.5
+
+
+def test_pangu_ultra_moe_reproduces_its_report(catalog: Catalog) -> None:
+    m = catalog.model("pangu-ultra-moe-718b")
+    pc = param_counts(m)
+    assert abs((pc.total(m) - pc.mtp) / 1e9 - 718) < 2.0  # 718B total, the MTP layer left out
+    embedding_and_head = m.vocab * m.hidden * 2
+    assert abs((pc.active(m) - embedding_and_head) / 1e9 - 39) < 1.5  # 39B activated per token
