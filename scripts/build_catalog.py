@@ -811,6 +811,59 @@ EXTRA_MODELS += [
 ]
 
 
+def _qwen2_5_dense(size: str, layers: int, ffn: int, params: int, published: str) -> dict[str, Any]:
+    """A dense Qwen2.5 model of hidden 5120 (40 heads, 8 KV heads of 128, QKV bias, vocab 152064)."""
+    return {
+        "id": f"qwen2.5-{size.lower()}", "name": f"Qwen2.5-{size}", "family": "qwen2.5", "org": "Alibaba Qwen",
+        "year": 2024, "arch": "dense", "layers": layers, "hidden": 5120, "ffn_hidden": ffn, "heads": 40,
+        "kv_heads": 8, "head_dim": 128, "vocab": 152064, "max_seq": 131072, **_SWIGLU_DECODER,
+        "linear_bias": False, "attention": {"type": "GQA", "qkv_bias": True}, "mtp_modules": 0,
+        "params_total": params, "params_active": params, "confidence": "high",
+        "notes": f"params_total recounted from the config: {params / 1e9:.2f}B; the report states {published}.",
+        "sources": [f"huggingface.co/Qwen/Qwen2.5-{size} config.json ({layers} layers, hidden 5120, intermediate"
+                    f" {ffn}, 40 heads, 8 kv, vocab 152064, max_pos 131072, tie false)",
+                    "Qwen2.5 Technical Report, arXiv:2412.15115, Table 1 (layers, heads, parameter counts)"],
+    }
+
+
+EXTRA_MODELS += [
+    _qwen2_5_dense("14B", 48, 13824, 14770033664, "14.7B total, 13.1B non-embedding"),
+    _qwen2_5_dense("32B", 64, 27648, 32763876352, "32.5B total, 31.0B non-embedding"),
+    {
+        "id": "glm-4.5", "name": "GLM-4.5", "family": "glm-4.5", "org": "Zhipu AI (Z.ai)", "year": 2025,
+        "arch": "moe", "layers": 92, "hidden": 5120, "ffn_hidden": 12288, "heads": 96, "kv_heads": 8,
+        "head_dim": 128, "vocab": 151552, "max_seq": 131072, **_SWIGLU_DECODER, "linear_bias": False,
+        "attention": {"type": "GQA", "qkv_bias": True},
+        "moe": {"experts": 160, "shared_experts": 1, "top_k": 8, "moe_ffn_hidden": 1536, "dense_layers": 3},
+        "mtp_modules": 1, "params_total": 352797839360, "params_active": 33632228352, "confidence": "medium",
+        "notes": "Layers 0-2 dense (ffn_hidden 12288), 89 MoE layers; partial rotary (half of each head) and QK-norm"
+        " (negligible cost). params recounted from the config: 352.80B without the MTP layer (3.99B), 33.63B"
+        " active with the embedding and head (32.08B without); the GLM-4.5 report states 355B total, 32B active.",
+        "sources": ["huggingface.co/zai-org/GLM-4.5 config.json (glm4_moe; 92 layers, first_k_dense_replace 3,"
+                    " hidden 5120, intermediate 12288, moe_intermediate 1536, 160 routed + 1 shared experts, 8 per"
+                    " token, 96 heads, 8 kv, head_dim 128, vocab 151552, 1 nextn layer, tie false)",
+                    "GLM-4.5 Team, 'GLM-4.5: Agentic, Reasoning, and Coding (ARC) Foundation Models',"
+                    " arXiv:2508.06471 (355B total, 32B active)"],
+    },
+    {
+        "id": "kimi-k2", "name": "Kimi K2", "family": "kimi-k2", "org": "Moonshot AI", "year": 2025,
+        "arch": "moe", "layers": 61, "hidden": 7168, "ffn_hidden": 18432, "heads": 64, "head_dim": 192,
+        "vocab": 163840, "max_seq": 131072, **_SWIGLU_DECODER, "linear_bias": False,
+        "attention": {"type": "MLA", "q_lora_rank": 1536, "kv_lora_rank": 512, "qk_nope_head_dim": 128,
+                      "qk_rope_head_dim": 64, "v_head_dim": 128},
+        "moe": {"experts": 384, "shared_experts": 1, "top_k": 8, "moe_ffn_hidden": 2048, "dense_layers": 1},
+        "mtp_modules": 0, "params_total": 1026408209408, "params_active": 32861477888, "confidence": "high",
+        "notes": "DeepSeek-V3 layout with 384 experts, 64 heads, one dense layer and no MTP module. params recounted"
+        " from the config: 1026.4B total, 32.86B active; the model card states 1T total (1.04T), 32B active.",
+        "sources": ["huggingface.co/moonshotai/Kimi-K2-Base config.json (deepseek_v3; 61 layers, first_k_dense_replace"
+                    " 1, hidden 7168, intermediate 18432, moe_intermediate 2048, 384 routed + 1 shared experts, 8 per"
+                    " token, 64 heads, q_lora 1536, kv_lora 512, qk_nope 128, qk_rope 64, v 128, vocab 163840,"
+                    " max_pos 131072, tie false)",
+                    "Kimi Team, 'Kimi K2: Open Agentic Intelligence', arXiv:2507.20534 (1.04T total, 32B activated)"],
+    },
+]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(

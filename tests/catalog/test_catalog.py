@@ -24,7 +24,8 @@ SKIPPED = {
 ADDED = {"systems": {"nvidia_hgx_h800", "metax_c500_8x"}, "accelerators": {"metax_c500"},
          "fabrics": {"metaxlink_c500"},
          "models": {"codellama-34b", "qwen3-8b", "qwen3-30b-a3b", "qwen3-0.6b", "qwen3-1.7b", "qwen3-4b",
-                    "qwen3-14b", "qwen3-32b", "gpt-oss-20b", "glm-4.5-air", "pangu-ultra-moe-718b"}}
+                    "qwen3-14b", "qwen3-32b", "gpt-oss-20b", "glm-4.5-air", "pangu-ultra-moe-718b",
+                    "qwen2.5-14b", "qwen2.5-32b", "glm-4.5", "kimi-k2"}}
 
 BUNDLED_IDS = {
     "accelerators": [
@@ -118,6 +119,7 @@ BUNDLED_IDS = {
         "deepseek-v3",
         "gemma-2-9b",
         "glm-4-9b",
+        "glm-4.5",
         "glm-4.5-air",
         "gpt-oss-120b",
         "gpt-oss-20b",
@@ -129,6 +131,7 @@ BUNDLED_IDS = {
         "gpt3-350m",
         "gpt3-6.7b",
         "gpt3-760m",
+        "kimi-k2",
         "llama2-13b",
         "llama2-70b",
         "llama2-7b",
@@ -160,6 +163,8 @@ BUNDLED_IDS = {
         "pangu-ultra-135b",
         "pangu-ultra-moe-718b",
         "phi-3-mini-4k",
+        "qwen2.5-14b",
+        "qwen2.5-32b",
         "qwen2.5-72b",
         "qwen2.5-7b",
         "qwen3-0.6b",

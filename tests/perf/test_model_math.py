@@ -66,3 +66,25 @@ def test_pangu_ultra_moe_reproduces_its_report(catalog: Catalog) -> None:
     assert abs((pc.total(m) - pc.mtp) / 1e9 - 718) < 2.0  # 718B total, the MTP layer left out
     embedding_and_head = m.vocab * m.hidden * 2
     assert abs((pc.active(m) - embedding_and_head) / 1e9 - 39) < 1.5  # 39B activated per token
+
+
+# (model, total B, active B, whether the active figure counts the embedding and head, slack of each) as the
+# reports state them: Kimi counts its 32B with the embedding and head (as DeepSeek-V3's 37B), GLM without
+REPORTED_MOE = [("glm-4.5", 355.0, 32.0, False, 3.0, 1.0), ("kimi-k2", 1040.0, 32.0, True, 15.0, 1.0)]
+
+
+def test_glm_4_5_and_kimi_k2_reproduce_their_reports(catalog: Catalog) -> None:
+    for model_id, total_b, active_b, with_embedding, total_slack, active_slack in REPORTED_MOE:
+        m = catalog.model(model_id)
+        pc = param_counts(m)
+        assert abs((pc.total(m) - pc.mtp) / 1e9 - total_b) < total_slack, model_id
+        active = pc.active(m) - (0 if with_embedding else m.vocab * m.hidden * 2)
+        assert abs(active / 1e9 - active_b) < active_slack, model_id
+
+
+def test_qwen2_5_configs_reproduce_their_report(catalog: Catalog) -> None:
+    for model_id, total_b, non_embedding_b in [("qwen2.5-14b", 14.7, 13.1), ("qwen2.5-32b", 32.5, 31.0)]:
+        m = catalog.model(model_id)
+        total = param_counts(m).total(m)
+        assert abs(total / 1e9 - total_b) <= 0.3, model_id
+        assert abs((total - 2 * m.vocab * m.hidden) / 1e9 - non_embedding_b) <= 0.3, model_id
