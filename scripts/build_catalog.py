@@ -800,8 +800,9 @@ EXTRA_MODELS += [
         " adds a second RMSNorm per sub-layer (about 1M parameters, not counted). params recounted from the"
         " configuration: 719.09B without the MTP layer (12.44B), 40.37B active with the embedding and head"
         " (38.0B without); the report and model card state 718B total, 39B active.",
-        "sources": ["openPangu-Ultra-MoE-718B model release (ai.gitcode.com/ascend-tribe/openpangu-ultra-moe-718b-model),"
-                    " configuration_openpangu_moe.py: vocab 153600, hidden 7680, intermediate 18432,"
+        "sources": ["openPangu-Ultra-MoE-718B model release"
+                    " (ai.gitcode.com/ascend-tribe/openpangu-ultra-moe-718b-model), configuration_openpangu_moe.py:"
+                    " vocab 153600, hidden 7680, intermediate 18432,"
                     " moe_intermediate 2048, 61 layers, 1 MTP layer, 128 heads, 1 shared + 256 routed experts,"
                     " 8 per token, 3 dense layers, kv_lora 512, q_lora 1536, qk_rope 64, qk 128, v 128,"
                     " max_position 131072, untied embeddings",
