@@ -49,11 +49,15 @@ class SpecError(FleetwiseError):
 class UnknownIdError(SpecError):
     """An id (model, accelerator, system, fabric) is not in the catalog."""
 
-    def __init__(self, kind: str, given: str, known: list[str], field: str | None = None) -> None:
-        close = _close_matches(given, known) if len(given) <= 200 else []
+    def __init__(self, kind: str, given: str, known: list[str], field: str | None = None,
+                 not_modelled: str | None = None) -> None:
         where = f" (field: {field})" if field else ""
-        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        super().__init__(f"unknown {kind} id {shown(given)}{where}{hint} ('fleetwise catalog list' shows all)")
+        if not_modelled:  # a known entry the catalog leaves out on purpose: say why, suggest nothing
+            super().__init__(f"{kind} id {shown(given)}{where} is left out of the bundled catalog: {not_modelled}")
+        else:
+            close = _close_matches(given, known) if len(given) <= 200 else []
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            super().__init__(f"unknown {kind} id {shown(given)}{where}{hint} ('fleetwise catalog list' shows all)")
         self.kind = kind
         self.given = given
 

@@ -333,3 +333,17 @@ def test_unknown_id_suggests_close_matches(catalog: Catalog) -> None:
     with pytest.raises(UnknownIdError) as info:
         catalog.model("llama3.1-70")
     assert "'llama3.1-70b'" in str(info.value)
+
+
+def test_a_reference_entry_left_out_says_why(catalog: Catalog) -> None:
+    with pytest.raises(UnknownIdError, match=r"model id 't5-11b'.*left out of the bundled catalog: encoder-decoder"):
+        catalog.model("t5-11b")
+    with pytest.raises(UnknownIdError, match=r"accelerator id 'kunlunxin_p800'.*left out.*hbm_gb"):
+        catalog.accelerator("kunlunxin_p800")
+    # an id the reference never had still gets the close matches
+    with pytest.raises(UnknownIdError, match=r"unknown model id 'llama3-8bb'.*did you mean 'llama3-8b'"):
+        catalog.model("llama3-8bb")
+    # and every id the file names is really absent from the bundled catalog (no stale entries)
+    from fleetwise.catalog.loader import not_modelled
+    for kind, ids in not_modelled().items():
+        assert ids and not set(ids) & set(catalog.kind(kind)), kind

@@ -7,6 +7,7 @@ then ``$FLEETWISE_CATALOG`` (``os.pathsep``-separated folders) when no folders a
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -240,11 +241,26 @@ class Catalog:
                 "fabrics": self.fabrics, "models": self.models}[kind]
 
 
+_KIND_FOLDER = {"accelerator": "accelerators", "system": "systems", "fabric": "fabrics", "model": "models"}
+
+
+@functools.cache
+def not_modelled() -> dict[str, dict[str, str]]:
+    """Reference entries the bundled catalog leaves out, with the reason, by catalog folder
+    (``data/not_modelled.yaml``, written by scripts/build_catalog.py)."""
+    path = BUNDLED_DIR / "not_modelled.yaml"
+    if not path.is_file():
+        return {}
+    data = load_yaml_file(path) or {}
+    return {str(k): {str(i): str(r) for i, r in v.items()} for k, v in data.items() if isinstance(v, dict)}
+
+
 def _lookup(table: Mapping[str, S], kind: str, id_: str, field: str | None) -> S:
     try:
         return table[id_]
     except KeyError:
-        raise UnknownIdError(kind, id_, sorted(table), field) from None
+        reason = not_modelled().get(_KIND_FOLDER.get(kind, kind), {}).get(id_) if isinstance(id_, str) else None
+        raise UnknownIdError(kind, id_, sorted(table), field, reason) from None
 
 
 def _iter_entry_files(folder: Path, kind: str) -> Iterable[Path]:
