@@ -749,6 +749,34 @@ _SWIGLU_DECODER: dict[str, Any] = {"activation": "swiglu", "norm": "rmsnorm", "p
 
 # Common open models that a serving or training case may name (GPUStack's performance lab, vLLM benchmarks):
 # each recount from its config matches the parameter counts its model card publishes.
+
+def _glm_4_5(variant: str, layers: int, hidden: int, ffn: int, experts: int, moe_ffn: int, dense: int,
+             qk_norm: bool, total: int, active: int, published: str) -> dict[str, Any]:
+    """A GLM-4.5 MoE model (96 heads, 8 KV heads of 128, QKV bias, 1 shared + top-8 routed experts, 1 MTP
+    layer, vocab 151552); ``total`` and ``active`` are recounted from its config (without the MTP layer)."""
+    name = "GLM-4.5" + (f"-{variant}" if variant else "")
+    embedding = 2 * 151552 * hidden
+    return {
+        "id": name.lower(), "name": name, "family": "glm-4.5", "org": "Zhipu AI (Z.ai)", "year": 2025,
+        "arch": "moe", "layers": layers, "hidden": hidden, "ffn_hidden": ffn, "heads": 96, "kv_heads": 8,
+        "head_dim": 128, "vocab": 151552, "max_seq": 131072, **_SWIGLU_DECODER, "linear_bias": False,
+        "attention": {"type": "GQA", "qkv_bias": True},
+        "moe": {"experts": experts, "shared_experts": 1, "top_k": 8, "moe_ffn_hidden": moe_ffn,
+                "dense_layers": dense},
+        "mtp_modules": 1, "params_total": total, "params_active": active, "confidence": "medium",
+        "notes": f"{'Layer 0' if dense == 1 else f'Layers 0-{dense - 1}'} dense (ffn_hidden {ffn}), {layers - dense}"
+        f" MoE layers; partial rotary (half of each head), QK-norm {'on (negligible cost)' if qk_norm else 'off'}."
+        f" params recounted from the config: {total / 1e9:.2f}B without the MTP layer,"
+        f" {active / 1e9:.2f}B active with the embedding and head ({(active - embedding) / 1e9:.2f}B without);"
+        f" the GLM-4.5 report states {published}.",
+        "sources": [f"huggingface.co/zai-org/{name} config.json (glm4_moe; {layers} layers, first_k_dense_replace"
+                    f" {dense}, hidden {hidden}, intermediate {ffn}, moe_intermediate {moe_ffn}, {experts} routed"
+                    " + 1 shared experts, 8 per token, 96 heads, 8 kv, head_dim 128, vocab 151552, max_pos"
+                    " 131072, 1 nextn layer, tie false)",
+                    "GLM-4.5 Team, 'GLM-4.5: Agentic, Reasoning, and Coding (ARC) Foundation Models',"
+                    f" arXiv:2508.06471 ({name}: {published})"],
+    }
+
 EXTRA_MODELS += [
     _qwen3_dense("0.6B", 28, 1024, 3072, 16, True, 596042752, "0.6B total, 0.44B non-embedding"),
     _qwen3_dense("1.7B", 28, 2048, 6144, 16, True, 1720567808, "1.7B total, 1.4B non-embedding"),
@@ -771,22 +799,7 @@ EXTRA_MODELS += [
                     "OpenAI, 'gpt-oss-120b & gpt-oss-20b Model Card', arXiv:2508.10925 (20.91B total, 3.61B"
                     " active)"],
     },
-    {
-        "id": "glm-4.5-air", "name": "GLM-4.5-Air", "family": "glm-4.5", "org": "Zhipu AI (Z.ai)", "year": 2025,
-        "arch": "moe", "layers": 46, "hidden": 4096, "ffn_hidden": 10944, "heads": 96, "kv_heads": 8,
-        "head_dim": 128, "vocab": 151552, "max_seq": 131072, **_SWIGLU_DECODER, "linear_bias": False,
-        "attention": {"type": "GQA", "qkv_bias": True},
-        "moe": {"experts": 128, "shared_experts": 1, "top_k": 8, "moe_ffn_hidden": 1408, "dense_layers": 1},
-        "mtp_modules": 1, "params_total": 106852245504, "params_active": 13424123904, "confidence": "medium",
-        "notes": "Layer 0 dense (ffn_hidden 10944), 45 MoE layers; partial rotary (half of each head), QK-norm off."
-        " params recounted from the config: 106.85B without the MTP layer (2.38B), 12.18B active without the"
-        " embedding; the GLM-4.5 report states 106B total, 12B active.",
-        "sources": ["huggingface.co/zai-org/GLM-4.5-Air config.json (glm4_moe; 46 layers, first_k_dense_replace 1,"
-                    " hidden 4096, intermediate 10944, moe_intermediate 1408, 128 routed + 1 shared experts, 8 per"
-                    " token, 96 heads, 8 kv, head_dim 128, vocab 151552, max_pos 131072, 1 nextn layer)",
-                    "GLM-4.5 Team, 'GLM-4.5: Agentic, Reasoning, and Coding (ARC) Foundation Models',"
-                    " arXiv:2508.06471 (GLM-4.5-Air: 106B total, 12B active)"],
-    },
+    _glm_4_5("Air", 46, 4096, 10944, 128, 1408, 1, False, 106852245504, 13424123904, "106B total, 12B active"),
 ]
 
 EXTRA_MODELS += [
@@ -834,22 +847,7 @@ def _qwen2_5_dense(size: str, layers: int, ffn: int, params: int, published: str
 EXTRA_MODELS += [
     _qwen2_5_dense("14B", 48, 13824, 14770033664, "14.7B total, 13.1B non-embedding"),
     _qwen2_5_dense("32B", 64, 27648, 32763876352, "32.5B total, 31.0B non-embedding"),
-    {
-        "id": "glm-4.5", "name": "GLM-4.5", "family": "glm-4.5", "org": "Zhipu AI (Z.ai)", "year": 2025,
-        "arch": "moe", "layers": 92, "hidden": 5120, "ffn_hidden": 12288, "heads": 96, "kv_heads": 8,
-        "head_dim": 128, "vocab": 151552, "max_seq": 131072, **_SWIGLU_DECODER, "linear_bias": False,
-        "attention": {"type": "GQA", "qkv_bias": True},
-        "moe": {"experts": 160, "shared_experts": 1, "top_k": 8, "moe_ffn_hidden": 1536, "dense_layers": 3},
-        "mtp_modules": 1, "params_total": 352797839360, "params_active": 33632228352, "confidence": "medium",
-        "notes": "Layers 0-2 dense (ffn_hidden 12288), 89 MoE layers; partial rotary (half of each head) and QK-norm"
-        " (negligible cost). params recounted from the config: 352.80B without the MTP layer (3.99B), 33.63B"
-        " active with the embedding and head (32.08B without); the GLM-4.5 report states 355B total, 32B active.",
-        "sources": ["huggingface.co/zai-org/GLM-4.5 config.json (glm4_moe; 92 layers, first_k_dense_replace 3,"
-                    " hidden 5120, intermediate 12288, moe_intermediate 1536, 160 routed + 1 shared experts, 8 per"
-                    " token, 96 heads, 8 kv, head_dim 128, vocab 151552, 1 nextn layer, tie false)",
-                    "GLM-4.5 Team, 'GLM-4.5: Agentic, Reasoning, and Coding (ARC) Foundation Models',"
-                    " arXiv:2508.06471 (355B total, 32B active)"],
-    },
+    _glm_4_5("", 92, 5120, 12288, 160, 1536, 3, True, 352797839360, 33632228352, "355B total, 32B active"),
     {
         "id": "kimi-k2", "name": "Kimi K2", "family": "kimi-k2", "org": "Moonshot AI", "year": 2025,
         "arch": "moe", "layers": 61, "hidden": 7168, "ffn_hidden": 18432, "heads": 64, "head_dim": 192,
