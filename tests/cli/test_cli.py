@@ -75,6 +75,8 @@ def test_catalog_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and "huawei_ascend_910b" in out
     code, out, _ = run(capsys, "catalog", "show", "huawei_cloudmatrix_384")
     assert code == 0 and '"domain_size": 384' in out
+    code, _, err = run(capsys, "catalog", "show", "t5-11b")  # in the reference, left out on purpose
+    assert code == 2 and "left out of the bundled catalog: encoder-decoder" in err and "did you mean" not in err
 
 
 def test_match_finds_how_many_of_ours_equal_theirs(capsys: pytest.CaptureFixture[str]) -> None:
