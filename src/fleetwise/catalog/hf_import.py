@@ -1,8 +1,9 @@
 """Import a Hugging Face ``config.json`` as a ``ModelArch``.
 
 Entry point: ``model_from_hf_config(path)``. ``IMPORTERS`` maps each supported ``model_type`` (Llama,
-Mistral/Mixtral, Qwen2/Qwen2-MoE, DeepSeek-V2/V3) to a function that reads its fields; adding a family
-is one function and one line. Problems raise ``SpecError`` naming the file and the key.
+Mistral/Mixtral, Qwen2/Qwen2-MoE, Qwen3/Qwen3-MoE, GLM-4.5 (glm4_moe), DeepSeek-V2/V3 and Kimi K2) to a
+function that reads its fields; adding a family is one function and one line. Problems raise ``SpecError``
+naming the file and the key.
 """
 
 from __future__ import annotations
@@ -160,12 +161,12 @@ def _mistral(cfg: HfConfig) -> dict[str, Any]:
 
 
 def _qwen2(cfg: HfConfig) -> dict[str, Any]:
-    # Qwen2 always has q/k/v biases (no o_proj or MLP bias). Its optional sliding window
-    # (use_sliding_window, max_window_layers) is ignored: released models ship it off, and
-    # ignoring it only overestimates the KV cache.
+    # Qwen2 always has q/k/v biases (no o_proj or MLP bias); Qwen3 drops them (attention_bias false) and adds
+    # QK-norm (negligible cost). The optional sliding window (use_sliding_window, max_window_layers) is
+    # ignored: released models ship it off, and ignoring it only overestimates the KV cache.
     out = _decoder_common(cfg)
-    out["attention"]["qkv_bias"] = True
-    if cfg.model_type == "qwen2_moe" and cfg.int_("num_experts", 0):
+    out["attention"]["qkv_bias"] = cfg.bool_("attention_bias", False) if cfg.model_type.startswith("qwen3") else True
+    if cfg.model_type in ("qwen2_moe", "qwen3_moe") and cfg.int_("num_experts", 0):
         out["moe"] = _qwen2_moe_block(cfg)
         if out["moe"]["dense_layers"] or out["moe"]["layer_step"] > 1:
             out["ffn_hidden"] = cfg.int_("intermediate_size")
@@ -239,14 +240,36 @@ def _deepseek(cfg: HfConfig) -> dict[str, Any]:
     return out
 
 
+def _glm4_moe(cfg: HfConfig) -> dict[str, Any]:
+    """GLM-4.5: GQA with q/k/v bias (attention_bias), ``first_k_dense_replace`` dense layers then shared +
+    routed experts, MTP layers (num_nextn_predict_layers); partial rotary and QK-norm do not change the cost."""
+    out = _decoder_common(cfg)
+    out["attention"]["qkv_bias"] = cfg.bool_("attention_bias", False)
+    out["ffn_hidden"] = cfg.int_("intermediate_size")
+    out["mtp_modules"] = cfg.int_("num_nextn_predict_layers", 0)
+    if cfg.int_("n_routed_experts", 0):
+        out["moe"] = {
+            "experts": cfg.int_("n_routed_experts"),
+            "shared_experts": cfg.int_("n_shared_experts", 0),
+            "top_k": cfg.int_("num_experts_per_tok"),
+            "moe_ffn_hidden": cfg.int_("moe_intermediate_size"),
+            "dense_layers": cfg.int_("first_k_dense_replace", 0),
+        }
+    return out
+
+
 IMPORTERS: dict[str, Callable[[HfConfig], dict[str, Any]]] = {
     "llama": _llama,
     "mistral": _mistral,
     "mixtral": _mistral,
     "qwen2": _qwen2,
     "qwen2_moe": _qwen2,
+    "qwen3": _qwen2,
+    "qwen3_moe": _qwen2,
+    "glm4_moe": _glm4_moe,
     "deepseek_v2": _deepseek,
     "deepseek_v3": _deepseek,
+    "kimi_k2": _deepseek,  # Kimi K2 ships the DeepSeek-V3 architecture (DeepseekV3ForCausalLM)
 }
 
 
