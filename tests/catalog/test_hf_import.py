@@ -49,7 +49,7 @@ def fixture_config(model_id: str) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("model_id", ["llama3.1-70b", "qwen2.5-72b", "mixtral-8x7b", "deepseek-v3", "qwen3-8b",
-                                      "qwen3-30b-a3b", "glm-4.5-air", "kimi-k2"])
+                                      "qwen3-30b-a3b", "glm-4.5-air", "kimi-k2", "gpt-oss-20b"])
 def test_import_matches_bundled_entry(model_id: str) -> None:
     imported = model_from_hf_config(HF_DIR / model_id / "config.json")
     bundled = load_catalog([]).model(model_id)

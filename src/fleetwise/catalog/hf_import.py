@@ -1,7 +1,7 @@
 """Import a Hugging Face ``config.json`` as a ``ModelArch``.
 
 Entry point: ``model_from_hf_config(path)``. ``IMPORTERS`` maps each supported ``model_type`` (Llama,
-Mistral/Mixtral, Qwen2/Qwen2-MoE, Qwen3/Qwen3-MoE, GLM-4.5 (glm4_moe), DeepSeek-V2/V3 and Kimi K2) to a
+Mistral/Mixtral, Qwen2/Qwen2-MoE, Qwen3/Qwen3-MoE, GLM-4.5 (glm4_moe), gpt-oss, DeepSeek-V2/V3, Kimi K2) to a
 function that reads its fields; adding a family is one function and one line. Problems raise ``SpecError``
 naming the file and the key.
 """
@@ -258,6 +258,23 @@ def _glm4_moe(cfg: HfConfig) -> dict[str, Any]:
     return out
 
 
+def _gpt_oss(cfg: HfConfig) -> dict[str, Any]:
+    """gpt-oss: every layer MoE (num_local_experts of width intermediate_size, no shared expert), biases on
+    attention and experts. Its alternating 128-token sliding window (layer_types) is not represented: the
+    KV cache comes out as an upper bound, as for the bundled entries."""
+    out = _decoder_common(cfg)
+    out["attention"]["qkv_bias"] = cfg.bool_("attention_bias", True)
+    out["linear_bias"] = True
+    out["moe"] = {
+        "experts": cfg.int_("num_local_experts"),
+        "shared_experts": 0,
+        "top_k": cfg.int_("num_experts_per_tok" if cfg.has("num_experts_per_tok") else "experts_per_token"),
+        "moe_ffn_hidden": cfg.int_("intermediate_size"),
+        "dense_layers": 0,
+    }
+    return out
+
+
 IMPORTERS: dict[str, Callable[[HfConfig], dict[str, Any]]] = {
     "llama": _llama,
     "mistral": _mistral,
@@ -267,6 +284,7 @@ IMPORTERS: dict[str, Callable[[HfConfig], dict[str, Any]]] = {
     "qwen3": _qwen2,
     "qwen3_moe": _qwen2,
     "glm4_moe": _glm4_moe,
+    "gpt_oss": _gpt_oss,
     "deepseek_v2": _deepseek,
     "deepseek_v3": _deepseek,
     "kimi_k2": _deepseek,  # Kimi K2 ships the DeepSeek-V3 architecture (DeepseekV3ForCausalLM)
