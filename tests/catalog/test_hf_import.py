@@ -140,3 +140,11 @@ def test_inconsistent_heads_fail_with_file_and_field(tmp_path: Path) -> None:
 
 def test_import_returns_model_arch() -> None:
     assert isinstance(model_from_hf_config(HF_DIR / "mixtral-8x7b" / "config.json"), ModelArch)
+
+
+@pytest.mark.parametrize("bad", [3, 1.5, "x", [0, "1"], [-1], [True]])
+def test_mlp_only_layers_must_be_layer_indices(tmp_path: Path, bad: object) -> None:
+    config = fixture_config("qwen3-30b-a3b")
+    config["mlp_only_layers"] = bad
+    with pytest.raises(SpecError, match=r"config\.json: mlp_only_layers must be a list of layer indices"):
+        model_from_hf_config(write_config(tmp_path, config))

@@ -58,6 +58,16 @@ class HfConfig:
         """An optional integer field: None when absent or null."""
         return self.int_(key) if self.has(key) else None
 
+    def index_list(self, key: str) -> list[int]:
+        """A list of layer indices (non-negative integers); absent or null is empty."""
+        value = self.data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list) or any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in value):
+            raise SpecError(f"{self.path}: {key} must be a list of layer indices (non-negative integers)"
+                            f" (got {shown(value)})")
+        return list(value)
+
     def bool_(self, key: str, default: bool) -> bool:
         value = self.data.get(key, default)
         if value is None:
@@ -185,7 +195,7 @@ def _qwen2_moe_block(cfg: HfConfig) -> dict[str, Any]:
     moe_ffn = cfg.int_("moe_intermediate_size")
     shared_width = cfg.int_("shared_expert_intermediate_size", 0)
     step = cfg.int_("decoder_sparse_step", 1) or 1
-    dense = sorted(int(i) for i in cfg.data.get("mlp_only_layers") or [])
+    dense = sorted(cfg.index_list("mlp_only_layers"))
     if dense and (dense != list(range(len(dense))) or step > 1):
         raise SpecError(
             f"{cfg.path}: mlp_only_layers must be a leading range 0..k-1 with decoder_sparse_step 1"
