@@ -121,7 +121,8 @@ def test_unsupported_model_type_lists_supported(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as info:
         model_from_hf_config(path)
     message = str(info.value)
-    assert "'t5'" in message and "llama" in message and "deepseek_v3" in message and "mixtral" in message
+    assert "'t5'" in message and "llama" in message and "deepseek_v2/3" in message and "mixtral" in message
+    assert "qwen3[_moe]" in message and "glm4_moe" in message and "gpt_oss" in message and "kimi_k2" in message
 
 
 def test_wrong_type_names_key_and_value(tmp_path: Path) -> None:

@@ -301,6 +301,22 @@ IMPORTERS: dict[str, Callable[[HfConfig], dict[str, Any]]] = {
 }
 
 
+def supported_model_types() -> str:
+    """The importable ``model_type`` values, compactly: ``qwen2[_moe]`` for qwen2 and qwen2_moe, ``deepseek_v2/3``
+    for deepseek_v2 and deepseek_v3 (an error line stays short enough to read)."""
+    names = sorted(IMPORTERS)
+    merged = [f"{n}[_moe]" if f"{n}_moe" in IMPORTERS else n
+              for n in names if not (n.endswith("_moe") and n[:-4] in IMPORTERS)]
+    out: list[str] = []
+    for n in merged:
+        stem, digit = n.rstrip("0123456789"), n[len(n.rstrip("0123456789")):]
+        if digit and out and out[-1].startswith(stem) and out[-1][len(stem):].replace("/", "").isdigit():
+            out[-1] += f"/{digit}"
+        else:
+            out.append(n)
+    return ", ".join(out)
+
+
 def model_from_hf_config(path: Path, *, model_id: str | None = None) -> ModelArch:
     """Read a Hugging Face ``config.json`` into a ``ModelArch``.
 
@@ -320,12 +336,12 @@ def model_from_hf_dict(data: Mapping[str, Any], path: Path, *, model_id: str | N
     cfg = HfConfig(path, data)
     if "model_type" not in data:
         raise SpecError(
-            f"{path}: missing required key 'model_type' (supported: {', '.join(sorted(IMPORTERS))})"
+            f"{path}: missing required key 'model_type' (one of {supported_model_types()})"
         )
     importer = IMPORTERS.get(cfg.model_type)
     if importer is None:
         raise SpecError(
-            f"{path}: model_type: unsupported {shown(cfg.model_type)}; supported: {', '.join(sorted(IMPORTERS))}"
+            f"{path}: model_type {shown(cfg.model_type)} unsupported (one of {supported_model_types()})"
         )
     fields = importer(cfg)
     name = str(data.get("_name_or_path") or model_id or _model_id(path, data))
