@@ -121,3 +121,39 @@ def test_the_last_stages_lm_head_sets_the_pace_but_does_not_fill_the_bubble(cata
     step_delta = big.step_time_s[0] - small.step_time_s[0]
     others = (big.optimizer_s[0] - small.optimizer_s[0]) + (big.dp_comm_s[0] - small.dp_comm_s[0])
     assert step_delta - others == pytest.approx(big.head_s[0] - small.head_s[0], rel=1e-6)
+
+
+def test_one_stage_holds_every_parameter_once(catalog: Catalog, eff: EfficiencyTable) -> None:
+    # pp=1, tp=1, no sharding: 16-bit weights of every parameter, the untied LM head included
+    from fleetwise.perf.memory import WEIGHT_BYTES
+    from fleetwise.perf.model_math import param_counts
+
+    s = setup_for(catalog, eff, model="llama3-8b")
+    m = catalog.model("llama3-8b")
+    cols = training_step(Candidates.from_plans([TrainingPlan(tp=1, pp=1, dp=8, zero=0)]), s)
+    assert cols.memory.weights[0] == pytest.approx(WEIGHT_BYTES * param_counts(m).total(m), rel=1e-12)
+
+
+def test_pipeline_stages_split_the_embedding_and_the_head(catalog: Catalog, eff: EfficiencyTable) -> None:
+    # with pp > 1 the embedding sits on the first stage and the head on the last: the most loaded device
+    # holds one of them (plus its layers), never both
+    from fleetwise.perf.memory import WEIGHT_BYTES
+    from fleetwise.perf.model_math import param_counts
+
+    s = setup_for(catalog, eff, model="qwen2.5-7b")
+    m = catalog.model("qwen2.5-7b")
+    pc = param_counts(m)
+    cols = training_step(Candidates.from_plans([TrainingPlan(tp=1, pp=2, dp=4, zero=0)]), s)
+    stage_layers = (m.layers // 2) * pc.dense_layer
+    heavier_end = max(pc.embedding, pc.lm_head + pc.final_norm)
+    assert cols.memory.weights[0] == pytest.approx(WEIGHT_BYTES * (stage_layers + heavier_end))
+
+
+def test_published_mindspeed_qwen2_7b_plan_fits_a_64_gb_910b(catalog: Catalog, eff: EfficiencyTable) -> None:
+    # MindSpeed-LLM ran Qwen2-7B at TP1 PP2 DP4, 4K, micro-batch 1, no recompute, distributed optimizer on
+    # 64 GB 910B (README table, commit 01546f7): a memory model that rejects it is wrong, not cautious
+    job = TrainingJob(seq_len=4096, global_batch=256)
+    s = make_training_setup(catalog.model("qwen2.5-7b"), catalog.accelerator("huawei_ascend_910b"),
+                            catalog.system("huawei_atlas_900_a2_pod"), job, eff)
+    plan = TrainingPlan(tp=1, pp=2, dp=4, micro_batch=1, recompute="none", zero=1, sequence_parallel=False)
+    assert bool(training_step(Candidates.from_plans([plan]), s).memory.fits[0])

@@ -120,11 +120,16 @@ def activation_bytes_per_token(c: Candidates, s: TrainingSetup, moe_layer: bool)
 
 
 def training_memory(c: Candidates, s: TrainingSetup, layers_stage: FloatArray | None = None) -> MemoryColumns:
-    """Memory per device on the most loaded stage (the first stage holds the most micro-batches).
+    """Memory per device on the most loaded pipeline stage.
 
-    ``layers_stage`` overrides the layers held per stage (uneven splits of mixed fleets). The columns of
-    ``c`` may also be arrays that broadcast together (a grid of plans: layouts down one axis, knobs along
-    others); each term is then computed on the axes it depends on, by the same elementwise arithmetic.
+    The first stage holds the embedding and the most micro-batches in flight (1F1B: stage i holds pp - i,
+    Narayanan et al. 2021, Sec. 2.2; interleaved: pp + (pp-1)/vpp, Korthikanti et al. 2022, Sec. 4.2.3); the
+    last holds the LM head, the logits and their loss, and fewest micro-batches (one; (vpp-1)·pp + 1 chunks of
+    1/vpp of its layers interleaved). Each is priced on its own and the larger one is the device's need; with
+    pp = 1 the one stage holds all of them. ``layers_stage`` overrides the layers held per stage (uneven splits
+    of mixed fleets). The columns of ``c`` may also be arrays that broadcast together (a grid of plans:
+    layouts down one axis, knobs along others); each term is then computed on the axes it depends on, by the
+    same elementwise arithmetic.
     """
     m, pc = s.model, s.params
     tp = c.tp.astype(np.float64)
@@ -136,23 +141,26 @@ def training_memory(c: Candidates, s: TrainingSetup, layers_stage: FloatArray | 
     # params per device: layers of the stage (TP-sharded), embedding on the first stage, head on the last
     layer_local = layers_stage * (dense_frac * pc.dense_layer + moe_frac * pc.moe_layer_local) / tp
     experts = layers_stage * moe_frac * pc.moe_layer_experts / (c.ep * tp)
-    emb = pc.embedding / tp
-    head = np.where(pp > 1, pc.lm_head / tp, 0.0)  # with pp=1 the head sits on the same (only) stage
-    dense_params = np.asarray(layer_local + emb + head + (pc.mtp / tp) / pp)
+    body = layer_local + (pc.mtp / tp) / pp
+    emb, head = pc.embedding / tp, pc.lm_head / tp + pc.final_norm  # the final norm sits with the head
+    multi = pp > 1
     shard_dense = (c.dp * c.cp).astype(np.float64)
     shard_expert = np.maximum(shard_dense / c.ep, 1.0)
     gbytes = GRAD_BYTES_BY_DTYPE[s.job.grad_dtype]
-    wd, gd, od = _states_bytes(dense_params, shard_dense, c.zero, gbytes)
     we, ge, oe = _states_bytes(np.asarray(experts), shard_expert, c.zero, gbytes)
-    if s.job.lora_rank is not None:
+
+    def states(dense_params: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """(weights, gradients, optimiser) bytes of a stage holding ``dense_params`` besides its experts."""
+        wd, gd, od = _states_bytes(dense_params, shard_dense, c.zero, gbytes)
+        if s.job.lora_rank is None:
+            return np.asarray(wd + we), np.asarray(gd + ge), np.asarray(od + oe)
         # frozen base weights (fp8 when training in fp8), no base gradients or optimiser states;
         # adapters are ~0.1-1 % of the weights, counted as 2 % with their states
         wbytes = 1.0 if s.job.precision == "fp8" else WEIGHT_BYTES
         base = np.where(c.zero >= 3, (dense_params / shard_dense + experts / shard_expert),
                         dense_params + experts) * wbytes
-        wd, we = base, np.zeros_like(base)
-        gd = od = 0.02 * base * (GRAD_BYTES + OPTIMIZER_BYTES) / wbytes
-        ge = oe = np.zeros_like(base)
+        adapters = 0.02 * base * (GRAD_BYTES + OPTIMIZER_BYTES) / wbytes
+        return np.asarray(base), np.asarray(adapters), np.asarray(adapters)
 
     tokens_mb = (c.mbs * s.job.seq_len / c.cp).astype(np.float64)
     per_tok = dense_frac * activation_bytes_per_token(c, s, False)
@@ -161,22 +169,29 @@ def training_memory(c: Candidates, s: TrainingSetup, layers_stage: FloatArray | 
     layer_input = np.where(c.sp, 2.0 * m.hidden / tp, 2.0 * m.hidden)
     frac = np.where(c.recompute == 2, c.recompute_frac, 0.0)
     per_layer = tokens_mb * ((1.0 - frac) * per_tok + frac * layer_input)
-    # 1F1B: the first stage holds pp micro-batches in flight; interleaving adds (pp-1)/(pp·vpp)
-    # (Korthikanti et al. 2022, Sec. 4.2.3)
     n_micro = (s.job.global_batch / (c.dp * c.mbs)).astype(np.float64)
-    in_flight = np.minimum(pp, n_micro) * np.where(c.vpp > 1, 1.0 + (pp - 1.0) / (pp * c.vpp), 1.0)
-    working = tokens_mb * per_tok  # one layer fully materialised while it is recomputed
-    acts = per_layer * layers_stage * in_flight + np.where(frac > 0, working, 0.0)
-    # logits and their fp32 copy for the loss, on the last stage (the first when pp=1)
+    interleaved = c.vpp > 1
+    in_flight_first = np.minimum(pp, n_micro) * np.where(interleaved, 1.0 + (pp - 1.0) / (pp * c.vpp), 1.0)
+    in_flight_last = np.minimum(n_micro, np.where(interleaved, ((c.vpp - 1.0) * pp + 1.0) / c.vpp, 1.0))
+    working = np.where(frac > 0, tokens_mb * per_tok, 0.0)  # one layer fully materialised while it is recomputed
+    layer_acts = per_layer * layers_stage
+    # logits and their fp32 copy for the loss, on the last stage (the only one when pp=1)
     logits = tokens_mb * m.vocab / tp * 6.0
     # one value per row; on a grid of plans one value that broadcasts
     reserved = np.full(len(c) if c.tp.ndim == 1 else (1,) * c.tp.ndim, RESERVED_BYTES)
+
+    w1, g1, o1 = states(np.asarray(body + emb + np.where(multi, 0.0, head)))
+    a1 = layer_acts * in_flight_first + working
+    l1 = np.where(multi, 0.0, logits)
+    w2, g2, o2 = states(np.asarray(body + head))
+    a2 = layer_acts * in_flight_last + working
+    last = multi & (w2 + g2 + o2 + a2 + logits > w1 + g1 + o1 + a1 + l1)
     return MemoryColumns(
-        weights=np.asarray(wd + we),
-        gradients=np.asarray(gd + ge),
-        optimizer=np.asarray(od + oe),
-        activations=np.asarray(acts),
-        logits=np.asarray(logits),
+        weights=np.asarray(np.where(last, w2, w1)),
+        gradients=np.asarray(np.where(last, g2, g1)),
+        optimizer=np.asarray(np.where(last, o2, o1)),
+        activations=np.asarray(np.where(last, a2, a1)),
+        logits=np.asarray(np.where(last, logits, l1)),
         reserved=reserved,
         capacity=s.accel.hbm_bytes,
     )
