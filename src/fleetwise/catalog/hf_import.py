@@ -239,15 +239,20 @@ def _deepseek(cfg: HfConfig) -> dict[str, Any]:
         "mtp_modules": cfg.int_("num_nextn_predict_layers", 0),
     }
     if cfg.int_("n_routed_experts", 0):
-        out["moe"] = {
-            "experts": cfg.int_("n_routed_experts"),
-            "shared_experts": cfg.int_("n_shared_experts", 0),
-            "top_k": cfg.int_("num_experts_per_tok"),
-            "moe_ffn_hidden": cfg.int_("moe_intermediate_size"),
-            "dense_layers": cfg.int_("first_k_dense_replace", 0),
-            "layer_step": cfg.int_("moe_layer_freq", 1) or 1,
-        }
+        out["moe"] = {**_routed_and_shared(cfg), "layer_step": cfg.int_("moe_layer_freq", 1) or 1}
     return out
+
+
+def _routed_and_shared(cfg: HfConfig) -> dict[str, Any]:
+    """The DeepSeek-style expert keys (GLM-4.5 reuses them): routed + shared experts after
+    ``first_k_dense_replace`` dense layers."""
+    return {
+        "experts": cfg.int_("n_routed_experts"),
+        "shared_experts": cfg.int_("n_shared_experts", 0),
+        "top_k": cfg.int_("num_experts_per_tok"),
+        "moe_ffn_hidden": cfg.int_("moe_intermediate_size"),
+        "dense_layers": cfg.int_("first_k_dense_replace", 0),
+    }
 
 
 def _glm4_moe(cfg: HfConfig) -> dict[str, Any]:
@@ -258,13 +263,7 @@ def _glm4_moe(cfg: HfConfig) -> dict[str, Any]:
     out["ffn_hidden"] = cfg.int_("intermediate_size")
     out["mtp_modules"] = cfg.int_("num_nextn_predict_layers", 0)
     if cfg.int_("n_routed_experts", 0):
-        out["moe"] = {
-            "experts": cfg.int_("n_routed_experts"),
-            "shared_experts": cfg.int_("n_shared_experts", 0),
-            "top_k": cfg.int_("num_experts_per_tok"),
-            "moe_ffn_hidden": cfg.int_("moe_intermediate_size"),
-            "dense_layers": cfg.int_("first_k_dense_replace", 0),
-        }
+        out["moe"] = _routed_and_shared(cfg)
     return out
 
 
