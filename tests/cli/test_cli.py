@@ -54,6 +54,20 @@ def test_explain_prints_the_breakdown(capsys: pytest.CaptureFixture[str]) -> Non
                        "--tp", "8", "--pp", "4", "--dp", "2", "--vpp", "5", "--json")
     data = json.loads(out)["results"]["rows"][0]
     assert code == 0 and set(data["breakdown_s"]) >= {"compute_s", "tp_comm_s", "bubble_s", "dp_comm_s"}
+    assert data["memory_stage"] == "first" and data["memory_gb"]["logits"] == 0.0
+
+
+def test_explain_says_which_pipeline_stage_holds_the_most_memory(capsys: pytest.CaptureFixture[str]) -> None:
+    # a 152K vocabulary at 2 x 8K tokens with full recompute: the last stage's logits outweigh the first's
+    # activations in flight
+    args = ["explain", "train", "--model", "qwen2.5-7b", "--hardware", "nvidia_h100_sxm", "--tp", "1", "--pp", "2",
+            "--dp", "4", "--mbs", "2", "--recompute", "full", "--zero", "1", "--seq-len", "8192",
+            "--global-batch", "64"]
+    code, out, _ = run(capsys, *args)
+    assert code == 0 and "on the last pipeline stage (LM head, logits and loss)" in out
+    code, out, _ = run(capsys, *args, "--json")
+    row = json.loads(out)["results"]["rows"][0]
+    assert row["memory_stage"] == "last" and row["memory_gb"]["logits"] > row["memory_gb"]["activations"]
 
 
 def test_malformed_case_file_is_one_clear_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

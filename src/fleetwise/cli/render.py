@@ -125,7 +125,9 @@ def plan_result(s: Study) -> None:
         tier = r["comm_tiers"].get(tier_of.get(k, ""), "")
         print(f"  {k:<14} {v:10.4f}  {share:5.1f}%  {tier}")
     print("\nconstants used: " + ", ".join(f"{k}={v}" for k, v in r["constants"].items()))
-    print(f"\nmemory per device (GB), {r['memory_per_device_gb']:.1f} of {r['memory_capacity_gb']:.0f}:")
+    where = {"first": ", on the first pipeline stage (embedding, most micro-batches in flight)",
+             "last": ", on the last pipeline stage (LM head, logits and loss)"}.get(r.get("memory_stage", ""), "")
+    print(f"\nmemory per device (GB), {r['memory_per_device_gb']:.1f} of {r['memory_capacity_gb']:.0f}{where}:")
     for k, v in r["memory_gb"].items():
         print(f"  {k:<14} {v:10.2f}")
 

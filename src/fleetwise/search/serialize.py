@@ -22,11 +22,20 @@ def plan_dict(r: PlanResult) -> dict[str, Any]:
         "days": None if r.days is None else round(r.days, 4),
         "breakdown_s": {k: round(v, 6) for k, v in r.breakdown_s.items()},
         "memory_gb": {k: round(v / GB, 4) for k, v in r.memory_bytes.items()},
+        "memory_stage": memory_stage(r),
         "comm_tiers": r.comm_tiers,
         "constants": r.constants,
         "energy": None if r.energy is None else _energy_dict(r.energy),
         "intervals": {k: v.to_json() for k, v in r.intervals().items()},  # central 80 % (perf/data/intervals.yaml)
     }
+
+
+def memory_stage(r: PlanResult) -> str:
+    """The pipeline stage whose memory ``memory_gb`` shows (perf.memory prices the first and the last and keeps
+    the larger): "only" with pp = 1, "last" when it holds the logits, else "first"."""
+    if r.plan.pp == 1:
+        return "only"
+    return "last" if r.memory_bytes.get("logits", 0.0) > 0 else "first"
 
 
 def ties(plans: list[PlanResult]) -> list[bool]:
