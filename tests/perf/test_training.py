@@ -157,3 +157,20 @@ def test_published_mindspeed_qwen2_7b_plan_fits_a_64_gb_910b(catalog: Catalog, e
                             catalog.system("huawei_atlas_900_a2_pod"), job, eff)
     plan = TrainingPlan(tp=1, pp=2, dp=4, micro_batch=1, recompute="none", zero=1, sequence_parallel=False)
     assert bool(training_step(Candidates.from_plans([plan]), s).memory.fits[0])
+
+
+def test_lora_adapters_are_rank_r_pairs_beside_every_weight_matrix(catalog: Catalog, eff: EfficiencyTable) -> None:
+    # Llama-2-70B (hidden 8192, 8 KV heads of 128, FFN 28672), rank 16: A (r x k) and B (n x r) beside QKV
+    # (8192 -> 10240), O (8192 -> 8192), gate+up (8192 -> 2 x 28672) and down (28672 -> 8192) in each of 80 layers
+    from fleetwise.perf.memory import GRAD_BYTES, OPTIMIZER_BYTES
+    from fleetwise.perf.model_math import lora_params_per_layer
+
+    m = catalog.model("llama2-70b")
+    per_layer = 16 * ((8192 + 10240) + (8192 + 8192) + (8192 + 2 * 28672) + (28672 + 8192))
+    assert lora_params_per_layer(m, 16) == (per_layer, 0.0)
+    job = TrainingJob(seq_len=4096, global_batch=8, lora_rank=16)
+    s = make_training_setup(m, catalog.accelerator("nvidia_h100_sxm"), catalog.system("nvidia_dgx_h100_h200"), job, eff)
+    mem = training_step(Candidates.from_plans([TrainingPlan(tp=1, pp=1, dp=8, zero=0)]), s).memory
+    # the frozen base has no gradients or optimiser states: only the adapters' (fp32 gradients, Adam)
+    assert mem.gradients[0] == pytest.approx(GRAD_BYTES * 80 * per_layer)
+    assert mem.optimizer[0] == pytest.approx(OPTIMIZER_BYTES * 80 * per_layer)

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fleetwise.perf.candidates import Candidates
-from fleetwise.perf.model_math import attention_dims
+from fleetwise.perf.model_math import attention_dims, lora_params_per_layer
 
 if TYPE_CHECKING:
     from fleetwise.perf.setup import TrainingSetup
@@ -149,18 +149,24 @@ def training_memory(c: Candidates, s: TrainingSetup, layers_stage: FloatArray | 
     gbytes = GRAD_BYTES_BY_DTYPE[s.job.grad_dtype]
     we, ge, oe = _states_bytes(np.asarray(experts), shard_expert, c.zero, gbytes)
 
+    if s.job.lora_rank is not None:
+        # adapters beside every weight matrix of the stage's layers (model_math.lora_params_per_layer), sharded
+        # with their base matrices: their own 16-bit weights, fp32 gradients and Adam states
+        lora_dense, lora_experts = lora_params_per_layer(m, s.job.lora_rank)
+        adapter_params = layers_stage * (lora_dense / tp + lora_experts / (c.ep * tp))
+        aw, ag, ao = _states_bytes(np.asarray(adapter_params), shard_dense, c.zero, GRAD_BYTES)
+
     def states(dense_params: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
         """(weights, gradients, optimiser) bytes of a stage holding ``dense_params`` besides its experts."""
         wd, gd, od = _states_bytes(dense_params, shard_dense, c.zero, gbytes)
         if s.job.lora_rank is None:
             return np.asarray(wd + we), np.asarray(gd + ge), np.asarray(od + oe)
-        # frozen base weights (fp8 when training in fp8), no base gradients or optimiser states;
-        # adapters are ~0.1-1 % of the weights, counted as 2 % with their states
+        # LoRA: frozen base weights (fp8 when training in fp8) without gradients or optimiser states, and
+        # the adapters with theirs
         wbytes = 1.0 if s.job.precision == "fp8" else WEIGHT_BYTES
         base = np.where(c.zero >= 3, (dense_params / shard_dense + experts / shard_expert),
                         dense_params + experts) * wbytes
-        adapters = 0.02 * base * (GRAD_BYTES + OPTIMIZER_BYTES) / wbytes
-        return np.asarray(base), np.asarray(adapters), np.asarray(adapters)
+        return np.asarray(base + aw), np.asarray(ag), np.asarray(ao)
 
     tokens_mb = (c.mbs * s.job.seq_len / c.cp).astype(np.float64)
     per_tok = dense_frac * activation_bytes_per_token(c, s, False)

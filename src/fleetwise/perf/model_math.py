@@ -78,6 +78,24 @@ def mlp_gemms(m: ModelArch, ffn: int, prefix: str = "mlp", experts: int = 1, top
     ]
 
 
+def lora_params_per_layer(m: ModelArch, rank: int) -> tuple[float, float]:
+    """(dense, routed-expert) LoRA adapter parameters of an average layer: a rank-``rank`` pair A (r x k) and
+    B (n x r) beside every weight matrix, r (k + n) each (Hu et al. 2021, Sec. 4.1); adapting every linear
+    layer, routed experts included, is the upper bound (most recipes adapt attention only, a few % of this).
+    The router is not adapted. Dense and MoE layers are averaged by their share, as ``ParamCounts``."""
+    def pairs(gemms: list[Gemm]) -> float:
+        return float(sum(rank * (g.k + g.n) * g.experts for g in gemms if g.name != "router"))
+
+    dense_share = m.n_dense_layers / m.layers
+    dense = dense_share * pairs(dense_layer_gemms(m)) if m.n_dense_layers else 0.0
+    experts = 0.0
+    if m.n_moe_layers:
+        local, routed = moe_layer_gemms(m)
+        dense += (1.0 - dense_share) * pairs(local)
+        experts = (1.0 - dense_share) * pairs(routed)
+    return dense, experts
+
+
 def dense_layer_gemms(m: ModelArch) -> list[Gemm]:
     assert m.ffn_hidden is not None
     return attention_gemms(m) + mlp_gemms(m, m.ffn_hidden)
