@@ -165,3 +165,25 @@ def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) 
 
     code, out, _ = run(capsys, "--help")
     assert code == 0 and all(f"    {c} " in out for c in COMMANDS)
+
+
+def test_lora_rank_is_honoured_by_plan_explain_and_refused_by_emit(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    base = ["--model", "llama2-7b", "--hardware", "nvidia_h100_sxm", "--seq-len", "4096", "--global-batch", "64"]
+    plan = ["--tp", "1", "--pp", "1", "--dp", "8", "--zero", "1", "--recompute", "full"]
+    code, out, _ = run(capsys, "explain", "train", *base, *plan, "--json")
+    full = json.loads(out)["results"]["rows"][0]
+    code_l, out_l, _ = run(capsys, "explain", "train", *base, *plan, "--lora-rank", "16", "--json")
+    study = json.loads(out_l)
+    lora = study["results"]["rows"][0]
+    assert code == code_l == 0 and study["inputs"]["lora_rank"] == 16
+    # frozen base: only the adapters carry gradients and Adam states; no weight-gradient GEMMs, so a faster step
+    assert lora["memory_gb"]["gradients"] < 0.05 * full["memory_gb"]["gradients"]
+    assert lora["step_time_s"] < full["step_time_s"]
+    saved = tmp_path / "lora.json"
+    saved.write_text(out_l)
+    code, _, err = run(capsys, "emit", "--plan", str(saved), "--target", "mindspeed-llm")
+    assert code == 2 and "LoRA fine-tune (lora_rank 16)" in err and "pre-training launch files only" in err
+    code, _, err = run(capsys, "plan", "train", "--model", "llama2-7b", "--hardware",
+                       "huawei_ascend_910b:8,nvidia_h20:8", "--lora-rank", "16")
+    assert code == 2 and "lora_rank (--lora-rank) does not apply here" in err

@@ -58,10 +58,12 @@ def training_setup(
     sites: int = 1,
     site_link: SiteLink | None = None,
     attention_kernel: str = "flash",
+    lora_rank: int | None = None,
 ) -> TrainingSetup:
     """Resolve ids into a ``TrainingSetup``. ``global_batch`` defaults to ~4M tokens per step.
 
-    ``sites`` > 1 spreads the data-parallel replicas over that many data centres joined by ``site_link``.
+    ``sites`` > 1 spreads the data-parallel replicas over that many data centres joined by ``site_link``;
+    ``lora_rank`` makes the job a LoRA fine-tune (base weights frozen, adapters of that rank).
     """
     catalog = catalog or load_catalog()
     m = resolve_model(catalog, model)
@@ -74,7 +76,7 @@ def training_setup(
         global_batch, basis = default_global_batch(seq_len, chips)
     job = validated(TrainingJob, "job", dict(seq_len=seq_len, global_batch=global_batch, precision=precision,
                                              tokens=tokens, attention_kernel=attention_kernel,
-                                             global_batch_basis=basis))
+                                             lora_rank=lora_rank, global_batch_basis=basis))
     return make_training_setup(m, accel, sys_, job, sites=sites, site_link=site_link)
 
 
@@ -102,12 +104,13 @@ def plan_training(
     sites: int = 1,
     site_link: SiteLink | None = None,
     attention_kernel: str = "flash",
+    lora_rank: int | None = None,
 ) -> TrainingSearch:
     """Search every parallel plan of ``model`` on ``chips`` accelerators; the fastest feasible first."""
     _check_chips(chips)
     setup = training_setup(model, hardware, system=system, seq_len=seq_len, global_batch=global_batch,
                            precision=precision, tokens=tokens, chips=chips, catalog=catalog, sites=sites,
-                           site_link=site_link, attention_kernel=attention_kernel)
+                           site_link=site_link, attention_kernel=attention_kernel, lora_rank=lora_rank)
     result = search_training(setup, SearchSpace(chips=chips, pinned=dict(pinned or {})), top=top, progress=progress,
                              objective=objective)
     if not result.best:
@@ -134,11 +137,12 @@ def explain_training(
     sites: int = 1,
     site_link: SiteLink | None = None,
     attention_kernel: str = "flash",
+    lora_rank: int | None = None,
 ) -> PlanResult:
     """One plan's prediction with its breakdown, or ``InfeasibleError`` naming the rule that rejects it."""
     setup = training_setup(model, hardware, system=system, seq_len=seq_len, global_batch=global_batch,
                            precision=precision, tokens=tokens, chips=plan.chips, catalog=catalog, sites=sites,
-                           site_link=site_link, attention_kernel=attention_kernel)
+                           site_link=site_link, attention_kernel=attention_kernel, lora_rank=lora_rank)
     return evaluate_plan(setup, plan)
 
 
@@ -191,6 +195,7 @@ def match_training(
     tokens: float | None = None,
     attention_kernel: str = "flash",
     progress: ProgressFn | None = None,
+    lora_rank: int | None = None,
 ) -> MatchResult:
     """Smallest number of ``ours`` (in steps of a node) whose best plan is at least as fast as theirs.
 
@@ -207,7 +212,8 @@ def match_training(
     catalog.accelerator(ours, "ours")  # an unknown id fails before the reference search
     gbs = global_batch or default_global_batch(seq_len, their_chips)[0]
     common: dict[str, Any] = {"seq_len": seq_len, "global_batch": gbs, "precision": precision, "tokens": tokens,
-                              "attention_kernel": attention_kernel, "top": 1, "catalog": catalog}
+                              "attention_kernel": attention_kernel, "lora_rank": lora_rank, "top": 1,
+                              "catalog": catalog}
     ref = plan_training(model, theirs, their_chips, system=their_system, **common).best[0]
     our_sys = catalog.system(system) if system else catalog.default_system(ours)
     their_sys = catalog.system(their_system) if their_system else catalog.default_system(theirs)

@@ -43,6 +43,9 @@ def _job_args(p: argparse.ArgumentParser, chips: bool = True, hardware: bool = T
     p.add_argument("--attention-kernel", choices=["flash", "unfused"],
                    help="flash (default), or unfused: the score matrix is materialised (stacks without a flash "
                         "kernel)")
+    p.add_argument("--lora-rank", type=positive_int,
+                   help="LoRA fine-tune: base weights frozen, rank-r adapters beside every weight matrix "
+                        "(default: full training)")
     p.add_argument("--sites", type=positive_int,
                    help="spread the data-parallel replicas over this many data-centre sites (default 1)")
     p.add_argument("--site-link-gbit", type=positive_float, help="line rate between sites, Gbit/s")

@@ -37,6 +37,9 @@ def job_line(s: Study) -> str:
         extra.append(f"{i['sites']} sites over {i.get('site_link_gbit')} Gbit/s, RTT {i.get('site_link_rtt_ms')} ms")
     if i.get("tokens"):
         extra.append(f"{i['tokens']:.3g} tokens in all")
+    if i.get("lora_rank"):
+        extra.append(f"LoRA fine-tune, rank {i['lora_rank']} (base weights frozen; MFU counts forward +"
+                     " activation gradients)")
     model = i.get("model_id") or i.get("model")
     return (f"{model} on {chips}{where}{sys_}: seq {i['seq_len']}, global batch {i['global_batch']} "
             f"({i['global_batch_rule']}; {i['tokens_per_step'] / 2**20:.2f}M tokens/step), {i['precision']}, "

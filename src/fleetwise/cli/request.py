@@ -21,7 +21,7 @@ SERVE_PLAN = {"tp": "tp", "pp": "pp", "dp": "dp", "ep": "ep", "replicas": "repli
               "token_budget": "token_budget", "prefill_replicas": "prefill_replicas",
               "weights": "weight_precision", "kv": "kv_precision"}
 TRAIN_JOB = ("model", "hardware", "system", "seq_len", "global_batch", "precision", "tokens", "attention_kernel",
-             "sites", "site_link_gbit", "site_link_rtt_ms")
+             "lora_rank", "sites", "site_link_gbit", "site_link_rtt_ms")
 TRAIN_ROWS = ("plan_train", "explain_train", "power_train", "compare_train", "match_train")
 SERVE_ROWS = ("plan_serve", "explain_serve", "simulate")
 

@@ -115,6 +115,10 @@ def training_context(study: StudyLike, row: int, target: str, catalog: Catalog |
     cat = catalog or load_catalog()
     r, plan, model, accel, system = study_plan_and_specs(study, row, target, TRAIN_KINDS, TrainingPlan, cat)
     inp = study.inputs
+    if inp.get("lora_rank"):
+        raise SpecError(f"study {study.id}: a LoRA fine-tune (lora_rank {inp['lora_rank']}); emit writes pre-training"
+                        " launch files only (MindSpeed-LLM's --lora-r/--lora-alpha/--lora-target-modules and its"
+                        " fine-tuning entry point are not emitted)")
     seq = int(inp.get("seq_len") or 4096)
     gbs = inp.get("global_batch")
     if gbs is None:

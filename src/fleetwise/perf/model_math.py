@@ -211,6 +211,9 @@ def attention_flops_per_token(m: ModelArch, seq_len: int, causal: bool = False) 
     return flops * (0.5 if causal and window == seq_len else 1.0)
 
 
-def model_flops_per_token(m: ModelArch, seq_len: int) -> float:
-    """Training model FLOPs per token (forward + backward = 3x forward, no recompute)."""
-    return 3.0 * (gemm_flops_per_token(m) + attention_flops_per_token(m, seq_len))
+def model_flops_per_token(m: ModelArch, seq_len: int, lora: bool = False) -> float:
+    """Training model FLOPs per token (forward + backward = 3x forward, no recompute). With ``lora`` the frozen
+    weights get no weight gradient: the GEMMs cost forward + activation gradient (2x forward), attention still
+    3x (its backward has no weights); the rank-r adapters' own FLOPs are negligible and not counted."""
+    gemm_factor = 2.0 if lora else 3.0
+    return gemm_factor * gemm_flops_per_token(m) + 3.0 * attention_flops_per_token(m, seq_len)

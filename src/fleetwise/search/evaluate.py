@@ -29,7 +29,7 @@ from fleetwise.energy.training import (
 from fleetwise.errors import InfeasibleError, SpecError
 from fleetwise.perf.candidates import Candidates
 from fleetwise.perf.intervals import Interval, intervals_of
-from fleetwise.perf.model_math import model_flops_per_token
+from fleetwise.perf.model_math import attention_flops_per_token, gemm_flops_per_token, model_flops_per_token
 from fleetwise.perf.training import ASSUMPTIONS, StepColumns, TrainingSetup, training_step
 from fleetwise.plan import TrainingJob, TrainingPlan
 from fleetwise.progress import ProgressFn
@@ -104,9 +104,10 @@ def _metrics(c: Candidates, cols: StepColumns, s: TrainingSetup) -> dict[str, Fl
     step = cols.step_time_s
     chips = c.chips.astype(np.float64)
     tokens = float(s.job.tokens_per_step)
-    model_flops = model_flops_per_token(s.model, s.job.seq_len) * tokens
+    model_flops = model_flops_per_token(s.model, s.job.seq_len, lora=s.job.lora_rank is not None) * tokens
     # hardware FLOPs add recomputed forward work: full recompute re-runs layers (Narayanan et al. 2021, Eq. 3)
-    layer_fwd = model_flops / 3.0 - 2.0 * s.model.vocab * s.model.hidden * tokens  # forward minus the LM head
+    forward = (gemm_flops_per_token(s.model) + attention_flops_per_token(s.model, s.job.seq_len)) * tokens
+    layer_fwd = forward - 2.0 * s.model.vocab * s.model.hidden * tokens  # forward minus the LM head
     extra = np.where(c.recompute == 2, c.recompute_frac * layer_fwd, 0.0)
     peak = s.accel.peak_flops(s.job.precision)
     return {

@@ -19,7 +19,7 @@ from fleetwise.plan import TrainingPlan
 from fleetwise.progress import ProgressFn
 from fleetwise.study import Study
 
-JOB_KEYS = ("system", "seq_len", "global_batch", "precision", "tokens", "attention_kernel", "sites",
+JOB_KEYS = ("system", "seq_len", "global_batch", "precision", "tokens", "attention_kernel", "lora_rank", "sites",
             "site_link_gbit", "site_link_rtt_ms")
 PRECISIONS = ("bf16", "fp16", "fp8", "fp32", "tf32")
 PLAN_FIELDS = tuple(TrainingPlan.model_fields)
@@ -55,7 +55,7 @@ def _job(r: Inputs, *, system: bool = True, sites: bool = True) -> dict[str, Any
                           "precision": r.text("precision", "bf16", choices=PRECISIONS),
                           "attention_kernel": r.text("attention_kernel", "flash", choices=("flash", "unfused"))}
     for k, v in (("global_batch", r.whole("global_batch")), ("tokens", r.number("tokens")),
-                 ("system", r.text("system") if system else None)):
+                 ("lora_rank", r.whole("lora_rank")), ("system", r.text("system") if system else None)):
         if v is not None:
             kw[k] = v
     if sites:
@@ -92,7 +92,8 @@ def _echo_job(setup: Any, kw: Mapping[str, Any], model: str) -> dict[str, Any]:
             "global_batch_rule": "given" if "global_batch" in kw else setup.job.global_batch_basis,
             "tokens_per_step": setup.job.seq_len * setup.job.global_batch,
             "precision": setup.job.precision, "tokens": setup.job.tokens,
-            "attention_kernel": setup.job.attention_kernel, "sites": kw.get("sites", 1),
+            "attention_kernel": setup.job.attention_kernel, "lora_rank": setup.job.lora_rank,
+            "sites": kw.get("sites", 1),
             "site_link_gbit": None if link is None else link.gbit_per_s,
             "site_link_rtt_ms": None if link is None else link.rtt_ms}
 
