@@ -148,3 +148,15 @@ def test_backends_give_identical_rows(tmp_path: Path, catalog: Catalog, ray_clus
     assert pool.computed == ray_rows.computed == len(g) == 8
     assert _strip(serial.rows) == _strip(pool.rows) == _strip(ray_rows.rows)
     assert any(r["status"] == "ok" for r in serial.rows)
+
+
+def test_a_lora_workload_is_a_fine_tune_and_its_rank_a_whole_number(tmp_path: Path, catalog: Catalog) -> None:
+    with pytest.raises(SpecError, match=r"workloads\[0\]\.lora_rank must be a whole number"):
+        parse_grid({**SMALL, "workloads": [{"name": "ft", "seq_len": 2048, "lora_rank": 8.5}]}, "g.yaml", catalog)
+    g = parse_grid({"kind": "train", "workloads": [{"name": "full", "seq_len": 2048},
+                                                   {"name": "ft", "seq_len": 2048, "lora_rank": 16}],
+                    "models": ["gpt3-350m"], "hardware": ["nvidia_h100_sxm"], "chips": [2]}, "g.yaml", catalog)
+    rows = {r["workload"]: r for r in run_sweep(g, tmp_path / "ft.parquet", backend="serial").rows}
+    # no weight gradients or optimiser states for the frozen base: less memory per device
+    assert rows["ft"]["status"] == rows["full"]["status"] == "ok"
+    assert rows["ft"]["memory_per_device_gb"] < rows["full"]["memory_per_device_gb"]

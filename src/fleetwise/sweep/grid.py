@@ -25,7 +25,7 @@ from fleetwise.study import canonical_json
 MAX_WITHOUT_YES = 100_000
 KINDS = ("train", "serve")
 OBJECTIVES = {"train": ("time", "energy", "cost", "carbon"), "serve": ("cost", "time", "energy")}
-TRAIN_WORKLOAD_KEYS = {"name", "seq_len", "global_batch", "precision", "tokens", "attention_kernel"}
+TRAIN_WORKLOAD_KEYS = {"name", "seq_len", "global_batch", "precision", "tokens", "attention_kernel", "lora_rank"}
 SERVE_WORKLOAD_KEYS = {"name", "input_tokens", "output_tokens", "ttft_ms", "tpot_ms", "percentile"}
 TOP_KEYS = {"kind", "models", "hardware", "systems", "chips", "workloads", "objectives", "scenarios", "top",
             "pinned", "name"}
@@ -145,6 +145,8 @@ def _workloads(data: Mapping[str, Any], kind: str, where: str) -> dict[str, dict
             if k not in ("precision", "attention_kernel") and (not isinstance(v, (int, float)) or isinstance(v, bool)
                                                                or v <= 0):
                 raise SpecError(f"{where}: workloads[{i}].{k} must be a positive number (got {v!r:.40})")
+            if k in ("lora_rank", "seq_len", "global_batch") and not isinstance(v, int):
+                raise SpecError(f"{where}: workloads[{i}].{k} must be a whole number (got {v!r:.40})")
         if kind == "serve":
             missing = sorted({"input_tokens", "output_tokens", "ttft_ms", "tpot_ms"} - set(settings))
             if missing:

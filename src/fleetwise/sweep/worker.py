@@ -60,7 +60,8 @@ def _train(sc: dict[str, Any]) -> dict[str, Any]:
         raise FleetwiseError(f"seq_len {seq} exceeds {m.id}'s max_seq {m.max_seq}")
     gbs = int(wl.get("global_batch") or default_global_batch(seq, chips))  # the library's default rule
     job = TrainingJob(seq_len=seq, global_batch=gbs, precision=wl.get("precision", "bf16"),
-                      tokens=wl.get("tokens"), attention_kernel=wl.get("attention_kernel", "flash"))
+                      tokens=wl.get("tokens"), attention_kernel=wl.get("attention_kernel", "flash"),
+                      lora_rank=wl.get("lora_rank"))
     setup = make_training_setup(m, accel, system, job, eff=eff, calibration=cal)
     res = search_training(setup, SearchSpace(chips=chips, pinned=dict(sc.get("pinned") or {})), top=int(sc["top"]),
                           objective=sc["objective"])
