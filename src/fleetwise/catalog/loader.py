@@ -241,9 +241,6 @@ class Catalog:
                 "fabrics": self.fabrics, "models": self.models}[kind]
 
 
-_KIND_FOLDER = {"accelerator": "accelerators", "system": "systems", "fabric": "fabrics", "model": "models"}
-
-
 @functools.cache
 def not_modelled() -> dict[str, dict[str, str]]:
     """Reference entries the bundled catalog leaves out, with the reason, by catalog folder
@@ -255,12 +252,21 @@ def not_modelled() -> dict[str, dict[str, str]]:
     return {str(k): {str(i): str(r) for i, r in v.items()} for k, v in data.items() if isinstance(v, dict)}
 
 
+def left_out(id_: object, kind: str | None = None) -> tuple[str, str] | None:
+    """(kind, reason) when ``id_`` is a reference entry the bundled catalog leaves out on purpose; ``kind``
+    ("model", "accelerator", ...) limits the search to that catalog folder."""
+    for folder, ids in not_modelled().items():
+        if (kind is None or folder == f"{kind}s") and isinstance(id_, str) and id_ in ids:
+            return folder.removesuffix("s"), ids[id_]
+    return None
+
+
 def _lookup(table: Mapping[str, S], kind: str, id_: str, field: str | None) -> S:
     try:
         return table[id_]
     except KeyError:
-        reason = not_modelled().get(_KIND_FOLDER.get(kind, kind), {}).get(id_) if isinstance(id_, str) else None
-        raise UnknownIdError(kind, id_, sorted(table), field, reason) from None
+        hit = left_out(id_, kind)
+        raise UnknownIdError(kind, id_, sorted(table), field, hit[1] if hit else None) from None
 
 
 def _iter_entry_files(folder: Path, kind: str) -> Iterable[Path]:

@@ -10,7 +10,7 @@ import argparse
 import json
 from typing import Any
 
-from fleetwise.catalog.loader import Catalog, not_modelled
+from fleetwise.catalog.loader import Catalog, left_out
 from fleetwise.errors import UnknownIdError
 from fleetwise.study import Study
 
@@ -233,9 +233,9 @@ def catalog(cat: Catalog, args: argparse.Namespace) -> None:
             print(json.dumps(found.model_dump(exclude_none=True), indent=2))
             return
     known = sorted(k for kind in ("accelerators", "systems", "fabrics", "models") for k in cat.kind(kind))
-    for kind, ids in not_modelled().items():  # a reference entry left out on purpose: say why
-        if args.id in ids:
-            raise UnknownIdError(kind.removesuffix("s"), args.id, known, not_modelled=ids[args.id])
+    hit = left_out(args.id)  # a reference entry left out on purpose: say why
+    if hit is not None:
+        raise UnknownIdError(hit[0], args.id, known, not_modelled=hit[1])
     raise UnknownIdError("catalog", args.id, known)
 
 
